@@ -1,0 +1,1 @@
+"""Composition root: the farl CLI, the mocked sim graph, launch and config installation."""

@@ -1,0 +1,81 @@
+"""The farl graph of a task config, as data: which node classes run, with which parameters and topics.
+
+Both hosts read this one description: `farl sim` instantiates the classes in process, and the
+launch files start the same classes as ROS 2 executables with these parameters and remappings,
+so nothing is configured twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from farl_common.config import FarlConfig
+from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
+from farl_common.runtime.node import Node
+from farl_robot.sim_robot_node import SimRobotNode, SimRobotParams
+from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
+from farl_sim.tasks import get_task
+
+
+@dataclass
+class NodeSpec:
+    package: str
+    executable: str
+    node_class: type[Node]
+    params: Any
+    topics: dict[str, str]
+    """The node's short topic names -> graph topics (remappings under ROS)."""
+
+    @property
+    def name(self) -> str:
+        return self.node_class.name
+
+    def ros_parameters(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.params)
+
+    def remappings(self) -> list[tuple[str, str]]:
+        used = {i.topic for i in self.node_class.inputs if hasattr(i, "topic")}
+        used |= {t for i in self.node_class.inputs for t in getattr(i, "topics", ())}
+        used |= {o.topic for o in self.node_class.outputs}
+        return sorted((short, full) for short, full in self.topics.items() if short in used)
+
+
+def bag_dir(cfg: FarlConfig) -> str:
+    return cfg.recorder.out_dir.replace("{task}", cfg.task)
+
+
+def graph_spec(
+    cfg: FarlConfig, episodes: int | None = None, seed: int | None = None, run_id: str = ""
+) -> list[NodeSpec]:
+    """The nodes of the graph `cfg` describes, recorder first (it must see each episode's start)."""
+    get_task(cfg.task)  # an unknown task fails here, before anything starts
+    if cfg.robot.backend != "sim":
+        raise ValueError(f"robot.backend {cfg.robot.backend!r}: only the sim robot is available in this release")
+    if cfg.policy.kind != "scripted":
+        raise ValueError("policy.kind 'learned' needs the learning stack (farl pretrain); use policy.kind: scripted")
+    n = cfg.episodes.count if episodes is None else episodes
+    s = cfg.episodes.seed if seed is None else seed
+    r = cfg.robot
+    robot = SimRobotParams(
+        task=cfg.task,
+        rate_hz=cfg.rate_hz,
+        horizon_steps=r.horizon_steps,
+        episodes=n,
+        seed=s,
+        kind=cfg.episodes.kind,
+        stale_timeout_s=r.stale_timeout_s,
+        max_step_m=r.max_step_m,
+        workspace_min_m=list(r.workspace_min_m),
+        workspace_max_m=list(r.workspace_max_m),
+    )
+    policy = ScriptedPolicyParams(task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s)
+    recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
+    # Without a shield in the graph, what the policy proposes is what the robot executes.
+    policy_topics = {**cfg.topics, "action_proposed": cfg.topics["action_executed"]}
+    return [
+        NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
+        NodeSpec("farl_robot", "sim_robot_node", SimRobotNode, robot, dict(cfg.topics)),
+        NodeSpec("farl_sim", "scripted_policy_node", ScriptedPolicyNode, policy, policy_topics),
+    ]

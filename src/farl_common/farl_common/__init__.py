@@ -1,0 +1,1 @@
+"""Shared ground of farl: message typestore and converters, episode bags, config schema, node runtimes."""

@@ -1,0 +1,342 @@
+"""Episode bags: one rosbag2 bag per episode, and a reader that turns a folder of them into arrays.
+
+A bag is written under a hidden temporary name (`.NAME.partial`) and renamed when closed, so a
+crash never leaves a half bag that looks whole; readers skip partial bags. Bags are plain rosbag2
+(mcap by default, sqlite3 readable and writable): `ros2 bag play`, rosbags' AnyReader and mcap's
+readers open them with no farl code, and `ros2 bag record` output of the same topics trains too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from farl_common import typestore as T
+from farl_common.messages import TypestoreFactory
+from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
+
+PARTIAL_DIR = ".farl-partial"
+"""Bags being written live in this hidden folder beside their final place, under their final name
+(rosbag2 names the storage file after the bag folder), and move out when closed."""
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+KIND_CODES = {"task": 0, "recovery": 1, "failure": 2, "online": 3}
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be read; the message is one line and starts with the bag's path."""
+
+
+class EpisodeBagWriter:
+    """Writes one episode bag; the bag appears under its final name only once `close()` succeeds."""
+
+    def __init__(self, path: str | Path, storage: str = "mcap", metadata: dict[str, Any] | None = None) -> None:
+        if storage not in STORAGES:
+            raise ValueError(f"bag storage must be one of {sorted(STORAGES)}, got {storage!r}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path}: bag exists already, not overwriting")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.parent / PARTIAL_DIR / self.path.name
+        if self._tmp.exists():  # left by a crash: it was never a whole bag
+            shutil.rmtree(self._tmp)
+        self._tmp.parent.mkdir(exist_ok=True)
+        self._factory = TypestoreFactory()
+        self._writer = Writer(self._tmp, version=9, storage_plugin=STORAGES[storage])
+        for k, v in (metadata or {}).items():
+            self._writer.set_custom_data(f"farl.{k}", json.dumps(v))
+        self._writer.open()
+        self._connections: dict[str, Any] = {}
+        self.count = 0
+
+    def write(self, topic: str, typename: str, msg: Any, t_ns: int) -> None:
+        self.write_raw(topic, typename, self._factory.serialize(msg, typename), t_ns)
+
+    def write_raw(self, topic: str, typename: str, data: bytes, t_ns: int) -> None:
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._writer.add_connection(topic, typename, typestore=self._factory.store)
+            self._connections[topic] = conn
+        self._writer.write(conn, int(t_ns), data)
+        self.count += 1
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        self._writer.set_custom_data(f"farl.{key}", json.dumps(value))
+
+    def close(self) -> Path:
+        self._writer.close()
+        self._tmp.rename(self.path)
+        try:
+            self._tmp.parent.rmdir()
+        except OSError:  # other bags still being written there
+            pass
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the episode: nothing under the final name, the partial bag removed."""
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - aborting: the bag is discarded whatever state it is in
+            pass
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self._tmp.parent.rmdir()
+        except OSError:
+            pass
+
+    def __enter__(self) -> EpisodeBagWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+@dataclass
+class Episode:
+    """One episode's transitions, aligned by step: obs[k] --action[k]--> next_obs[k]."""
+
+    path: Path
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    cost: np.ndarray
+    done: np.ndarray
+    timeout: np.ndarray
+    next_obs: np.ndarray
+    proposed_action: np.ndarray
+    risk: np.ndarray
+    swapped: np.ndarray
+    kind: str
+    task: str
+    outcome: str
+    policy_version: int
+    seed: int
+    layout: list[tuple[str, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+    @property
+    def episode_return(self) -> float:
+        return float(self.reward.sum())
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.cost.any()) or self.outcome == "failure"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return f"{type(err).__name__}: {text}"[:300]
+
+
+def is_bag_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "metadata.yaml").is_file() and path.parent.name != PARTIAL_DIR
+
+
+def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Episode:
+    """Read one episode bag into aligned arrays, or raise BagError naming the bag."""
+    path = Path(path)
+    topics = {**DEFAULT_TOPICS, **(topics or {})}
+    by_topic = {
+        topics[k]: k
+        for k in ("state", "action_proposed", "action_executed", "shield_decision", "step_feedback", "episode_event")
+    }
+    if not path.exists():
+        raise BagError(f"{path}: no such bag")
+    if path.parent.name == PARTIAL_DIR:
+        raise BagError(f"{path}: partial bag (its writer never closed it)")
+    states: dict[int, np.ndarray] = {}
+    executed: dict[int, np.ndarray] = {}
+    proposed: dict[int, np.ndarray] = {}
+    decisions: dict[int, tuple[float, bool]] = {}
+    feedback: dict[int, Any] = {}
+    start: Any = None
+    end: Any = None
+    layout: list[tuple[str, int]] = []
+    try:
+        with AnyReader([path], default_typestore=T.farl_typestore()) as reader:
+            conns = [c for c in reader.connections if c.topic in by_topic]
+            for conn, _, raw in reader.messages(connections=conns):
+                name = by_topic[conn.topic]
+                msg = reader.deserialize(raw, conn.msgtype)
+                if name == "state":
+                    states[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
+                    if not layout:
+                        layout = list(zip(list(msg.layout_names), [int(s) for s in msg.layout_sizes], strict=True))
+                elif name == "action_executed":
+                    executed[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
+                elif name == "action_proposed":
+                    proposed[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
+                elif name == "shield_decision":
+                    decisions[int(msg.step)] = (float(msg.risk), bool(msg.swapped))
+                elif name == "step_feedback":
+                    feedback[int(msg.step)] = msg
+                elif name == "episode_event":
+                    if int(msg.event) == 0:
+                        start = msg
+                    else:
+                        end = msg
+    except BagError:
+        raise
+    except Exception as err:  # noqa: BLE001 - rosbags, mcap, zstd and CDR errors all mean: this bag is bad
+        raise BagError(f"{path}: unreadable bag ({_one_line(err)})") from None
+    if not executed:
+        executed = proposed  # a graph without a shield executes what the policy proposed
+    steps = sorted(k for k in feedback if k in states and k in executed and k + 1 in states)
+    if not steps and not states:
+        raise BagError(f"{path}: no {topics['state']} messages: not an episode bag")
+    event = end or start
+    obs_dim = len(next(iter(states.values())))
+    act_dim = len(next(iter(executed.values()))) if executed else 0
+
+    def stack(rows: Iterable[np.ndarray], width: int) -> np.ndarray:
+        out = np.array(list(rows), dtype=np.float32)
+        return out.reshape(-1, width)
+
+    fb = [feedback[k] for k in steps]
+    return Episode(
+        path=path,
+        obs=stack((states[k] for k in steps), obs_dim),
+        action=stack((executed[k] for k in steps), act_dim),
+        reward=np.array([m.reward for m in fb], dtype=np.float32),
+        cost=np.array([m.cost for m in fb], dtype=np.float32),
+        done=np.array([m.terminated for m in fb], dtype=bool),
+        timeout=np.array([m.truncated for m in fb], dtype=bool),
+        next_obs=stack((states[k + 1] for k in steps), obs_dim),
+        proposed_action=stack((proposed.get(k, executed[k]) for k in steps), act_dim),
+        risk=np.array([decisions.get(k, (np.nan, False))[0] for k in steps], dtype=np.float32),
+        swapped=np.array([decisions.get(k, (np.nan, False))[1] for k in steps], dtype=bool),
+        kind=str(event.kind) if event is not None else "online",
+        task=str(event.task) if event is not None else "",
+        outcome=str(end.outcome) if end is not None else "aborted",
+        policy_version=int(event.policy_version) if event is not None else 0,
+        seed=int(event.seed) if event is not None else -1,
+        layout=layout,
+    )
+
+
+def iter_bag_paths(root: str | Path) -> Iterator[Path]:
+    """Episode bags under `root` (a bag itself, or any folder above bags), sorted, partial ones skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such bag or folder")
+    if is_bag_dir(root):
+        yield root
+        return
+    for meta in sorted(root.rglob("metadata.yaml")):
+        bag = meta.parent
+        if not any(part.startswith(".") for part in bag.relative_to(root).parts):
+            yield bag
+
+
+@dataclass
+class Dataset:
+    """Transitions of many episodes, concatenated (arrays are float32 except flags and codes)."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    cost: np.ndarray
+    done: np.ndarray
+    timeout: np.ndarray
+    next_obs: np.ndarray
+    kind: np.ndarray
+    episode_index: np.ndarray
+    episodes: list[Episode]
+    errors: list[str]
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+    def select(self, kinds: Iterable[str]) -> Dataset:
+        codes = [KIND_CODES[k] for k in kinds]
+        m = np.isin(self.kind, codes)
+        keep = sorted({int(i) for i in self.episode_index[m]})
+        return Dataset(
+            self.obs[m],
+            self.action[m],
+            self.reward[m],
+            self.cost[m],
+            self.done[m],
+            self.timeout[m],
+            self.next_obs[m],
+            self.kind[m],
+            self.episode_index[m],
+            [self.episodes[i] for i in keep],
+            self.errors,
+        )
+
+
+def load_dataset(
+    root: str | Path,
+    kinds: Iterable[str] | None = None,
+    topics: dict[str, str] | None = None,
+    strict: bool = False,
+) -> Dataset:
+    """Every readable episode under `root` as training arrays.
+
+    A bag that cannot be read is reported (warning, and in `Dataset.errors`) and skipped, so one
+    corrupt file loses only itself; `strict=True` raises its BagError instead.
+    """
+    want = set(kinds) if kinds is not None else None
+    episodes: list[Episode] = []
+    errors: list[str] = []
+    for p in iter_bag_paths(root):
+        try:
+            ep = read_episode(p, topics)
+        except BagError as err:
+            if strict:
+                raise
+            errors.append(str(err))
+            warnings.warn(str(err), stacklevel=2)
+            continue
+        if want is None or ep.kind in want:
+            episodes.append(ep)
+    if not episodes:
+        hint = f" ({len(errors)} unreadable)" if errors else ""
+        raise BagError(f"{root}: no readable episode bags{hint}")
+    obs_dim = episodes[0].obs.shape[1]
+    for ep in episodes:
+        if ep.obs.shape[1] != obs_dim:
+            raise BagError(f"{ep.path}: state has {ep.obs.shape[1]} values, other bags have {obs_dim}")
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(ep, name) for ep in episodes])
+
+    return Dataset(
+        obs=cat("obs"),
+        action=cat("action"),
+        reward=cat("reward"),
+        cost=cat("cost"),
+        done=cat("done"),
+        timeout=cat("timeout"),
+        next_obs=cat("next_obs"),
+        kind=np.concatenate([np.full(len(ep), KIND_CODES.get(ep.kind, 3), dtype=np.int8) for ep in episodes]),
+        episode_index=np.concatenate([np.full(len(ep), i, dtype=np.int32) for i, ep in enumerate(episodes)]),
+        episodes=episodes,
+        errors=errors,
+    )
+
+
+__all__ = [
+    "TOPIC_TYPES",
+    "BagError",
+    "Dataset",
+    "Episode",
+    "EpisodeBagWriter",
+    "iter_bag_paths",
+    "load_dataset",
+    "read_episode",
+]

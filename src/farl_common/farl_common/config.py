@@ -1,0 +1,205 @@
+"""`config/<task>.yaml`: one file per task for the nodes, topics, rates and parameters.
+
+The launch file and the in-process runtime both read it through `load_config`, which checks every
+key against the dataclasses below and says what is wrong in words: an unknown key (with the
+nearest valid one), a wrong type, a value out of range. Numeric parameters carry their unit in
+their name (`rate_hz`, `max_step_m`, `stale_timeout_s`); unit-free ones say so in their metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from farl_common.topics import DEFAULT_TOPICS
+
+UNIT_SUFFIXES = ("_m", "_s", "_hz", "_rad", "_mps", "_n", "_px", "_cm")
+
+
+class ConfigError(ValueError):
+    """A config file that does not match the schema; the message names the file and the key."""
+
+
+def param(
+    default: Any, *, lo: float | None = None, hi: float | None = None, unitless: bool = False, doc: str = ""
+) -> Any:
+    """A config field with its allowed range; `unitless` marks a number that has no physical unit."""
+    meta = {"lo": lo, "hi": hi, "unitless": unitless, "doc": doc}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RobotConfig:
+    backend: Literal["sim", "franky"] = param("sim", doc="sim: FailureBench in MuJoCo; franky: a real Panda")
+    horizon_steps: int = param(200, lo=1, hi=500, unitless=True, doc="steps per episode before a timeout")
+    stale_timeout_s: float = param(1.0, lo=0.01, hi=10.0, doc="hold still when no action came for this long")
+    max_step_m: float = param(0.01, lo=0.0, hi=0.05, doc="largest hand displacement per control step")
+    workspace_min_m: list[float] = param([-0.5, 0.40, 0.05], doc="hard envelope lower corner (x, y, z)")
+    workspace_max_m: list[float] = param([0.5, 1.0, 0.5], doc="hard envelope upper corner (x, y, z)")
+
+
+@dataclass
+class PolicyConfig:
+    kind: Literal["scripted", "learned"] = param("scripted", doc="scripted expert, or a checkpoint")
+    checkpoint: str = param("", doc="policy checkpoint file, for kind=learned")
+    action_noise_std: float = param(0.0, lo=0.0, hi=2.0, unitless=True, doc="Gaussian noise on actions")
+
+
+@dataclass
+class RecorderConfig:
+    out_dir: str = param("runs/{task}/bags", doc="episode bags go here; {task} is replaced")
+    storage: Literal["mcap", "sqlite3"] = param("mcap")
+
+
+@dataclass
+class EpisodesConfig:
+    count: int = param(3, lo=1, hi=1_000_000, unitless=True)
+    seed: int = param(0, lo=0, unitless=True)
+    kind: Literal["task", "recovery", "failure", "online"] = param("online")
+
+
+@dataclass
+class FarlConfig:
+    task: str = param("fragile_push_wall", doc="FailureBench task name")
+    rate_hz: float = param(5.0, lo=0.1, hi=1000.0, doc="control rate of the whole graph")
+    topics: dict[str, str] = param(dict(DEFAULT_TOPICS), doc="short name -> ROS topic")
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check(value: Any, tp: Any, where: str, meta: dict[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of {tp.__name__} keys, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: must be one of {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (list, types.GenericAlias) or tp is list or origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_check(v, inner, f"{where}[{i}]", meta) for i, v in enumerate(value)]
+    if origin is dict:
+        kt, vt = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {_check(k, kt, f"{where} key", {}): _check(v, vt, f"{where}.{k}", meta) for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    elif tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value != value:  # NaN
+            raise ConfigError(f"{where}: NaN is not a valid value")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{where}: {value} is out of range [{lo}, {hi}]")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key in data:
+        if key not in names:
+            near = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (valid: {', '.join(names)})"
+            raise ConfigError(f"{where}.{key}: unknown key{hint}".lstrip("."))
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _check(data[f.name], hints[f.name], f"{where}.{f.name}".lstrip("."), dict(f.metadata))
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> FarlConfig:
+    try:
+        cfg = _build(FarlConfig, data or {}, "")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    if not cfg.task or not cfg.task.replace("_", "").isalnum():
+        raise ConfigError(f"{source}: task: expected a snake_case task name, got {cfg.task!r}")
+    unknown = set(cfg.topics) - set(DEFAULT_TOPICS)
+    if unknown:
+        raise ConfigError(f"{source}: topics: unknown topic name(s) {sorted(unknown)}; valid: {sorted(DEFAULT_TOPICS)}")
+    cfg.topics = {**DEFAULT_TOPICS, **cfg.topics}
+    lo, hi = cfg.robot.workspace_min_m, cfg.robot.workspace_max_m
+    if len(lo) != 3 or len(hi) != 3 or any(a >= b for a, b in zip(lo, hi, strict=True)):
+        raise ConfigError(f"{source}: robot.workspace_min_m/max_m: need three values each with min < max")
+    return cfg
+
+
+def load_config(path: str | Path) -> FarlConfig:
+    """Read and validate a task config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return config_from_dict(data or {}, str(path))
+
+
+def config_dir() -> Path:
+    """The repository's (or the installed farl_bringup share's) `config/` folder."""
+    here = Path(__file__).resolve().parents[3] / "config"
+    if here.is_dir():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("farl_bringup")) / "config"
+    except Exception:  # noqa: BLE001
+        return here
+
+
+def task_config(task: str) -> FarlConfig:
+    """`config/<task>.yaml`, validated."""
+    return load_config(config_dir() / f"{task}.yaml")
+
+
+def unit_violations(cls: type = FarlConfig, prefix: str = "") -> list[str]:
+    """Numeric fields whose names carry no unit and are not marked unit-free (the schema's own check)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += unit_violations(tp, f"{prefix}{f.name}.")
+            continue
+        numeric = tp in (int, float) or typing.get_args(tp) in ((float,), (int,))
+        if numeric and not f.metadata.get("unitless") and not f.name.endswith(UNIT_SUFFIXES):
+            out.append(prefix + f.name)
+    return out

@@ -1,0 +1,114 @@
+"""The episode recorder: one bag per episode of everything on the episode topics.
+
+It opens a bag on an episode's START event and closes it, renamed into place, on END. Messages
+carry their episode number, so a message that overtakes its START (topics are not ordered with
+respect to each other under ROS) waits in a small buffer instead of being lost. Bags always use
+the canonical topic names of `farl_common.topics`, whatever the graph remapped them to.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from farl_common import messages as M
+from farl_common.bags import EpisodeBagWriter
+from farl_common.runtime.node import Input, Node
+from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, TOPIC_TYPES
+
+_MAX_EARLY = 1000
+
+
+@dataclass
+class RecorderParams:
+    out_dir: str = field(default="runs/bags", metadata={"doc": "folder the episode bags go to"})
+    storage: str = field(default="mcap", metadata={"doc": "mcap or sqlite3"})
+    run_id: str = field(default="", metadata={"doc": "prefix of bag names; empty = wall-clock time"})
+
+
+class EpisodeRecorderNode(Node):
+    name = "episode_recorder"
+    Params = RecorderParams
+    inputs = tuple(
+        Input(t, TOPIC_TYPES[t], f"on_{t}", qos="events" if t == "episode_event" else "default") for t in EPISODE_TOPICS
+    )
+
+    def on_start(self) -> None:
+        self.run_id = self.params.run_id or time.strftime("%Y%m%d-%H%M%S")
+        self.writer: EpisodeBagWriter | None = None
+        self.episode: int | None = None
+        self.early: list[tuple[str, Any]] = []
+        self.closed: list[Path] = []
+        self.dropped = 0
+
+    def _put(self, topic: str, msg: Any) -> None:
+        assert self.writer is not None
+        self.writer.write(DEFAULT_TOPICS[topic], TOPIC_TYPES[topic], msg, M.stamp_ns(msg))
+
+    def _record(self, topic: str, msg: Any) -> None:
+        ep = int(msg.episode)
+        if self.writer is not None and ep == self.episode:
+            self._put(topic, msg)
+        elif self.episode is None or ep > self.episode:
+            self.early.append((topic, msg))
+            del self.early[:-_MAX_EARLY]
+        else:
+            self.dropped += 1
+
+    def on_state(self, msg: Any) -> None:
+        self._record("state", msg)
+
+    def on_action_proposed(self, msg: Any) -> None:
+        self._record("action_proposed", msg)
+
+    def on_action_executed(self, msg: Any) -> None:
+        self._record("action_executed", msg)
+
+    def on_shield_decision(self, msg: Any) -> None:
+        self._record("shield_decision", msg)
+
+    def on_step_feedback(self, msg: Any) -> None:
+        self._record("step_feedback", msg)
+
+    def on_episode_event(self, msg: Any) -> None:
+        if M.is_start(msg, self.msgs):
+            self._open(msg)
+            return
+        if self.writer is None or int(msg.episode) != self.episode:
+            self.dropped += 1
+            return
+        self._put("episode_event", msg)
+        self.writer.set_metadata("outcome", str(msg.outcome))
+        self.closed.append(self.writer.close())
+        self.writer = None
+
+    def _open(self, start: Any) -> None:
+        if self.writer is not None:
+            self.log("warning", f"episode {self.episode} never ended; its partial bag is dropped")
+            self.writer.abort()
+        self.episode = int(start.episode)
+        name = f"{self.run_id}_{start.kind}_{start.task}_ep{self.episode:05d}"
+        self.writer = EpisodeBagWriter(
+            Path(self.params.out_dir) / name,
+            storage=self.params.storage,
+            metadata={"task": str(start.task), "kind": str(start.kind), "seed": int(start.seed)},
+        )
+        self._put("episode_event", start)
+        for topic, msg in self.early:
+            if int(msg.episode) == self.episode:
+                self._put(topic, msg)
+        self.early = [(t, m) for t, m in self.early if int(m.episode) > self.episode]
+
+    def on_shutdown(self) -> None:
+        if self.writer is not None:
+            self.log("warning", f"shutting down inside episode {self.episode}: its partial bag is dropped")
+            self.writer.abort()
+            self.writer = None
+
+
+def main(args: list[str] | None = None) -> int:
+    from farl_common.runtime.rclpy_host import run_node
+
+    return run_node(EpisodeRecorderNode, args)

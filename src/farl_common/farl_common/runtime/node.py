@@ -1,0 +1,130 @@
+"""What a farl node is: a class that declares its inputs, outputs, timers and parameters.
+
+A runtime reads the declarations, wires them to its transport and calls `bind(ctx)`; the node
+then publishes through `self.publish` and makes messages through `self.msgs`. It never imports a
+message class or rclpy itself, so one body runs in process and under ROS 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+from farl_common.messages import MessageFactory
+
+QosName = Literal["default", "events", "sensor"]
+"""default: reliable, keep last 10; events: reliable, transient local, keep last 100 (late
+joiners still see episode starts/ends and the policy version); sensor: best effort, keep last 5."""
+
+
+@dataclass(frozen=True)
+class Input:
+    topic: str
+    """Short topic name; runtimes remap it (`topics:` in the task config, remappings under ROS)."""
+    typename: str
+    callback: str
+    """Name of the node method called with each message."""
+    qos: QosName = "default"
+
+
+@dataclass(frozen=True)
+class SyncInput:
+    """Several topics delivered together when their header stamps agree within `slop_s`
+    (message_filters' ApproximateTimeSynchronizer under ROS, `ApproximateTimeSync` in process)."""
+
+    topics: tuple[str, ...]
+    typenames: tuple[str, ...]
+    callback: str
+    slop_s: float
+    queue_size: int = 10
+    qos: QosName = "default"
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    typename: str
+    qos: QosName = "default"
+
+
+@dataclass(frozen=True)
+class Timer:
+    callback: str
+    rate_param: str
+    """Name of the node parameter holding the timer's rate in Hz."""
+
+
+class NodeContext(Protocol):
+    """What a runtime gives a bound node."""
+
+    msgs: MessageFactory
+
+    def publish(self, topic: str, msg: Any) -> None: ...
+    def now_ns(self) -> int: ...
+    def log(self, level: str, text: str) -> None: ...
+    def serialize(self, msg: Any, typename: str) -> bytes: ...
+    def request_shutdown(self) -> None: ...
+
+
+@dataclass
+class NoParams:
+    """For nodes without parameters."""
+
+
+class Node:
+    """Base of every farl node. Subclasses set the class attributes and write callbacks."""
+
+    name: ClassVar[str] = "node"
+    Params: ClassVar[type] = NoParams
+    inputs: ClassVar[tuple[Input | SyncInput, ...]] = ()
+    outputs: ClassVar[tuple[Output, ...]] = ()
+    timers: ClassVar[tuple[Timer, ...]] = ()
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params if params is not None else self.Params()
+        if not isinstance(self.params, self.Params):
+            raise TypeError(f"{self.name}: params must be {self.Params.__name__}, got {type(self.params).__name__}")
+        self._ctx: NodeContext | None = None
+
+    # called by runtimes ----------------------------------------------------------------------
+    def bind(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+        self.on_start()
+
+    def on_start(self) -> None:
+        """After wiring, before the first message or timer."""
+
+    def on_shutdown(self) -> None:
+        """Before the runtime stops: flush files, stop hardware."""
+
+    # for subclasses --------------------------------------------------------------------------
+    @property
+    def ctx(self) -> NodeContext:
+        if self._ctx is None:
+            raise RuntimeError(f"{self.name}: not bound to a runtime yet")
+        return self._ctx
+
+    @property
+    def msgs(self) -> MessageFactory:
+        return self.ctx.msgs
+
+    def publish(self, topic: str, msg: Any) -> None:
+        self.ctx.publish(topic, msg)
+
+    def now_ns(self) -> int:
+        return self.ctx.now_ns()
+
+    def log(self, level: str, text: str) -> None:
+        self.ctx.log(level, text)
+
+    @classmethod
+    def param_fields(cls) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(cls.Params))
+
+    @classmethod
+    def output_type(cls, topic: str) -> str:
+        for o in cls.outputs:
+            if o.topic == topic:
+                return o.typename
+        raise KeyError(f"{cls.name}: no output {topic!r} declared")

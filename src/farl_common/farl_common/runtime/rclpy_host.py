@@ -1,0 +1,201 @@
+"""The rclpy runtime: hosts one farl node class in a ROS 2 (Jazzy) process.
+
+Parameters are declared from the node's `Params` dataclass (with their docs as descriptors) and
+may come from the launch file or `--ros-args -p`; topics are the node's short names, relative, so
+launch remappings place them in the graph; QoS is explicit per declaration; `use_sim_time` works
+as in any rclpy node (declared by rclpy, clock from /clock). Ctrl-C, `ros2 lifecycle`-free
+shutdown and a node's own `request_shutdown()` all end in `on_shutdown()` and a clean exit.
+
+rclpy is imported inside the functions: this module imports, and its helpers are tested,
+on machines without ROS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from farl_common.runtime.node import Input, Node, QosName, SyncInput
+
+
+def ros_message_class(typename: str) -> type:
+    """`pkg/msg/Name` -> the rosidl-generated Python class."""
+    pkg, kind, name = typename.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+def to_ros_value(value: Any) -> Any:
+    """rosidl setters reject numpy arrays (they check for sequences of Python scalars)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class RclpyMessages:
+    """MessageFactory over rosidl classes."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type] = {}
+
+    def cls(self, typename: str) -> type:
+        if typename not in self._classes:
+            self._classes[typename] = ros_message_class(typename)
+        return self._classes[typename]
+
+    def new(self, typename: str, **fields: Any) -> Any:
+        return self.cls(typename)(**{k: to_ros_value(v) for k, v in fields.items()})
+
+
+def qos_profile(name: QosName):
+    from rclpy.qos import (
+        DurabilityPolicy,
+        HistoryPolicy,
+        QoSProfile,
+        ReliabilityPolicy,
+        qos_profile_sensor_data,
+    )
+
+    if name == "sensor":
+        return qos_profile_sensor_data
+    if name == "events":
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def param_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    raise TypeError(f"parameter {f.name} needs a default to be declared")
+
+
+def params_from_values(params_cls: type, values: dict[str, Any]) -> Any:
+    """Build the Params dataclass from ROS parameter values, coercing ROS's types to the field's."""
+    hints = typing.get_type_hints(params_cls)
+    out = {}
+    for f in dataclasses.fields(params_cls):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        tp = hints[f.name]
+        if tp is float and isinstance(v, int):
+            v = float(v)
+        elif typing.get_origin(tp) is list and v is not None:
+            v = list(v)
+        elif typing.get_origin(tp) is tuple and v is not None:
+            v = tuple(v)
+        out[f.name] = v
+    return params_cls(**out)
+
+
+class _RosContext:
+    def __init__(self, host: RclpyHost) -> None:
+        self._host = host
+        self.msgs = host.msgs
+
+    def publish(self, topic: str, msg: Any) -> None:
+        self._host.publishers[topic].publish(msg)
+
+    def now_ns(self) -> int:
+        return self._host.ros_node.get_clock().now().nanoseconds
+
+    def log(self, level: str, text: str) -> None:
+        logger = self._host.ros_node.get_logger()
+        getattr(logger, {"warning": "warn"}.get(level, level), logger.info)(text)
+
+    def serialize(self, msg: Any, typename: str) -> bytes:
+        from rclpy.serialization import serialize_message
+
+        return serialize_message(msg)
+
+    def request_shutdown(self) -> None:
+        self._host.done = True
+
+
+class RclpyHost:
+    """Creates the rclpy node, its parameters, publishers, subscriptions and timers for `node_cls`."""
+
+    def __init__(self, node_cls: type[Node], node_name: str | None = None) -> None:
+        from rcl_interfaces.msg import ParameterDescriptor
+        from rclpy.node import Node as RosNode
+
+        self.msgs = RclpyMessages()
+        self.done = False
+        self.ros_node = RosNode(node_name or node_cls.name)
+        values = {}
+        for f in node_cls.param_fields():
+            desc = ParameterDescriptor(description=str(f.metadata.get("doc", "")))
+            values[f.name] = self.ros_node.declare_parameter(f.name, param_default(f), desc).value
+        self.node = node_cls(params_from_values(node_cls.Params, values))
+        self.publishers = {
+            o.topic: self.ros_node.create_publisher(self.msgs.cls(o.typename), o.topic, qos_profile(o.qos))
+            for o in node_cls.outputs
+        }
+        self._keep: list[Any] = []
+        for inp in node_cls.inputs:
+            if isinstance(inp, Input):
+                self._keep.append(
+                    self.ros_node.create_subscription(
+                        self.msgs.cls(inp.typename), inp.topic, getattr(self.node, inp.callback), qos_profile(inp.qos)
+                    )
+                )
+            elif isinstance(inp, SyncInput):
+                import message_filters
+
+                qos = qos_profile(inp.qos)
+                subs = [
+                    message_filters.Subscriber(self.ros_node, self.msgs.cls(tn), t, qos_profile=qos)
+                    for t, tn in zip(inp.topics, inp.typenames, strict=True)
+                ]
+                sync = message_filters.ApproximateTimeSynchronizer(subs, inp.queue_size, inp.slop_s)
+                sync.registerCallback(getattr(self.node, inp.callback))
+                self._keep += [*subs, sync]
+        for timer in node_cls.timers:
+            rate_hz = float(getattr(self.node.params, timer.rate_param))
+            self._keep.append(self.ros_node.create_timer(1.0 / rate_hz, getattr(self.node, timer.callback)))
+        self.node.bind(_RosContext(self))
+
+    def close(self) -> None:
+        try:
+            self.node.on_shutdown()
+        finally:
+            self.ros_node.destroy_node()
+
+
+def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
+    """Entry point body of every farl ROS 2 executable: init, spin until done or Ctrl-C, shut down."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    host: RclpyHost | None = None
+    try:
+        host = RclpyHost(node_cls)
+        while rclpy.ok() and not host.done:
+            rclpy.spin_once(host.ros_node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if host is not None:
+            host.close()
+        rclpy.try_shutdown()
+    return 0

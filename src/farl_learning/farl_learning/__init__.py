@@ -1,0 +1,1 @@
+"""Networks, world model, offline pre-training and online PPO; policy and learner nodes (issue 3)."""

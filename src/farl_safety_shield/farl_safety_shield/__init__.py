@@ -1,0 +1,1 @@
+"""Risk critics and recovery choice; the safety shield node (issue 3)."""

@@ -1,0 +1,208 @@
+"""Demonstrations of the three kinds (paper V.B.1), written as episode bags.
+
+- task: medium-expert episodes, the scripted expert with Gaussian action noise; mostly successful.
+- recovery: the failure driver brings the scene to a near-failure state (unrecorded); the
+  recording starts there and the recovery mover takes the object away to safety.
+  Only recoveries that end with nothing broken and the object no longer heading for the hazard
+  are kept.
+- failure: noisy expert episodes that at a random step turn into the failure driver; only those
+  that end in a failure are kept, for the world model's constraint head.
+
+Every episode is deterministic in (seed, episode index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from farl_common.bags import EpisodeBagWriter
+from farl_common.episode_messages import EpisodeMessages
+from farl_common.messages import TypestoreFactory
+from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
+from farl_sim.experts import failure_driver, recovery_mover, task_expert
+from farl_sim.failure_env import OBS_LAYOUT, FailureBenchEnv
+from farl_sim.hazards import away_direction_xy
+from farl_sim.tasks import get_task
+
+KINDS = ("task", "recovery", "failure")
+DEFAULT_EPISODES = {"task": 20, "recovery": 120, "failure": 40}
+_PERIOD_NS = 200_000_000  # 5 Hz, the real robot's rate
+_T0_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """How demonstrations are generated."""
+
+    task_noise_std: float = 0.1
+    """Gaussian noise on the expert's actions for task demos (medium expert, not perfect)."""
+    failure_noise_std: float = 0.3
+    """Noise on the expert in failure demos, imitating online exploration."""
+    failure_switch_max_step: int = 80
+    """Failure demos turn to the failure driver at a uniformly drawn step below this."""
+    near_failure_m: float | None = None
+    """Recovery demos start when the object is this close to its hazard (None: the task's own)."""
+    preroll_speed: float | None = None
+    """How hard the failure driver pushes on the way to a near-failure state (None: the task's own;
+    a ball kicked hard towards the boundary is past saving before it is near it)."""
+    recovery_steps: int = 40
+    """Length of a recovery demo."""
+    recovery_safe_m: float = 0.05
+    """The recovery mover stops carrying the object away at this clearance."""
+    max_attempts_factor: int = 10
+    """Give up on a kind after episodes * this many attempts."""
+
+
+@dataclass
+class DemoSummary:
+    kind: str
+    written: list[Path]
+    attempts: int
+    outcomes: dict[str, int]
+
+
+def _noisy(policy: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator, std: float):
+    def act(obs: np.ndarray) -> np.ndarray:
+        a = np.asarray(policy(obs), dtype=np.float64)
+        return np.clip(a + rng.normal(0.0, std, size=a.shape), -1.0, 1.0) if std > 0 else a
+
+    return act
+
+
+def _run(
+    env: FailureBenchEnv,
+    obs: np.ndarray,
+    policy,
+    steps: int,
+    rec: EpisodeMessages,
+    writer: EpisodeBagWriter,
+    source: str,
+    recovery: bool = False,
+) -> str:
+    """Roll `policy` out, writing the episode; returns its outcome. A recovery succeeds when
+    nothing broke and the object is no longer heading for the hazard (at rest, or moving away)."""
+    t = _T0_NS
+    writer.write(DEFAULT_TOPICS["episode_event"], TOPIC_TYPES["episode_event"], rec.start(t), t)
+    writer.write(DEFAULT_TOPICS["state"], TOPIC_TYPES["state"], rec.state(t, 0, obs), t)
+    for k in range(steps):
+        a = policy(obs)
+        writer.write(DEFAULT_TOPICS["action_executed"], TOPIC_TYPES["action_executed"], rec.action(t, k, a, source), t)
+        obs, reward, terminated, truncated, info = env.step(a)
+        t += _PERIOD_NS
+        writer.write(
+            DEFAULT_TOPICS["step_feedback"],
+            TOPIC_TYPES["step_feedback"],
+            rec.feedback(t, k, reward, info, terminated, truncated),
+            t,
+        )
+        writer.write(DEFAULT_TOPICS["state"], TOPIC_TYPES["state"], rec.state(t, k + 1, obs), t)
+        if terminated or truncated:
+            break
+    outcome = rec.outcome
+    if recovery and not rec.failed:
+        closing_in = float(np.dot(obs[4:6] - obs[22:24], away_direction_xy(env.spec_task, obs)))
+        outcome = "success" if closing_in > -1e-3 else "timeout"
+    writer.write(DEFAULT_TOPICS["episode_event"], TOPIC_TYPES["episode_event"], rec.end(t, outcome), t)
+    return outcome
+
+
+def generate_demos(
+    task: str,
+    kind: str,
+    episodes: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    storage: str = "mcap",
+    config: DemoConfig | None = None,
+    progress: bool = True,
+) -> DemoSummary:
+    """Write `episodes` bags of `kind` demonstrations of `task` into `out_dir`."""
+    spec = get_task(task)
+    if kind not in KINDS:
+        raise ValueError(f"demo kind must be one of {KINDS}, got {kind!r}")
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    cfg = config or DemoConfig()
+    out = Path(out_dir)
+    prefix = f"{kind}_{spec.name}_s{seed}"
+    clash = sorted(out.glob(f"{prefix}_ep*")) if out.exists() else []
+    if clash:
+        raise FileExistsError(
+            f"{out}: already holds {kind} demos for seed {seed} ({clash[0].name}, ...); pick another --out or --seed"
+        )
+    msgs = TypestoreFactory()
+    env = FailureBenchEnv(spec)
+    expert, driver, mover = task_expert(spec), failure_driver(spec), recovery_mover(spec, cfg.recovery_safe_m)
+    gentle_driver = failure_driver(spec, speed=cfg.preroll_speed or spec.preroll_speed)
+    written: list[Path] = []
+    outcomes: dict[str, int] = {}
+    attempts = 0
+    bar = tqdm(total=episodes, desc=f"{kind} demos ({spec.name})", unit="ep", disable=not progress)
+    try:
+        while len(written) < episodes:
+            if attempts >= episodes * cfg.max_attempts_factor:
+                raise RuntimeError(f"{kind} demos: only {len(written)} of {episodes} usable after {attempts} attempts")
+            ep_seed = seed * 1_000_003 + attempts
+            rng = np.random.default_rng([seed, attempts])
+            attempts += 1
+            obs, _ = env.reset(seed=ep_seed)
+            steps = env.horizon_steps
+            if kind == "task":
+                policy, source = _noisy(expert, rng, cfg.task_noise_std), "scripted"
+            elif kind == "failure":
+                switch = int(rng.integers(0, cfg.failure_switch_max_step))
+                noisy = _noisy(expert, rng, cfg.failure_noise_std)
+                counter = {"k": 0}
+
+                def policy(o: np.ndarray, noisy=noisy, switch=switch, counter=counter) -> np.ndarray:
+                    counter["k"] += 1
+                    return noisy(o) if counter["k"] <= switch else driver(o)
+
+                source = "scripted"
+            else:
+                obs = _preroll_to_near_failure(env, obs, gentle_driver, cfg.near_failure_m or spec.near_failure_m)
+                if obs is None:
+                    continue
+                policy, source, steps = mover, "recovery", cfg.recovery_steps
+            rec = EpisodeMessages(
+                msgs, task=spec.name, kind=kind, episode=len(written), seed=ep_seed, layout=OBS_LAYOUT
+            )
+            path = out / f"{prefix}_ep{len(written):05d}"
+            try:
+                with EpisodeBagWriter(
+                    path, storage=storage, metadata={"task": spec.name, "kind": kind, "seed": ep_seed}
+                ) as writer:
+                    outcome = _run(env, obs, policy, steps, rec, writer, source, recovery=kind == "recovery")
+                    if (kind == "failure" and outcome != "failure") or (kind == "recovery" and outcome != "success"):
+                        raise _Discard  # a failure demo must fail; a recovery demo must recover
+                    writer.set_metadata("outcome", outcome)
+            except _Discard:
+                continue
+            written.append(path)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            bar.update(1)
+            bar.set_postfix(outcomes)
+    finally:
+        bar.close()
+        env.close()
+    return DemoSummary(kind, written, attempts, outcomes)
+
+
+class _Discard(Exception):
+    """Raised inside a bag's `with` to drop it (the writer aborts; nothing is left on disk)."""
+
+
+def _preroll_to_near_failure(env: FailureBenchEnv, obs: np.ndarray, driver, near_m: float) -> np.ndarray | None:
+    """Drive towards the hazard until the object is within `near_m` of it; None if it broke first."""
+    for _ in range(env.horizon_steps - 1):
+        if env.hazard_distance_m(obs) <= near_m:
+            return obs
+        obs, _, terminated, truncated, _ = env.step(driver(obs))
+        if terminated or truncated:
+            return None
+    return None

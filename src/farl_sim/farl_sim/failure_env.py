@@ -1,0 +1,220 @@
+"""FailureBench environments: MetaWorld v3 scenes with irreversible (IR) failures (paper V.A).
+
+Each step's `info` carries `cost` (0/1), `failure` and `success` (bools), plus
+`hazard_distance_m` (how far the object is from what would break it) for recovery scripts.
+A failure ends the episode (`terminated=True`): in the real world a human must reset it.
+
+Observation (39 floats, MetaWorld's layout, goal made visible):
+  [0:3] hand xyz, [3] gripper opening (0..1), [4:7] object xyz, [7:11] object quat (xyzw),
+  [11:18] second object slot (the vase's xyz + quat in Obstructed Push, zeros elsewhere),
+  [18:36] the same 18 values one step earlier, [36:39] goal xyz.
+Action (4 floats in [-1, 1]): hand dx, dy, dz (times 1 cm per step), gripper effort.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
+from metaworld.envs.sawyer_push_wall_v3 import SawyerPushWallEnvV3
+from metaworld.envs.sawyer_soccer_v3 import SawyerSoccerEnvV3
+
+from farl_sim.hazards import hazard_distance_m
+from farl_sim.scene_assets import VASE_BODY, obstructed_push_xml
+from farl_sim.tasks import TaskSpec, get_task
+
+OBS_DIM = 39
+ACTION_DIM = 4
+OBS_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("hand_pos_m", 3),
+    ("gripper_open", 1),
+    ("object_pos_m", 3),
+    ("object_quat", 4),
+    ("second_object_pose", 7),
+    ("previous_frame", 18),
+    ("goal_pos_m", 3),
+)
+ACTION_LAYOUT: tuple[tuple[str, int], ...] = (("hand_delta_cm", 3), ("gripper_effort", 1))
+
+# Vase placement: on the start-goal segment, this far along it, so a straight push meets it.
+_VASE_ALONG = 0.5
+
+
+class _ObstructedPushEnv(SawyerPushEnvV3):
+    """push-v3 with a static vase between the puck and the goal; the vase fills the second object slot."""
+
+    vase_radius_m = 0.025
+    vase_half_height_m = 0.04
+
+    @property
+    def model_name(self) -> str:
+        return obstructed_push_xml(self.vase_radius_m, self.vase_half_height_m)
+
+    def _get_pos_objects(self) -> np.ndarray:
+        return np.hstack((super()._get_pos_objects(), self.data.body(VASE_BODY).xpos))
+
+    def _get_quat_objects(self) -> np.ndarray:
+        return np.hstack((super()._get_quat_objects(), np.array([0.0, 0.0, 0.0, 1.0])))
+
+    def reset_model(self) -> np.ndarray:
+        super().reset_model()
+        start, goal = self.obj_init_pos[:2], self._target_pos[:2]
+        xy = start + _VASE_ALONG * (goal - start)
+        self.model.body(VASE_BODY).pos = np.array([xy[0], xy[1], self.vase_half_height_m])
+        mujoco.mj_forward(self.model, self.data)
+        return self._get_obs()
+
+
+_BASES = {
+    "bounded_push": SawyerPushEnvV3,
+    "bounded_soccer": SawyerSoccerEnvV3,
+    "fragile_push_wall": SawyerPushWallEnvV3,
+    "obstructed_push": _ObstructedPushEnv,
+}
+
+
+def _body_geoms(model: mujoco.MjModel, body_name: str, with_children: bool = True) -> set[int]:
+    root = model.body(body_name).id
+    ids: set[int] = set()
+    for g in range(model.ngeom):
+        b = int(model.geom_bodyid[g])
+        while True:
+            if b == root:
+                ids.add(g)
+                break
+            if b == 0 or not with_children:
+                break
+            b = int(model.body_parentid[b])
+    return ids
+
+
+class FailureBenchEnv(gym.Env):
+    """A FailureBench task as a gymnasium environment."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(
+        self,
+        task: str | TaskSpec,
+        render_mode: str | None = None,
+        camera_name: str = "corner",
+        horizon_steps: int | None = None,
+        image_width: int = 320,
+        image_height: int = 240,
+    ) -> None:
+        self.spec_task = task if isinstance(task, TaskSpec) else get_task(task)
+        self.horizon_steps = horizon_steps or self.spec_task.horizon_steps
+        if not 1 <= self.horizon_steps <= 500:
+            raise ValueError(f"horizon_steps must be in [1, 500] (MetaWorld's limit), got {self.horizon_steps}")
+        base = _BASES[self.spec_task.name]
+        self.render_mode = render_mode
+        self._mw = base(render_mode=render_mode, camera_name=camera_name, width=image_width, height=image_height)
+        # MetaWorld hides the goal unless a benchmark task says otherwise; we want it seen.
+        self._mw._partially_observable = False
+        # step() clips observations to a cached space built while the goal was hidden (zeros).
+        self._mw.__dict__.pop("sawyer_observation_space", None)
+        self._mw._set_task_called = True
+        self._mw._freeze_rand_vec = False
+        self._mw.seeded_rand_vec = True
+        self._mw.max_path_length = self.horizon_steps
+        self._mw.seed(0)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
+        model = self._mw.model
+        self._object_geoms = _body_geoms(model, "soccer_ball" if self.spec_task.name == "bounded_soccer" else "obj")
+        self._hazard_geoms: set[int] = set()
+        self._vase_allowed: set[int] = set()
+        if self.spec_task.hazard == "wall":
+            self._hazard_geoms = _body_geoms(model, "wall")
+        elif self.spec_task.hazard == "vase":
+            self._hazard_geoms = _body_geoms(model, VASE_BODY)
+            # The vase stands on the table: that contact is not a failure; the arm and the puck are.
+            self._vase_allowed = {g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == 0}
+            self._vase_allowed |= _body_geoms(model, "tablelink") if _has_body(model, "tablelink") else set()
+        self._steps = 0
+        self._last_obs: np.ndarray | None = None
+
+    # gymnasium API -----------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._mw.seed(int(seed))
+        obs, _ = self._mw.reset()
+        self._steps = 0
+        self._last_obs = obs
+        return obs.copy(), {"hazard_distance_m": self.hazard_distance_m(obs)}
+
+    def step(self, action: np.ndarray):
+        if self._last_obs is None:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (ACTION_DIM,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be {ACTION_DIM} finite floats, got {a!r}")
+        obs, reward, _, truncated, mw_info = self._mw.step(np.clip(a, -1.0, 1.0).astype(np.float32))
+        self._steps += 1
+        failure = self.in_failure(obs)
+        success = bool(mw_info["success"]) and not failure
+        info = {
+            "cost": float(failure),
+            "failure": failure,
+            "success": success,
+            "hazard_distance_m": self.hazard_distance_m(obs),
+            "obj_to_target_m": float(mw_info["obj_to_target"]),
+        }
+        self._last_obs = obs
+        truncated = bool(truncated or self._steps >= self.horizon_steps) and not failure
+        return obs.copy(), float(reward), failure, truncated, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            raise RuntimeError("create the env with render_mode='rgb_array' to render frames")
+        return self._mw.render()
+
+    def close(self) -> None:
+        self._mw.close()
+
+    # failure detection -------------------------------------------------------------------------
+    def in_failure(self, obs: np.ndarray) -> bool:
+        """True when the current MuJoCo state is an IR failure of this task."""
+        hazard = self.spec_task.hazard
+        if hazard == "boundary":
+            return not self._inside_bounds(obs[4:6])
+        data = self._mw.data
+        for i in range(data.ncon):
+            c = data.contact[i]
+            g1, g2 = int(c.geom1), int(c.geom2)
+            if hazard == "wall":
+                if (g1 in self._hazard_geoms and g2 in self._object_geoms) or (
+                    g2 in self._hazard_geoms and g1 in self._object_geoms
+                ):
+                    return True
+            else:
+                if g1 in self._hazard_geoms and g2 not in self._vase_allowed | self._hazard_geoms:
+                    return True
+                if g2 in self._hazard_geoms and g1 not in self._vase_allowed | self._hazard_geoms:
+                    return True
+        return False
+
+    def _inside_bounds(self, xy: np.ndarray) -> bool:
+        x0, x1, y0, y1 = self.spec_task.bounds_xy_m  # type: ignore[misc]
+        return bool(x0 <= xy[0] <= x1 and y0 <= xy[1] <= y1)
+
+    def hazard_distance_m(self, obs: np.ndarray) -> float:
+        """Clearance between the object and its hazard (see `farl_sim.hazards`)."""
+        return hazard_distance_m(self.spec_task, obs)
+
+    @property
+    def mujoco_model(self) -> mujoco.MjModel:
+        return self._mw.model
+
+    @property
+    def mujoco_data(self) -> mujoco.MjData:
+        return self._mw.data
+
+
+def _has_body(model: mujoco.MjModel, name: str) -> bool:
+    return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name) >= 0

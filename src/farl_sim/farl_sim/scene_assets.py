@@ -1,0 +1,52 @@
+"""MuJoCo scene files FailureBench adds to MetaWorld's: the push scene with a fragile vase.
+
+MetaWorld's scene files include their neighbours by relative path (`../scene/...`), so the
+generated file lives in a private folder whose `scene/`, `objects/` and `textures/` are links
+to MetaWorld's own assets: nothing in site-packages is written.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+
+from metaworld.asset_path_utils import full_V3_path_for
+
+VASE_BODY = "farl_vase"
+
+_VASE_XML = """
+      <body name="{body}" pos="0 0.75 {half_height}">
+        <geom name="farl_vase_geom" type="cylinder" size="{radius} {half_height}" rgba="0.55 0.75 0.95 1"
+              contype="1" conaffinity="1" condim="3" solimp="0.99 0.99 0.01" solref="0.01 1"/>
+        <geom name="farl_vase_neck" type="cylinder" pos="0 0 {neck_z}" size="{neck_r} {neck_hh}"
+              rgba="0.55 0.75 0.95 1" contype="1" conaffinity="1" condim="3"/>
+      </body>
+"""
+
+
+@functools.cache
+def obstructed_push_xml(radius_m: float, half_height_m: float) -> str:
+    """Path of push-v3's scene with a static vase body, created once per process."""
+    assets = Path(full_V3_path_for("sawyer_xyz/sawyer_push_v3.xml")).parent.parent
+    root = Path(tempfile.mkdtemp(prefix="farl_scene_"))
+    for sub in ("scene", "objects", "textures"):
+        if (assets / sub).exists():
+            os.symlink(assets / sub, root / sub)
+    (root / "sawyer_xyz").mkdir()
+    text = (assets / "sawyer_xyz" / "sawyer_push_v3.xml").read_text()
+    vase = _VASE_XML.format(
+        body=VASE_BODY,
+        radius=radius_m,
+        half_height=half_height_m,
+        neck_z=half_height_m + 0.008,
+        neck_r=radius_m * 0.5,
+        neck_hh=0.008,
+    )
+    if "</worldbody>" not in text:
+        raise RuntimeError("MetaWorld's push-v3 scene changed shape: no </worldbody> to add the vase to")
+    text = text.replace("</worldbody>", vase + "    </worldbody>", 1)
+    out = root / "sawyer_xyz" / "farl_obstructed_push.xml"
+    out.write_text(text)
+    return str(out)

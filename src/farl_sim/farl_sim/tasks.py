@@ -1,0 +1,87 @@
+"""The four FailureBench tasks: which MetaWorld scene each builds on and what counts as an IR failure.
+
+Geometry is in metres in MetaWorld's world frame (x to the robot's right, y away from the base,
+z up; the table top is at z = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Hazard = Literal["boundary", "wall", "vase"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One FailureBench task."""
+
+    name: str
+    """Snake-case name used by configs and the CLI (`fragile_push_wall`)."""
+    env_id: str
+    """Gymnasium id (`FailureBench/FragilePushWall-v0`)."""
+    metaworld_env: str
+    """The MetaWorld v3 scene it builds on."""
+    hazard: Hazard
+    """What an irreversible (IR) failure is made of."""
+    horizon_steps: int
+    """Episode length; MetaWorld's own limit is 500, the experts finish well inside this."""
+    bounds_xy_m: tuple[float, float, float, float] | None = None
+    """(x_min, x_max, y_min, y_max) the object must stay inside, for boundary tasks."""
+    near_failure_m: float = 0.03
+    """Clearance at which a state counts as near failure, for recovery demos."""
+    preroll_speed: float = 0.4
+    """How hard the failure driver pushes on its way to near-failure states for recovery demos."""
+    vase_radius_m: float = 0.025
+    vase_half_height_m: float = 0.04
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(
+            name="bounded_push",
+            env_id="FailureBench/BoundedPush-v0",
+            metaworld_env="push-v3",
+            hazard="boundary",
+            horizon_steps=200,
+            bounds_xy_m=(-0.2, 0.2, 0.5, 0.95),
+        ),
+        TaskSpec(
+            name="bounded_soccer",
+            env_id="FailureBench/BoundedSoccer-v0",
+            metaworld_env="soccer-v3",
+            hazard="boundary",
+            horizon_steps=200,
+            bounds_xy_m=(-0.2, 0.2, 0.5, 0.98),
+            near_failure_m=0.1,  # the ball rolls on without slowing: near means time to act, not metres
+            preroll_speed=0.25,
+        ),
+        TaskSpec(
+            name="fragile_push_wall",
+            env_id="FailureBench/FragilePushWall-v0",
+            metaworld_env="push-wall-v3",
+            hazard="wall",
+            horizon_steps=200,
+            near_failure_m=0.045,  # nearer, and the hand cannot come down on the puck past the wall
+        ),
+        TaskSpec(
+            name="obstructed_push",
+            env_id="FailureBench/ObstructedPush-v0",
+            metaworld_env="push-v3",
+            hazard="vase",
+            horizon_steps=200,
+        ),
+    )
+}
+
+ENV_IDS: dict[str, str] = {spec.env_id: spec.name for spec in TASKS.values()}
+
+
+def get_task(name: str) -> TaskSpec:
+    """Look a task up by snake-case name or gymnasium id, with the valid names in the error."""
+    key = ENV_IDS.get(name, name).replace("-", "_")
+    try:
+        return TASKS[key]
+    except KeyError:
+        raise KeyError(f"unknown FailureBench task {name!r}; choose one of {', '.join(TASKS)}") from None

@@ -1,0 +1,1 @@
+"""SpaceMouse and keyboard teleoperation and demo labelling; the teleop node (a later issue fills it)."""
