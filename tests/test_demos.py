@@ -1,0 +1,69 @@
+"""Demonstrations of the three kinds, as `farl demos` writes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from farl_common.bags import load_dataset, read_episode
+from farl_sim import TASKS, make_env
+from farl_sim.demos import generate_demos
+from farl_sim.hazards import hazard_distance_m
+
+
+def episodes_of(demo_dir, kind):
+    return [read_episode(p) for p in sorted(demo_dir.glob(f"{kind}_*"))]
+
+
+def test_task_demos_are_successful_medium_expert(demo_dir):
+    eps = episodes_of(demo_dir, "task")
+    assert len(eps) == 2 and all(e.outcome == "success" and not e.failed for e in eps)
+    # medium expert: noisy, so actions are not exactly the deterministic script's
+    assert all(np.abs(e.action[:, :3]).std() > 0.05 for e in eps)
+
+
+def test_recovery_demos_start_near_failure_and_end_safe(demo_dir):
+    spec = TASKS["fragile_push_wall"]
+    for e in episodes_of(demo_dir, "recovery"):
+        assert hazard_distance_m(spec, e.obs[0]) <= spec.near_failure_m + 1e-6
+        assert e.outcome == "success" and not e.failed and e.kind == "recovery"
+        assert len(e) == 40
+
+
+def test_failure_demos_end_in_a_failure(demo_dir):
+    for e in episodes_of(demo_dir, "failure"):
+        assert e.failed and e.done[-1] and e.cost[-1] == 1.0 and e.cost[:-1].sum() == 0
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_makes_every_kind(tmp_path, task):
+    for kind in ("task", "recovery", "failure"):
+        s = generate_demos(task, kind, 1, tmp_path, seed=1, progress=False)
+        assert len(s.written) == 1
+    ds = load_dataset(tmp_path)
+    assert {e.kind for e in ds.episodes} == {"task", "recovery", "failure"}
+
+
+def test_demos_are_deterministic_under_a_seed(tmp_path):
+    for d, seed in (("a", 3), ("b", 3), ("c", 4)):
+        generate_demos("bounded_push", "task", 2, tmp_path / d, seed=seed, progress=False)
+    a, b, c = (load_dataset(tmp_path / d) for d in "abc")
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.action, b.action)
+    assert a.obs.shape != c.obs.shape or not np.allclose(a.obs, c.obs)
+
+
+def test_demo_clash_and_bad_arguments(tmp_path):
+    generate_demos("bounded_push", "task", 1, tmp_path, seed=0, progress=False)
+    with pytest.raises(FileExistsError, match="--seed"):
+        generate_demos("bounded_push", "task", 1, tmp_path, seed=0, progress=False)
+    with pytest.raises(ValueError, match="kind"):
+        generate_demos("bounded_push", "online", 1, tmp_path, progress=False)
+    with pytest.raises(KeyError):
+        generate_demos("push", "task", 1, tmp_path, progress=False)
+
+
+def test_hazard_distance_matches_the_env():
+    env = make_env("bounded_soccer")
+    obs, info = env.reset(seed=0)
+    assert info["hazard_distance_m"] == pytest.approx(hazard_distance_m(env.spec_task, obs))

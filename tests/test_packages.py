@@ -1,0 +1,115 @@
+"""The ROS 2 side of the workspace: manifests catkin_pkg accepts, entry points that exist, launch files."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import importlib
+import os
+import re
+from pathlib import Path
+
+import pytest
+from catkin_pkg.package import parse_package
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = sorted(p.name for p in (ROOT / "src").iterdir() if (p / "package.xml").exists())
+PYTHON_PACKAGES = [p for p in PACKAGES if (ROOT / "src" / p / "setup.py").exists()]
+
+
+def test_layout_of_the_design():
+    assert set(PACKAGES) == {
+        "farl_interfaces",
+        "farl_common",
+        "farl_sim",
+        "farl_robot",
+        "farl_perception",
+        "farl_teleop",
+        "farl_learning",
+        "farl_safety_shield",
+        "farl_bringup",
+    }
+    link = ROOT / "ros2_ws" / "src"
+    assert link.is_symlink() and os.readlink(link) == "../src"
+    for d in ("launch", "config", "docker", "tests", "bench"):
+        assert (ROOT / d).is_dir(), d
+
+
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_package_xml_is_valid_format_3(pkg):
+    # catkin_pkg rejects what colcon would silently build as a plain Python package (dependencies.md).
+    package = parse_package(str(ROOT / "src" / pkg / "package.xml"))
+    package.validate()
+    assert package.package_format == 3
+    assert package.name == pkg
+    assert package.licenses and package.maintainers
+    build_type = package.get_build_type()
+    assert build_type == ("ament_cmake" if pkg == "farl_interfaces" else "ament_python")
+
+
+@pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
+def test_ament_python_package_files(pkg):
+    base = ROOT / "src" / pkg
+    assert (base / "resource" / pkg).is_file()
+    assert (base / pkg / "__init__.py").is_file()
+    cfg = configparser.ConfigParser()
+    cfg.read(base / "setup.cfg")
+    assert cfg["develop"]["script_dir"] == f"$base/lib/{pkg}"
+    assert cfg["install"]["install_scripts"] == f"$base/lib/{pkg}"
+
+
+def _entry_points(pkg: str) -> list[str]:
+    tree = ast.parse((ROOT / "src" / pkg / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            return ast.literal_eval(node.value)["console_scripts"]
+    return []
+
+
+@pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
+def test_entry_points_import(pkg):
+    for spec in _entry_points(pkg):
+        _, target = (s.strip() for s in spec.split("="))
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), spec
+
+
+@pytest.mark.parametrize("pkg", PYTHON_PACKAGES)
+def test_node_packages_declare_what_they_import(pkg):
+    xml = (ROOT / "src" / pkg / "package.xml").read_text()
+    deps = set(re.findall(r"<(?:exec_)?depend>([^<]+)<", xml))
+    code = "\n".join(p.read_text() for p in (ROOT / "src" / pkg / pkg).rglob("*.py"))
+    for other in PACKAGES:
+        if other != pkg and re.search(rf"\b(from|import) {other}\b", code):
+            assert other in deps, f"{pkg} imports {other} but package.xml does not depend on it"
+    if _entry_points(pkg) and pkg != "farl_bringup":
+        assert "rclpy" in deps
+
+
+def test_interfaces_build_every_msg():
+    cmake = (ROOT / "src" / "farl_interfaces" / "CMakeLists.txt").read_text()
+    for msg in (ROOT / "src" / "farl_interfaces" / "msg").glob("*.msg"):
+        assert f'"msg/{msg.name}"' in cmake
+
+
+def test_bringup_installs_launch_and_config():
+    setup = (ROOT / "src" / "farl_bringup" / "setup.py").read_text()
+    assert 'glob("../../launch/*.launch.py")' in setup and 'glob("../../config/*.yaml")' in setup
+    here = Path.cwd()
+    os.chdir(ROOT / "src" / "farl_bringup")
+    try:
+        from glob import glob
+
+        assert len(glob("../../launch/*.launch.py")) == 4 and len(glob("../../config/*.yaml")) == 4
+    finally:
+        os.chdir(here)
+
+
+@pytest.mark.parametrize("launch", sorted((ROOT / "launch").glob("*.launch.py")), ids=lambda p: p.name)
+def test_launch_files_define_generate_launch_description(launch):
+    tree = ast.parse(launch.read_text())
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in names
+    task = launch.name.removesuffix(".launch.py")
+    assert f'launch_description("{task}")' in launch.read_text()
+    assert (ROOT / "config" / f"{task}.yaml").is_file()
