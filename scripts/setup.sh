@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets farl up on Debian/Ubuntu: the system packages of apt-packages.txt, then .venv with farl
+# (editable) and its dev tools. Safe to run again: it installs only what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+  sudo_cmd="sudo"
+fi
+
+mapfile -t wanted < <(grep -vE '^[[:space:]]*(#|$)' apt-packages.txt)
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+py="${FARL_PYTHON:-python3.11}"
+if ! command -v "$py" >/dev/null; then
+  echo "setup: $py not found; farl needs Python 3.11 (Debian 12 ships it; on Ubuntu 24.04 add it first)" >&2
+  exit 1
+fi
+[ -x .venv/bin/python ] || "$py" -m venv .venv
+
+stamp=.venv/.farl-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing farl and its Python dependencies into .venv (torch is large; first run takes minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/farl)"
