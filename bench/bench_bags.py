@@ -34,18 +34,24 @@ def main() -> None:
         t0 = time.perf_counter()
         ds = load_dataset(out / "demos")
         t_load = time.perf_counter() - t0
-        print(f"demos:   {len(s.written)} episodes, {len(ds)} transitions written in {t_gen:.2f} s "
-              f"({len(ds) / t_gen:.0f} steps/s, env + bag)")
-        print(f"load:    {len(ds)} transitions from {len(ds.episodes)} bags in {t_load:.2f} s "
-              f"({len(ds) / t_load:.0f} transitions/s)")
+        print(
+            f"demos:   {len(s.written)} episodes, {len(ds)} transitions written in {t_gen:.2f} s "
+            f"({len(ds) / t_gen:.0f} steps/s, env + bag)"
+        )
+        print(
+            f"load:    {len(ds)} transitions from {len(ds.episodes)} bags in {t_load:.2f} s "
+            f"({len(ds) / t_load:.0f} transitions/s)"
+        )
         cfg = task_config("fragile_push_wall")
         cfg.recorder.out_dir = str(out / "sim")
         t0 = time.perf_counter()
         r = run_sim(cfg, episodes=max(1, args.episodes // 4), seed=0)
         t_sim = time.perf_counter() - t0
         steps = sum(e["steps"] for e in r.episodes)
-        print(f"sim:     {len(r.episodes)} episodes, {steps} steps through the in-process graph in {t_sim:.2f} s "
-              f"({steps / t_sim:.0f} steps/s, with recording)")
+        print(
+            f"sim:     {len(r.episodes)} episodes, {steps} steps through the in-process graph in {t_sim:.2f} s "
+            f"({steps / t_sim:.0f} steps/s, with recording)"
+        )
 
 
 if __name__ == "__main__":
