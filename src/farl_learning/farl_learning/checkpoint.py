@@ -1,0 +1,49 @@
+"""Checkpoints written atomically (temp file in the same folder, fsync, rename): a crash or a reader
+mid-write never sees half a file. Each holds its modules' weights, the config that built them and
+a format tag; loading names the file in every error."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "farl-checkpoint-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or of the wrong kind; the message names the file."""
+
+
+def save_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors all mean: unreadable
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a farl checkpoint")
+    if kind is not None and data.get("kind") != kind:
+        raise CheckpointError(f"{path}: holds a {data.get('kind')!r}, expected a {kind!r}")
+    return data

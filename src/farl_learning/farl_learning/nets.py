@@ -1,0 +1,113 @@
+"""Small networks shared by the offline and online learners: MLPs, a Gaussian policy, critics, and
+the frozen observation normaliser (its statistics come from the demonstrations and never change)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
+
+
+def mlp(inp: int, out: int, hidden: int = 256, layers: int = 2, act: type[nn.Module] = nn.Mish,
+        layer_norm: bool = True) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = inp
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden)]
+        if layer_norm:
+            mods.append(nn.LayerNorm(hidden))
+        mods.append(act())
+        d = hidden
+    mods.append(nn.Linear(d, out))
+    return nn.Sequential(*mods)
+
+
+class Normalizer(nn.Module):
+    """z-scores observations with statistics fitted once on the offline data, then frozen."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @classmethod
+    def fit(cls, obs: np.ndarray) -> Normalizer:
+        n = cls(obs.shape[1])
+        n.mean.copy_(torch.as_tensor(obs.mean(0), dtype=torch.float32))
+        # Constant features (padding slots) keep std 1, so they stay zero rather than blow up.
+        std = obs.std(0)
+        n.std.copy_(torch.as_tensor(np.where(std < 1e-6, 1.0, std), dtype=torch.float32))
+        return n
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return ((obs - self.mean) / self.std).clamp(-10.0, 10.0)
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a|s) = N(tanh(f(s)), diag(exp(log_std))): the mean stays in the action box, samples are
+    clipped by the robot; log-probabilities are of the unclipped Gaussian, as in PPO."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 2, init_log_std: float = -1.0):
+        super().__init__()
+        self.norm = Normalizer(obs_dim)
+        self.net = mlp(obs_dim, act_dim, hidden, layers)
+        self.log_std = nn.Parameter(torch.full((act_dim,), init_log_std))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tanh(self.net(self.norm(obs)))
+        return mean, self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).expand_as(mean)
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        mean, log_std = self(obs)
+        return torch.distributions.Normal(mean, log_std.exp())
+
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.dist(obs).log_prob(act).sum(-1)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        mean, log_std = self(obs)
+        return mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+
+
+class ValueNet(nn.Module):
+    def __init__(self, obs_dim: int, hidden: int = 256, layers: int = 2) -> None:
+        super().__init__()
+        self.norm = Normalizer(obs_dim)
+        self.net = mlp(obs_dim, 1, hidden, layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(self.norm(obs)).squeeze(-1)
+
+
+class QNet(nn.Module):
+    """Q(s, a); `n` heads for twin/ensemble critics, returned stacked on dim 0."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 2, n: int = 2,
+                 out_sigmoid: bool = False) -> None:
+        super().__init__()
+        self.norm = Normalizer(obs_dim)
+        self.heads = nn.ModuleList(mlp(obs_dim + act_dim, 1, hidden, layers) for _ in range(n))
+        self.out_sigmoid = out_sigmoid
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.norm(obs), act], -1)
+        q = torch.stack([h(x).squeeze(-1) for h in self.heads])
+        return torch.sigmoid(q) if self.out_sigmoid else q
+
+
+def share_normalizer(norm: Normalizer, *modules: nn.Module) -> None:
+    """Copy fitted statistics into every module's normaliser (each keeps its own buffers for saving)."""
+    for m in modules:
+        for sub in m.modules():
+            if isinstance(sub, Normalizer) and sub is not norm:
+                sub.mean.copy_(norm.mean)
+                sub.std.copy_(norm.std)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    return (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
