@@ -20,3 +20,17 @@ def demo_dir(tmp_path_factory):
     for kind in ("task", "recovery", "failure"):
         generate_demos("fragile_push_wall", kind, 2, out, seed=0, progress=False)
     return out
+
+
+SMALL = os.environ.get("FARL_SLOW_BUDGET", "small") == "small"
+"""CI sets FARL_SLOW_BUDGET=small (the default here too); `full` runs the end-to-end tests longer."""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(demo_dir, tmp_path_factory):
+    """A pre-training run on the small demo set with tiny budgets: real checkpoints, quick to make."""
+    from farl_bringup.pipeline import PretrainConfig, pretrain
+
+    run = tmp_path_factory.mktemp("run")
+    pretrain("fragile_push_wall", demo_dir, run, PretrainConfig().scaled(0.02), progress=False)
+    return run

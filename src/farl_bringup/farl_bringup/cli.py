@@ -28,6 +28,26 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_run(cfg, scale: float) -> None:
+    """The learned graph needs a pre-trained run: make demos and pre-train if there is none yet."""
+    from farl_bringup.graph_spec import run_dir
+    from farl_bringup.pipeline import PretrainConfig, pretrain
+    from farl_sim.demos import DEFAULT_EPISODES, generate_demos
+
+    run = Path(run_dir(cfg))
+    if (run / "task_policy.pt").exists():
+        return
+    demos = run.parent / "demos"
+    print(
+        f"no pre-trained run at {run}: generating demos in {demos} and pre-training first "
+        f"(budget x{scale:g}; a few minutes on a CPU)"
+    )
+    for kind, n in DEFAULT_EPISODES.items():
+        if not list(demos.glob(f"{kind}_*")):
+            generate_demos(cfg.task, kind, n, demos, seed=cfg.episodes.seed)
+    pretrain(cfg.task, demos, run, PretrainConfig().scaled(scale), seed=cfg.episodes.seed)
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     from farl_bringup.sim_graph import run_sim
     from farl_common.config import load_config, task_config
@@ -37,18 +57,28 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         raise SystemExit(f"farl sim: {args.config} is for task {cfg.task!r}, not {args.task!r}")
     if args.out:
         cfg.recorder.out_dir = args.out
+    if args.policy:
+        cfg.policy.kind = args.policy
+    if args.run:
+        cfg.learner.run_dir = args.run
+    if cfg.policy.kind == "learned":
+        _prepare_run(cfg, args.pretrain_scale)
     n = args.episodes or cfg.episodes.count
+    shielded = cfg.policy.kind == "learned" and cfg.shield.enabled
     print(
-        f"farl sim {cfg.task}: {n} episodes, seed {args.seed if args.seed is not None else cfg.episodes.seed}, "
-        f"{cfg.rate_hz:g} Hz simulated, bags -> {cfg.recorder.out_dir.replace('{task}', cfg.task)}"
+        f"farl sim {cfg.task}: {n} episodes, {cfg.policy.kind} policy"
+        f"{f', shield {cfg.shield.critic} (eps_safe {cfg.shield.eps_safe:g})' if shielded else ''}"
+        f"{', learner on' if cfg.policy.kind == 'learned' else ''}, {cfg.rate_hz:g} Hz simulated, "
+        f"bags -> {cfg.recorder.out_dir.replace('{task}', cfg.task)}"
     )
     t0 = time.perf_counter()
 
     def report(ep: dict) -> None:
+        swaps = f"  swaps {ep['swaps']:3d}" if ep.get("swaps") is not None else ""
         print(
             f"  episode {ep['episode']:3d}: return {ep['return']:8.1f}  steps {ep['steps']:3d}  "
             f"success {'yes' if ep['outcome'] == 'success' else 'no ':3s}  "
-            f"failure {'YES' if ep['outcome'] == 'failure' else 'no'}",
+            f"failure {'YES' if ep['outcome'] == 'failure' else 'no '}{swaps}  policy v{ep['policy_version']}",
             flush=True,
         )
 
@@ -64,6 +94,100 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     )
     if result.refused:
         print(f"note: {result.refused} actions or states were refused (see the log)")
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from farl_bringup.pipeline import PretrainConfig, pretrain
+
+    t0 = time.perf_counter()
+    m = pretrain(args.task, args.demos, args.out, PretrainConfig().scaled(args.scale), seed=args.seed)
+    wm = m["world_model"]
+    print(
+        f"pretrained {args.task} from {m['transitions']} transitions ({m['episodes']}) in "
+        f"{time.perf_counter() - t0:.0f} s -> {args.out}"
+    )
+    print(
+        f"  world model loss {wm['first']['loss']:.3f} -> {wm['last']['loss']:.3f} "
+        f"(constraint {wm['first']['constraint']:.4f} -> {wm['last']['constraint']:.4f})"
+    )
+    print(
+        f"  checkpoints: task_policy.pt recovery_policy.pt world_model.pt q_risk.pt reachability.pt; "
+        f"TensorBoard: {Path(args.out) / 'tb'}"
+    )
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    import json
+
+    from farl_bringup.pipeline import finetune
+
+    eps = args.eps_safe
+    calib = Path(args.run) / "shield.json"
+    if eps is None and args.shield != "none" and calib.exists():
+        eps = json.loads(calib.read_text()).get(args.shield, {}).get("eps_safe")
+        print(f"eps_safe {eps:.3f} from {calib}")
+    trainer = finetune(
+        args.run,
+        args.steps,
+        shield=args.shield,
+        recovery=args.recovery,
+        eps_safe=0.3 if eps is None else eps,
+        lagrangian=args.lagrangian,
+        out=args.out,
+        seed=args.seed,
+        resume=not args.fresh,
+    )
+    eps_log = trainer.episodes
+    fails = sum(e["failure"] for e in eps_log)
+    print(
+        f"{len(eps_log)} episodes, {fails} failure episodes, mean return "
+        f"{sum(e['return'] for e in eps_log) / max(1, len(eps_log)):.1f}, "
+        f"{sum(e['swaps'] for e in eps_log)} swaps; checkpoint {trainer.checkpoint_path}"
+    )
+    trainer.close()
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from farl_common.bags import load_dataset
+    from farl_safety_shield.calibrate import calibrate
+    from farl_safety_shield.loader import load_critic
+
+    critic = load_critic(args.run, args.critic, args.horizon, args.gamma_risk)
+    c = calibrate(critic, load_dataset(args.demos), args.horizon, args.max_false_alarm)
+    print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
+    print(f"{'eps_safe':>9s} {'false alarm':>12s} {'missed failure':>15s}")
+    shown = sorted(
+        {
+            min(range(len(c.table)), key=lambda i: abs(c.table[i][0] - e))
+            for e in (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, c.eps_safe)
+        }
+    )
+    for i in shown:
+        e, fa, miss = c.table[i]
+        print(f"{e:9.3f} {fa:12.3f} {miss:15.3f}{'   <- chosen' if e == c.eps_safe else ''}")
+    path = Path(args.run) / "shield.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[args.critic] = {"eps_safe": c.eps_safe, "false_alarm": c.false_alarm, "missed": c.missed}
+    path.write_text(json.dumps(data, indent=2))
+    print(
+        f"eps_safe = {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, missed failures {c.missed:.1%}) "
+        f"written to {path}"
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from farl_bringup.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(steps=args.steps, seeds=args.seeds, pretrain_scale=args.pretrain_scale)
+    run_bench(args.tasks.split(","), args.methods.split(","), args.out, cfg)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"results: {Path(args.out) / 'results.json'}; plots: failure_episodes.png, curves.png")
     return 0
 
 
@@ -96,7 +220,53 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--config", default=None, help="config file (default: config/<task>.yaml)")
     s.add_argument("--out", default=None, help="bag folder (default: the config's recorder.out_dir)")
+    s.add_argument("--policy", choices=["scripted", "learned"], default=None, help="override the config's policy.kind")
+    s.add_argument("--run", default=None, help="pre-training run folder (default: the config's learner.run_dir)")
+    s.add_argument(
+        "--pretrain-scale",
+        type=float,
+        default=0.25,
+        help="budget of the automatic pre-training when there is no run yet",
+    )
     s.set_defaults(fn=_cmd_sim)
+
+    pt = sub.add_parser("pretrain", help="offline: task policy, recovery policy, world model, risk critics")
+    pt.add_argument("--task", required=True, choices=sorted(TASKS))
+    pt.add_argument("--demos", required=True, help="folder of demo bags (task, recovery and failure)")
+    pt.add_argument("--out", required=True, help="run folder for the checkpoints")
+    pt.add_argument("--scale", type=float, default=1.0, help="multiply every gradient-step budget (quick runs)")
+    pt.add_argument("--seed", type=int, default=0)
+    pt.set_defaults(fn=_cmd_pretrain)
+
+    ft = sub.add_parser("finetune", help="online PPO from a pre-trained run, with or without the shield")
+    ft.add_argument("--run", required=True)
+    ft.add_argument("--steps", type=int, required=True)
+    ft.add_argument("--shield", choices=["world_model", "q_risk", "reachability", "none"], default="world_model")
+    ft.add_argument("--recovery", choices=["policy", "mppi"], default="policy")
+    ft.add_argument("--eps-safe", type=float, default=None, help="default: the run's shield.json, else 0.3")
+    ft.add_argument("--lagrangian", action="store_true", help="PPO-Lagrangian")
+    ft.add_argument("--out", default=None, help="default: RUN/finetune_<shield>_s<seed>")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    ft.set_defaults(fn=_cmd_finetune)
+
+    cs = sub.add_parser("calibrate-shield", help="choose eps_safe from held-out task and failure demos")
+    cs.add_argument("--run", required=True)
+    cs.add_argument("--demos", required=True, help="held-out demo bags (task and failure)")
+    cs.add_argument("--critic", choices=["world_model", "q_risk", "reachability"], default="world_model")
+    cs.add_argument("--horizon", type=int, default=5)
+    cs.add_argument("--gamma-risk", type=float, default=0.9)
+    cs.add_argument("--max-false-alarm", type=float, default=0.05)
+    cs.set_defaults(fn=_cmd_calibrate)
+
+    b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")
+    b.add_argument("--tasks", default="fragile_push_wall")
+    b.add_argument("--methods", default="farl,uni_o4")
+    b.add_argument("--steps", type=int, default=100_000)
+    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--pretrain-scale", type=float, default=1.0)
+    b.add_argument("--out", required=True)
+    b.set_defaults(fn=_cmd_bench)
 
     i = sub.add_parser("inspect", help="list the episodes in a bag or a folder of bags")
     i.add_argument("path")
@@ -114,10 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from farl_common.bags import BagError
     from farl_common.config import ConfigError
+    from farl_learning.checkpoint import CheckpointError
 
     try:
         return int(args.fn(args) or 0)
-    except (ConfigError, BagError, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as err:
+    except (
+        ConfigError,
+        BagError,
+        CheckpointError,
+        FileExistsError,
+        FileNotFoundError,
+        ValueError,
+        RuntimeError,
+    ) as err:
         print(f"farl {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

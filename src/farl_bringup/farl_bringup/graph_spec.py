@@ -14,7 +14,10 @@ from typing import Any
 from farl_common.config import FarlConfig
 from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
 from farl_common.runtime.node import Node
+from farl_learning.learner_node import LearnerNode, LearnerParams, online_checkpoint
+from farl_learning.policy_node import PolicyNode, PolicyParams
 from farl_robot.sim_robot_node import SimRobotNode, SimRobotParams
+from farl_safety_shield.shield_node import ShieldNode, ShieldParams
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
 from farl_sim.tasks import get_task
 
@@ -53,8 +56,6 @@ def graph_spec(
     get_task(cfg.task)  # an unknown task fails here, before anything starts
     if cfg.robot.backend != "sim":
         raise ValueError(f"robot.backend {cfg.robot.backend!r}: only the sim robot is available in this release")
-    if cfg.policy.kind != "scripted":
-        raise ValueError("policy.kind 'learned' needs the learning stack (farl pretrain); use policy.kind: scripted")
     n = cfg.episodes.count if episodes is None else episodes
     s = cfg.episodes.seed if seed is None else seed
     r = cfg.robot
@@ -70,12 +71,41 @@ def graph_spec(
         workspace_min_m=list(r.workspace_min_m),
         workspace_max_m=list(r.workspace_max_m),
     )
-    policy = ScriptedPolicyParams(task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s)
     recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
+    shielded = cfg.policy.kind == "learned" and cfg.shield.enabled
     # Without a shield in the graph, what the policy proposes is what the robot executes.
-    policy_topics = {**cfg.topics, "action_proposed": cfg.topics["action_executed"]}
-    return [
+    policy_topics = dict(cfg.topics) if shielded else {**cfg.topics, "action_proposed": cfg.topics["action_executed"]}
+    specs = [
         NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
         NodeSpec("farl_robot", "sim_robot_node", SimRobotNode, robot, dict(cfg.topics)),
-        NodeSpec("farl_sim", "scripted_policy_node", ScriptedPolicyNode, policy, policy_topics),
     ]
+    if cfg.policy.kind == "scripted":
+        policy = ScriptedPolicyParams(
+            task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s
+        )
+        return [*specs, NodeSpec("farl_sim", "scripted_policy_node", ScriptedPolicyNode, policy, policy_topics)]
+    run = run_dir(cfg)
+    online = cfg.policy.checkpoint or str(online_checkpoint(run))
+    learner = LearnerParams(
+        run_dir=run, bag_dir=bag_dir(cfg), checkpoint=online, min_new_steps=cfg.learner.min_new_steps, seed=s
+    )
+    specs.append(NodeSpec("farl_learning", "learner_node", LearnerNode, learner, dict(cfg.topics)))
+    policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s)
+    specs.append(NodeSpec("farl_learning", "policy_node", PolicyNode, policy, policy_topics))
+    if shielded:
+        sh = cfg.shield
+        shield = ShieldParams(
+            run_dir=run,
+            policy_checkpoint=online,
+            critic=sh.critic,
+            recovery=sh.recovery,
+            eps_safe=sh.eps_safe,
+            horizon_steps=sh.horizon_steps,
+            gamma_risk=sh.gamma_risk,
+        )
+        specs.append(NodeSpec("farl_safety_shield", "shield_node", ShieldNode, shield, dict(cfg.topics)))
+    return specs
+
+
+def run_dir(cfg: FarlConfig) -> str:
+    return cfg.learner.run_dir.replace("{task}", cfg.task)

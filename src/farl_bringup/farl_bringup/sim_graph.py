@@ -17,6 +17,7 @@ from farl_common.config import FarlConfig
 from farl_common.recorder_node import EpisodeRecorderNode
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_robot.sim_robot_node import SimRobotNode
+from farl_safety_shield.shield_node import ShieldNode
 
 
 @dataclass
@@ -40,9 +41,11 @@ def run_sim(
         nodes = [rt.add(spec.node_class(spec.params), spec.topics) for spec in specs]
         robot = next(n for n in nodes if isinstance(n, SimRobotNode))
         recorder = next(n for n in nodes if isinstance(n, EpisodeRecorderNode))
+        shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)
         reported = 0
         while not rt.shutdown_requested and rt.run(max_events=2000):
             for ep in robot.finished[reported:]:
+                ep["swaps"] = shield.swaps_by_episode.get(ep["episode"], 0) if shield is not None else None
                 if on_episode is not None:
                     on_episode(ep)
             reported = len(robot.finished)

@@ -68,6 +68,22 @@ class EpisodesConfig:
 
 
 @dataclass
+class ShieldConfig:
+    enabled: bool = param(True, doc="run the safety shield between policy and robot")
+    critic: Literal["world_model", "q_risk", "reachability"] = param("world_model", doc="risk critic")
+    recovery: Literal["policy", "mppi"] = param("policy", doc="where replacement actions come from")
+    eps_safe: float = param(0.3, lo=0.0, hi=10.0, unitless=True, doc="swap when C_H exceeds this (eq. 11)")
+    horizon_steps: int = param(5, lo=1, hi=50, unitless=True, doc="H of eq. 10")
+    gamma_risk: float = param(0.9, lo=0.0, hi=1.0, unitless=True, doc="discount of future failure risk")
+
+
+@dataclass
+class LearnerConfig:
+    run_dir: str = param("runs/{task}/run", doc="pre-training run folder (farl pretrain --out)")
+    min_new_steps: int = param(400, lo=1, unitless=True, doc="PPO update once this many new transitions arrived")
+
+
+@dataclass
 class FarlConfig:
     task: str = param("fragile_push_wall", doc="FailureBench task name")
     rate_hz: float = param(5.0, lo=0.1, hi=1000.0, doc="control rate of the whole graph")
@@ -76,6 +92,8 @@ class FarlConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
+    shield: ShieldConfig = field(default_factory=ShieldConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
 
 
 def _type_name(tp: Any) -> str:

@@ -27,6 +27,7 @@ def save_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
             torch.save({"format": FORMAT, **payload}, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is shared with other nodes
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

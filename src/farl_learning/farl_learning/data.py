@@ -31,9 +31,18 @@ class Transitions:
         same_next[:-1] = ep[1:] == ep[:-1]
         next_action = np.zeros_like(ds.action)
         next_action[:-1] = ds.action[1:]
-        t = lambda x, dt=torch.float32: torch.as_tensor(np.asarray(x), dtype=dt)  # noqa: E731
-        return cls(t(ds.obs), t(ds.action), t(ds.reward), t(ds.cost), t(ds.done), t(ds.next_obs), t(next_action),
-                   t(same_next & ~ds.done, torch.bool), t(ep, torch.long))
+        t = lambda x, dt=torch.float32: torch.as_tensor(np.asarray(x), dtype=dt)
+        return cls(
+            t(ds.obs),
+            t(ds.action),
+            t(ds.reward),
+            t(ds.cost),
+            t(ds.done),
+            t(ds.next_obs),
+            t(next_action),
+            t(same_next & ~ds.done, torch.bool),
+            t(ep, torch.long),
+        )
 
     def __len__(self) -> int:
         return len(self.reward)
@@ -42,15 +51,16 @@ class Transitions:
         idx = torch.randint(0, len(self), (batch,), generator=gen)
         return {k: getattr(self, k)[idx] for k in ("obs", "action", "reward", "cost", "done", "next_obs")}
 
-    def windows(self, batch: int, horizon: int, gen: torch.Generator, failure_fraction: float = 0.0
-                ) -> dict[str, torch.Tensor]:
+    def windows(
+        self, batch: int, horizon: int, gen: torch.Generator, failure_fraction: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """`batch` windows of `horizon` steps: (H, B, ...) tensors and a validity mask (H, B).
 
         A step is valid while it stays in its start's episode and no failure came before it.
         `failure_fraction` of the windows are drawn to end at or before a failure, which is rare.
         """
         n = len(self)
-        n_fail = int(round(batch * failure_fraction))
+        n_fail = round(batch * failure_fraction)
         fail_idx = torch.nonzero(self.cost > 0.5).squeeze(-1)
         starts = torch.randint(0, n, (batch - n_fail if len(fail_idx) else batch,), generator=gen)
         if len(fail_idx) and n_fail:
@@ -64,7 +74,9 @@ class Transitions:
         # Nothing after a failure: the episode ended there.
         ended = torch.cumsum(self.done[g].float(), 0) - self.done[g].float()
         valid &= ended < 0.5
-        out = {name: getattr(self, name)[g] for name in ("obs", "action", "reward", "cost", "done", "next_obs",
-                                                          "next_action", "has_next_action")}
+        out = {
+            name: getattr(self, name)[g]
+            for name in ("obs", "action", "reward", "cost", "done", "next_obs", "next_action", "has_next_action")
+        }
         out["mask"] = valid.float()
         return out

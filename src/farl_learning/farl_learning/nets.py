@@ -12,8 +12,9 @@ from torch import nn
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
 
 
-def mlp(inp: int, out: int, hidden: int = 256, layers: int = 2, act: type[nn.Module] = nn.Mish,
-        layer_norm: bool = True) -> nn.Sequential:
+def mlp(
+    inp: int, out: int, hidden: int = 256, layers: int = 2, act: type[nn.Module] = nn.Mish, layer_norm: bool = True
+) -> nn.Sequential:
     mods: list[nn.Module] = []
     d = inp
     for _ in range(layers):
@@ -87,8 +88,9 @@ class ValueNet(nn.Module):
 class QNet(nn.Module):
     """Q(s, a); `n` heads for twin/ensemble critics, returned stacked on dim 0."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 2, n: int = 2,
-                 out_sigmoid: bool = False) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 2, n: int = 2, out_sigmoid: bool = False
+    ) -> None:
         super().__init__()
         self.norm = Normalizer(obs_dim)
         self.heads = nn.ModuleList(mlp(obs_dim + act_dim, 1, hidden, layers) for _ in range(n))

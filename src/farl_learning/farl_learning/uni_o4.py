@@ -27,6 +27,9 @@ from farl_learning.data import Transitions
 from farl_learning.nets import GaussianPolicy, Normalizer, QNet, ValueNet, share_normalizer
 
 
+MIN_TRANSITIONS = 16
+
+
 @dataclass
 class UniO4Config:
     """Offline Uni-O4 pipeline settings."""
@@ -108,11 +111,14 @@ def evaluate_offline(policy: GaussianPolicy, q: QNet, states: torch.Tensor) -> f
         return float(q(states, mean).min(0).values.mean())
 
 
-def train_uni_o4(data: Transitions, cfg: UniO4Config | None = None, progress: bool = True, log=None,
-                 tag: str = "policy") -> OfflinePolicy:
+def train_uni_o4(
+    data: Transitions, cfg: UniO4Config | None = None, progress: bool = True, log=None, tag: str = "policy"
+) -> OfflinePolicy:
     cfg = cfg or UniO4Config()
-    if len(data) < cfg.batch_size:
-        raise ValueError(f"{tag}: {len(data)} transitions are fewer than one batch ({cfg.batch_size})")
+    if len(data) < MIN_TRANSITIONS:
+        raise ValueError(f"{tag}: {len(data)} transitions are too few to learn from (need {MIN_TRANSITIONS})")
+    if len(data) < cfg.batch_size:  # sampling is with replacement; a batch larger than the data only repeats it
+        cfg = UniO4Config(**{**asdict(cfg), "batch_size": len(data)})
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     obs_dim, act_dim = data.obs.shape[1], data.action.shape[1]
@@ -126,8 +132,9 @@ def train_uni_o4(data: Transitions, cfg: UniO4Config | None = None, progress: bo
         share_normalizer(norm, pol)
         opt = torch.optim.Adam([p for n, p in pol.named_parameters()], lr=cfg.bc_lr)
         boot = torch.randint(0, len(data), (len(data),), generator=gen)
-        for step in trange(cfg.bc_steps, desc=f"{tag}: BC {m + 1}/{cfg.ensemble_size}", disable=not progress,
-                           leave=False):
+        for step in trange(
+            cfg.bc_steps, desc=f"{tag}: BC {m + 1}/{cfg.ensemble_size}", disable=not progress, leave=False
+        ):
             idx = boot[torch.randint(0, len(boot), (cfg.batch_size,), generator=gen)]
             loss = -pol.log_prob(data.obs[idx], data.action[idx]).mean()
             opt.zero_grad()
@@ -174,8 +181,7 @@ def train_uni_o4(data: Transitions, cfg: UniO4Config | None = None, progress: bo
             behaviour = copy.deepcopy(current).requires_grad_(False)
             candidate = copy.deepcopy(current)
             opt = torch.optim.Adam(candidate.parameters(), lr=cfg.improve_lr)
-            for _ in trange(cfg.improve_steps, desc=f"{tag}: improve {m + 1}.{r}", disable=not progress,
-                            leave=False):
+            for _ in trange(cfg.improve_steps, desc=f"{tag}: improve {m + 1}.{r}", disable=not progress, leave=False):
                 s = data.obs[torch.randint(0, len(data), (cfg.batch_size,), generator=gen)]
                 with torch.no_grad():
                     a = behaviour.act(s)

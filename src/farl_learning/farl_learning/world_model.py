@@ -121,23 +121,36 @@ class WorldModel(nn.Module):
             m = mask[i]
             za = torch.cat([z, w["action"][i]], -1)
             n = m.sum().clamp(min=1.0)
-            terms["reward"] = terms["reward"] + lam * (self.two_hot.loss(self.reward(za), cfg.reward_scale * w["reward"][i]) * m).sum() / n
+            terms["reward"] = (
+                terms["reward"]
+                + lam * (self.two_hot.loss(self.reward(za), cfg.reward_scale * w["reward"][i]) * m).sum() / n
+            )
             vm = value_mask[i]
-            terms["value"] = terms["value"] + lam * (self.two_hot.loss(self.q(za), td[i]) * vm).sum() / vm.sum().clamp(min=1.0)
+            terms["value"] = terms["value"] + lam * (self.two_hot.loss(self.q(za), td[i]) * vm).sum() / vm.sum().clamp(
+                min=1.0
+            )
             c_logit = self.constraint(za).squeeze(-1)
             c_pred = torch.sigmoid(c_logit)
             terms["constraint"] = terms["constraint"] + lam * (((c_pred - w["cost"][i]) ** 2) * m).sum() / n
-            terms["decoder"] = terms["decoder"] + lam * (((self.decoder(z) - self.norm(w["obs"][i])) ** 2).mean(-1) * m).sum() / n
+            terms["decoder"] = (
+                terms["decoder"] + lam * (((self.decoder(z) - self.norm(w["obs"][i])) ** 2).mean(-1) * m).sum() / n
+            )
             z = self.next(z, w["action"][i])
             terms["consistency"] = terms["consistency"] + lam * (((z - z_next_target[i]) ** 2).mean(-1) * m).sum() / n
             weight_sum = weight_sum + lam
-        total = (cfg.c_reward * terms["reward"] + cfg.c_value * terms["value"] + cfg.c_consistency * terms["consistency"]
-                 + cfg.c_constraint * terms["constraint"] + cfg.c_decoder * terms["decoder"]) / weight_sum
-        return total, {k: float(v / weight_sum) for k, v in terms.items()}
+        total = (
+            cfg.c_reward * terms["reward"]
+            + cfg.c_value * terms["value"]
+            + cfg.c_consistency * terms["consistency"]
+            + cfg.c_constraint * terms["constraint"]
+            + cfg.c_decoder * terms["decoder"]
+        ) / weight_sum
+        return total, {k: float(v.detach() / weight_sum) for k, v in terms.items()}
 
 
-def train_world_model(data: Transitions, cfg: WorldModelConfig | None = None, progress: bool = True, log=None
-                      ) -> tuple[WorldModel, list[dict[str, float]]]:
+def train_world_model(
+    data: Transitions, cfg: WorldModelConfig | None = None, progress: bool = True, log=None
+) -> tuple[WorldModel, list[dict[str, float]]]:
     cfg = cfg or WorldModelConfig()
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -159,17 +172,23 @@ def train_world_model(data: Transitions, cfg: WorldModelConfig | None = None, pr
             for p, pt in zip(wm.parameters(), target.parameters(), strict=True):
                 pt.lerp_(p, cfg.target_tau)
         if step % 50 == 0 or step == cfg.steps - 1:
-            history.append({"step": step, "loss": float(loss), **parts})
+            history.append({"step": step, "loss": float(loss.detach()), **parts})
             if log is not None:
-                log.add_scalar("world_model/loss", float(loss), step)
+                log.add_scalar("world_model/loss", float(loss.detach()), step)
                 for k, v in parts.items():
                     log.add_scalar(f"world_model/{k}", v, step)
     return wm.eval(), history
 
 
 def world_model_checkpoint(wm: WorldModel, history: list[dict[str, float]]) -> dict[str, Any]:
-    return {"kind": "world_model", "obs_dim": wm.norm.mean.numel(), "act_dim": wm.constraint[0].in_features - wm.cfg.latent_dim,
-            "config": asdict(wm.cfg), "state": wm.state_dict(), "history": history}
+    return {
+        "kind": "world_model",
+        "obs_dim": wm.norm.mean.numel(),
+        "act_dim": wm.constraint[0].in_features - wm.cfg.latent_dim,
+        "config": asdict(wm.cfg),
+        "state": wm.state_dict(),
+        "history": history,
+    }
 
 
 def world_model_from_checkpoint(data: dict[str, Any]) -> WorldModel:

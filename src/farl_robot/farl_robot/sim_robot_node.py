@@ -123,6 +123,7 @@ class SimRobotNode(Node):
                     "return": self.rec.episode_return,
                     "steps": self.rec.steps,
                     "outcome": self.rec.outcome,
+                    "policy_version": self.policy_version,
                 }
             )
             self.rec = None

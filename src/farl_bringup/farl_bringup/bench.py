@@ -1,0 +1,238 @@
+"""`farl bench`: the FailureBench comparison (paper Sec. V.B, Fig. 4-5, Table II).
+
+For each task: demonstrations -> one pre-training -> eps_safe calibrated on held-out demos ->
+for every method and seed, online fine-tuning from that same checkpoint. Recorded per task, method
+and seed: failure episodes during fine-tuning, mean training return, and deterministic evaluation
+of the policy before and after fine-tuning. Writes results.json, a Markdown table and plots.
+
+Methods: farl (world-model critic + recovery policy), farl_mppi (world-model critic + MPPI
+recovery), farl_qrisk (Recovery-RL Q_risk critic), farl_reach (FOSP reachability critic),
+uni_o4 (no shield), ppo_lag (PPO-Lagrangian, no shield).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS: dict[str, dict[str, Any]] = {
+    "farl": {"shield": "world_model", "recovery": "policy", "lagrangian": False},
+    "farl_mppi": {"shield": "world_model", "recovery": "mppi", "lagrangian": False},
+    "farl_qrisk": {"shield": "q_risk", "recovery": "policy", "lagrangian": False},
+    "farl_reach": {"shield": "reachability", "recovery": "policy", "lagrangian": False},
+    "uni_o4": {"shield": "none", "recovery": "policy", "lagrangian": False},
+    "ppo_lag": {"shield": "none", "recovery": "policy", "lagrangian": True},
+}
+
+
+@dataclass
+class BenchConfig:
+    """Budgets of one benchmark run."""
+
+    steps: int = 100_000
+    """Online fine-tuning steps per method and seed."""
+    seeds: int = 3
+    demo_episodes: tuple[int, int, int] = (20, 120, 40)
+    """Task, recovery and failure demonstrations."""
+    heldout_episodes: tuple[int, int] = (10, 20)
+    """Held-out task and failure demos for calibrating eps_safe."""
+    pretrain_scale: float = 1.0
+    """Multiplies every pre-training gradient-step budget."""
+    eval_episodes: int = 10
+    max_false_alarm: float = 0.05
+    horizon: int = 5
+    gamma_risk: float = 0.9
+
+
+def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
+    from farl_bringup.pipeline import PretrainConfig, pretrain
+    from farl_common.bags import load_dataset
+    from farl_safety_shield.calibrate import calibrate
+    from farl_safety_shield.loader import CRITICS, load_critic
+    from farl_sim.demos import generate_demos
+
+    demos, held, run = out / "demos", out / "heldout", out / "run"
+    for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
+        if not list(demos.glob(f"{kind}_*")):
+            generate_demos(task, kind, n, demos, seed=0, progress=progress)
+    for kind, n in zip(("task", "failure"), cfg.heldout_episodes, strict=True):
+        if not list(held.glob(f"{kind}_*")):
+            generate_demos(task, kind, n, held, seed=1, progress=progress)
+    if not (run / "pretrain.json").exists():
+        pretrain(task, demos, run, PretrainConfig().scaled(cfg.pretrain_scale), progress=progress)
+    calib_path = run / "shield.json"
+    if calib_path.exists():
+        return json.loads(calib_path.read_text())
+    held_ds = load_dataset(held)
+    calib = {}
+    for critic in CRITICS:
+        c = calibrate(load_critic(run, critic, cfg.horizon, cfg.gamma_risk), held_ds, cfg.horizon, cfg.max_false_alarm)
+        calib[critic] = {"eps_safe": c.eps_safe, "false_alarm": c.false_alarm, "missed": c.missed}
+    calib_path.write_text(json.dumps(calib, indent=2))
+    return calib
+
+
+def run_bench(
+    tasks: list[str], methods: list[str], out: str | Path, cfg: BenchConfig | None = None, progress: bool = True
+) -> dict[str, Any]:
+    from farl_bringup.pipeline import finetune
+    from farl_learning.checkpoint import load
+    from farl_learning.ppo import evaluate
+    from farl_learning.uni_o4 import policy_from_checkpoint
+
+    cfg = cfg or BenchConfig()
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.setdefault("config", {"steps": cfg.steps, "seeds": cfg.seeds, "pretrain_scale": cfg.pretrain_scale})
+    for task in tasks:
+        tdir = out / task
+        calib = _prepare_task(task, tdir, cfg, progress)
+        pre = policy_from_checkpoint(load(tdir / "run" / "task_policy.pt"))
+        entry = results.setdefault(task, {"calibration": calib, "methods": {}})
+        entry["before"] = evaluate(task, pre, cfg.eval_episodes)
+        for method in methods:
+            m = METHODS[method]
+            critic = m["shield"] if m["shield"] != "none" else "world_model"
+            for seed in range(cfg.seeds):
+                key = f"{method}/{seed}"
+                if key in entry["methods"] and entry["methods"][key].get("steps", 0) >= cfg.steps:
+                    continue
+                t0 = time.perf_counter()
+                trainer = finetune(
+                    tdir / "run",
+                    cfg.steps,
+                    shield=m["shield"],
+                    recovery=m["recovery"],
+                    eps_safe=calib[critic]["eps_safe"],
+                    horizon=cfg.horizon,
+                    gamma_risk=cfg.gamma_risk,
+                    lagrangian=m["lagrangian"],
+                    out=tdir / "finetune" / method / f"seed{seed}",
+                    seed=seed,
+                    progress=progress,
+                )
+                eps = trainer.episodes
+                tail = eps[-max(1, len(eps) // 5) :]
+                entry["methods"][key] = {
+                    "method": method,
+                    "seed": seed,
+                    "steps": trainer.steps,
+                    "episodes": len(eps),
+                    "failure_episodes": int(sum(e["failure"] for e in eps)),
+                    "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
+                    "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
+                    "after": evaluate(task, trainer.policy, cfg.eval_episodes),
+                    "seconds": time.perf_counter() - t0,
+                    "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
+                }
+                trainer.close()
+                results_path.write_text(json.dumps(results, indent=1))
+    results_path.write_text(json.dumps(results, indent=1))
+    table = summary_table(results, methods)
+    (out / "table.md").write_text(table)
+    plot_results(results, methods, out)
+    return results
+
+
+def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:
+    vals = [key(r) for r in entry["methods"].values() if r["method"] == method]
+    return (float(np.mean(vals)), float(np.std(vals))) if vals else (float("nan"), float("nan"))
+
+
+def summary_table(results: dict[str, Any], methods: list[str]) -> str:
+    lines = [
+        "| task | method | failure episodes | train return (last 20%) | eval return after | "
+        "eval failure rate after | swaps/episode |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, entry in results.items():
+        if task == "config":
+            continue
+        for m in methods:
+            f = _agg(entry, m, lambda r: r["failure_episodes"])
+            if np.isnan(f[0]):
+                continue
+            tr = _agg(entry, m, lambda r: r["train_return_last20pct"])
+            er = _agg(entry, m, lambda r: r["after"]["return"])
+            ef = _agg(entry, m, lambda r: r["after"]["failure_rate"])
+            sw = _agg(entry, m, lambda r: r["swaps_per_episode"])
+            lines.append(
+                f"| {task} | {m} | {f[0]:.1f} ± {f[1]:.1f} | {tr[0]:.0f} ± {tr[1]:.0f} | "
+                f"{er[0]:.0f} ± {er[1]:.0f} | {ef[0]:.2f} | {sw[0]:.2f} |"
+            )
+        if "farl" in methods and "uni_o4" in methods:
+            farl = _agg(entry, "farl", lambda r: r["failure_episodes"])[0]
+            base = _agg(entry, "uni_o4", lambda r: r["failure_episodes"])[0]
+            if base > 0:
+                lines.append(
+                    f"\n{task}: FARL has {100 * (1 - farl / base):.1f}% fewer failure episodes than Uni-O4 "
+                    f"(before fine-tuning: return {entry['before']['return']:.0f}, "
+                    f"failure rate {entry['before']['failure_rate']:.2f}).\n"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in results if t != "config"]
+    if not tasks:
+        return
+    colours = dict(
+        zip(METHODS, ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:blue", "tab:green"), strict=True)
+    )
+    # Fig. 4 style: failure episodes per task and method.
+    fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(tasks), 3.6))
+    width = 0.8 / max(1, len(methods))
+    for j, m in enumerate(methods):
+        means = [_agg(results[t], m, lambda r: r["failure_episodes"]) for t in tasks]
+        ax.bar(
+            np.arange(len(tasks)) + j * width,
+            [x[0] for x in means],
+            width,
+            yerr=[x[1] for x in means],
+            label=m,
+            color=colours[m],
+            capsize=3,
+        )
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(methods) - 1) / 2, tasks, fontsize=8)
+    ax.set_ylabel("failure episodes during fine-tuning")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "failure_episodes.png", dpi=110)
+    plt.close(fig)
+    # Fig. 5 style: return and cumulative failures over fine-tuning steps.
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.2 * len(tasks)), squeeze=False)
+    for i, t in enumerate(tasks):
+        for m in methods:
+            runs = [r for r in results[t]["methods"].values() if r["method"] == m]
+            for k, r in enumerate(runs):
+                c = np.asarray(r["curve"], dtype=float)
+                if len(c) == 0:
+                    continue
+                smooth = np.convolve(c[:, 1], np.ones(10) / 10, mode="valid") if len(c) >= 10 else c[:, 1]
+                axes[i, 0].plot(
+                    c[len(c) - len(smooth) :, 0], smooth, color=colours[m], alpha=0.8, label=m if k == 0 else None
+                )
+                axes[i, 1].plot(c[:, 0], np.cumsum(c[:, 2]), color=colours[m], alpha=0.8, label=m if k == 0 else None)
+        axes[i, 0].set_title(f"{t}: episode return (10-episode mean)", fontsize=9)
+        axes[i, 1].set_title(f"{t}: cumulative failure episodes", fontsize=9)
+        for ax in axes[i]:
+            ax.set_xlabel("fine-tuning steps")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)

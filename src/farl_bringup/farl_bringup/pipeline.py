@@ -1,0 +1,160 @@
+"""The learning pipeline end to end, as the CLI and the benchmark run it:
+demos -> pretrain (task policy, recovery policy, world model, alternative critics) -> fine-tune."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from farl_common.bags import BagError, load_dataset
+from farl_learning.checkpoint import load, save_atomic
+from farl_learning.data import Transitions
+from farl_learning.ppo import PPOConfig, PPOTrainer
+from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4, value_from_checkpoint
+from farl_learning.world_model import WorldModelConfig, train_world_model, world_model_checkpoint
+from farl_safety_shield.critics import QRiskCritic, ReachabilityCritic, RiskQConfig
+from farl_safety_shield.loader import load_shield
+
+
+@dataclass
+class PretrainConfig:
+    """Everything `farl pretrain` trains, with each part's own settings."""
+
+    task_policy: UniO4Config = field(default_factory=UniO4Config)
+    recovery_policy: UniO4Config = field(default_factory=UniO4Config)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    risk_critics: RiskQConfig = field(default_factory=RiskQConfig)
+    alternative_critics: bool = True
+    """Also train the Recovery-RL Q_risk and FOSP reachability critics (for ablations)."""
+
+    def scaled(self, factor: float) -> PretrainConfig:
+        """The same with every gradient-step budget multiplied by `factor` (tests, quick runs)."""
+        c = PretrainConfig(**{k: v for k, v in self.__dict__.items()})
+        for pol in ("task_policy", "recovery_policy"):
+            p = UniO4Config(**asdict(getattr(c, pol)))
+            p.bc_steps = max(1, int(p.bc_steps * factor))
+            p.critic_steps = max(1, int(p.critic_steps * factor))
+            p.improve_steps = max(1, int(p.improve_steps * factor))
+            setattr(c, pol, p)
+        c.world_model = WorldModelConfig(
+            **{**asdict(c.world_model), "steps": max(1, int(c.world_model.steps * factor))}
+        )
+        c.risk_critics = RiskQConfig(**{**asdict(c.risk_critics), "steps": max(1, int(c.risk_critics.steps * factor))})
+        return c
+
+
+def pretrain(
+    task: str,
+    demos: str | Path,
+    out: str | Path,
+    cfg: PretrainConfig | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    from torch.utils.tensorboard import SummaryWriter
+
+    cfg = cfg or PretrainConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(demos)
+    tasks = {e.task for e in ds.episodes}
+    if tasks != {task}:
+        raise BagError(f"{demos}: demos are for {sorted(tasks)}, not {task!r}")
+    counts = {k: sum(e.kind == k for e in ds.episodes) for k in ("task", "recovery", "failure")}
+    missing = [k for k, n in counts.items() if n == 0]
+    if missing:
+        raise BagError(f"{demos}: no {' or '.join(missing)} demos (make them with farl demos --kind ...)")
+    log = SummaryWriter(str(out / "tb"))
+    t0 = time.perf_counter()
+    metrics: dict[str, Any] = {"task": task, "demos": str(demos), "episodes": counts, "transitions": len(ds)}
+    torch.manual_seed(seed)
+
+    task_data = Transitions.from_dataset(ds.select(["task"]))
+    task_pol = train_uni_o4(
+        task_data, UniO4Config(**{**asdict(cfg.task_policy), "seed": seed}), progress, log, "task_policy"
+    )
+    save_atomic(out / "task_policy.pt", {**task_pol.checkpoint("task_policy"), "task": task})
+    rec_data = Transitions.from_dataset(ds.select(["recovery"]))
+    rec_pol = train_uni_o4(
+        rec_data, UniO4Config(**{**asdict(cfg.recovery_policy), "seed": seed}), progress, log, "recovery_policy"
+    )
+    save_atomic(out / "recovery_policy.pt", {**rec_pol.checkpoint("recovery_policy"), "task": task})
+
+    wm_data = Transitions.from_dataset(ds.select(["task", "failure"]))
+    wm, wm_hist = train_world_model(
+        wm_data, WorldModelConfig(**{**asdict(cfg.world_model), "seed": seed}), progress, log
+    )
+    save_atomic(out / "world_model.pt", {**world_model_checkpoint(wm, wm_hist), "task": task})
+    metrics["world_model"] = {"first": wm_hist[0], "last": wm_hist[-1]}
+    if cfg.alternative_critics:
+        all_data = Transitions.from_dataset(ds)
+        for cls in (QRiskCritic, ReachabilityCritic):
+            critic = cls.train(
+                all_data, task_pol.policy, RiskQConfig(**{**asdict(cfg.risk_critics), "seed": seed}), progress, log
+            )
+            save_atomic(out / f"{cls.name}.pt", {**critic.checkpoint(), "task": task})
+    metrics["task_policy_ope"] = task_pol.history
+    metrics["seconds"] = time.perf_counter() - t0
+    (out / "pretrain.json").write_text(json.dumps(metrics, indent=2, default=float))
+    log.close()
+    return metrics
+
+
+def finetune(
+    run: str | Path,
+    steps: int,
+    shield: str = "world_model",
+    recovery: str = "policy",
+    eps_safe: float = 0.3,
+    horizon: int = 5,
+    gamma_risk: float = 0.9,
+    lagrangian: bool = False,
+    out: str | Path | None = None,
+    seed: int = 0,
+    ppo: PPOConfig | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> PPOTrainer:
+    """Fine-tune the run's task policy online; `shield='none'` is the Uni-O4 baseline."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = Path(run)
+    data = load(run / "task_policy.pt", "task_policy")
+    task = data["task"]
+    policy, value = policy_from_checkpoint(data).train(), value_from_checkpoint(data)
+    cfg = ppo or PPOConfig()
+    cfg = PPOConfig(
+        **{
+            **asdict(cfg),
+            "total_steps": steps,
+            "seed": seed,
+            "lagrangian": lagrangian,
+            "reward_scale": data["config"]["reward_scale"],
+        }
+    )
+    filt = None
+    if shield != "none":
+        filt = load_shield(run, shield, recovery, eps_safe, horizon, gamma_risk, task_policy=policy)
+    out_dir = Path(out) if out else run / f"finetune_{shield}{'_lag' if lagrangian else ''}_s{seed}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    trainer = PPOTrainer(task, policy, value, cfg, filt, out_dir, SummaryWriter(str(out_dir / "tb")))
+    if resume and trainer.resume_if_possible() and progress:
+        print(f"resuming {out_dir} at step {trainer.steps} (update {trainer.updates})")
+    trainer.train(progress)
+    save_atomic(
+        out_dir / "policy.pt",
+        {
+            **data,
+            "policy": policy.state_dict(),
+            "value": value.state_dict(),
+            "version": trainer.updates,
+            "kind": "task_policy",
+        },
+    )
+    return trainer

@@ -1,0 +1,113 @@
+"""The learner node: online PPO from episode bags (paper Sec. III-B).
+
+After each episode end it reads the bags it has not seen; episodes played by the current policy
+version are on-policy data. Once `min_new_steps` such transitions have arrived it runs one PPO
+update, writes the checkpoint atomically (the policy node may read it at any moment) and announces
+the new version. An unreadable bag is reported and skipped; it is not retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from farl_common import messages as M
+from farl_common import typestore as T
+from farl_common.bags import BagError, iter_bag_paths, read_episode
+from farl_common.runtime.node import Input, Node, Output
+from farl_learning.checkpoint import load, save_atomic
+from farl_learning.ppo import PPOConfig, PPOLearner
+from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
+
+
+@dataclass
+class LearnerParams:
+    run_dir: str = field(default="runs/fragile_push_wall/run", metadata={"doc": "farl pretrain output"})
+    bag_dir: str = field(default="runs/fragile_push_wall/bags", metadata={"doc": "where the recorder writes"})
+    checkpoint: str = field(default="", metadata={"doc": "online policy file; default RUN_DIR/online_policy.pt"})
+    min_new_steps: int = field(default=400, metadata={"doc": "PPO update once this many new on-policy steps"})
+    policy_lr: float = field(default=3e-5, metadata={"doc": "PPO policy learning rate"})
+    epochs: int = field(default=4, metadata={"doc": "PPO epochs per update"})
+    seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
+
+
+def online_checkpoint(run_dir: str, checkpoint: str = "") -> Path:
+    return Path(checkpoint) if checkpoint else Path(run_dir) / "online_policy.pt"
+
+
+class LearnerNode(Node):
+    name = "learner"
+    Params = LearnerParams
+    inputs = (Input("episode_event", T.EVENT, "on_episode_event", qos="events"),)
+    outputs = (Output("policy_version", "std_msgs/msg/UInt32", qos="events"),)
+
+    def on_start(self) -> None:
+        p = self.params
+        self.path = online_checkpoint(p.run_dir, p.checkpoint)
+        base = load(Path(p.run_dir) / "task_policy.pt", "task_policy")
+        cfg = PPOConfig(
+            policy_lr=p.policy_lr, epochs=p.epochs, seed=p.seed, reward_scale=base["config"]["reward_scale"]
+        )
+        self.base = base
+        self.learner = PPOLearner(policy_from_checkpoint(base).train(), value_from_checkpoint(base), cfg)
+        if self.path.exists():
+            self.learner.restore(load(self.path, "task_policy"))
+            self.log("info", f"resuming online learning at policy version {self.learner.updates}")
+        else:
+            self._save()
+        self.seen: set[str] = set()
+        self.pending: list[Any] = []
+        self.pending_steps = 0
+        self.skipped_off_policy = 0
+        self.bad_bags: list[str] = []
+
+    @property
+    def version(self) -> int:
+        return self.learner.updates
+
+    def _save(self) -> None:
+        save_atomic(self.path, {**self.base, **self.learner.state(), "kind": "task_policy"})
+
+    def on_episode_event(self, msg: Any) -> None:
+        if M.is_start(msg, self.msgs):
+            return
+        bag_dir = Path(self.params.bag_dir)
+        if not bag_dir.exists():
+            return
+        for bag in iter_bag_paths(bag_dir):
+            if bag.name in self.seen:
+                continue
+            self.seen.add(bag.name)
+            try:
+                ep = read_episode(bag)
+            except BagError as err:
+                self.bad_bags.append(str(err))
+                self.log("error", f"skipping bag: {err}")
+                continue
+            if ep.kind != "online" or ep.policy_version != self.version or len(ep) == 0:
+                self.skipped_off_policy += 1
+                continue
+            self.pending.append(
+                self.learner.on_policy_trajectory(
+                    ep.obs, ep.action, ep.reward, ep.cost, bool(ep.done[-1]), ep.next_obs[-1]
+                )
+            )
+            self.pending_steps += len(ep)
+        if self.pending_steps >= self.params.min_new_steps:
+            failures = sum(t.cost[-1] > 0 for t in self.pending) / len(self.pending)
+            info = self.learner.update(self.pending, failures)
+            self._save()
+            self.log(
+                "info",
+                f"PPO update on {self.pending_steps} steps -> policy version {self.version} "
+                f"(pi_loss {info['pi_loss']:.3f}, v_loss {info['v_loss']:.3f})",
+            )
+            self.pending, self.pending_steps = [], 0
+            self.publish("policy_version", self.msgs.new("std_msgs/msg/UInt32", data=self.version))
+
+
+def main(args: list[str] | None = None) -> int:
+    from farl_common.runtime.rclpy_host import run_node
+
+    return run_node(LearnerNode, args)

@@ -1,0 +1,134 @@
+"""Risk critics: how likely is (s, a) to lead to an IR failure soon. All batched in torch.
+
+- `WorldModelRisk` (FARL, eq. 10): encode s, roll the latent H steps with the task policy acting
+  on decoded states, sum gamma_risk^i * C(z_i, a_i).
+- `QRiskCritic` (Recovery RL, eq. 15-16): Q_risk(s, a) = c + (1 - c) * gamma_risk * Q_risk(s', pi(s')),
+  the discounted probability of a future failure; trained offline on the same data. (The paper's
+  eq. 16 prints (1 - gamma_safe) where Recovery RL has (1 - c) * gamma_safe; this follows Recovery RL.)
+- `ReachabilityCritic` (FOSP, eq. 5 and 30): the reachability estimation function as a Q function,
+  U(s, a) = max(c, gamma_u * U(s', pi(s'))): the (discounted) chance of ever entering the violation set.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from tqdm import trange
+
+from farl_learning.data import Transitions
+from farl_learning.nets import GaussianPolicy, Normalizer, QNet, share_normalizer
+from farl_learning.world_model import WorldModel
+
+
+class WorldModelRisk:
+    """C_H of eq. 10, for a batch of (state, proposed action)."""
+
+    name = "world_model"
+
+    def __init__(self, wm: WorldModel, task_policy: GaussianPolicy, horizon: int = 5, gamma_risk: float = 0.9):
+        self.wm, self.policy, self.horizon, self.gamma = wm.eval(), task_policy.eval(), horizon, gamma_risk
+
+    @torch.no_grad()
+    def risk(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        z = self.wm.encode(obs)
+        a = action
+        total = torch.zeros(obs.shape[0])
+        for i in range(self.horizon + 1):  # i = t .. t + H, as in eq. 1 and 10
+            total += self.gamma**i * self.wm.constraint_prob(z, a)
+            if i == self.horizon:
+                break
+            z = self.wm.next(z, a)
+            a = self.policy(self.wm.decode(z))[0]  # E_pi approximated at the policy's mean
+        return total
+
+
+@dataclass
+class RiskQConfig:
+    """Offline training of Q_risk / reachability critics."""
+
+    hidden: int = 256
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 3e-4
+    gamma_risk: float = 0.9
+    target_tau: float = 0.005
+    failure_fraction: float = 0.25
+    """Share of each batch drawn from failing transitions (failures are rare)."""
+    seed: int = 0
+
+
+class _QCritic:
+    backup: Literal["sum", "max"] = "sum"
+
+    def __init__(self, q: QNet, cfg: RiskQConfig) -> None:
+        self.q, self.cfg = q.eval(), cfg
+
+    @torch.no_grad()
+    def risk(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.q(obs, action).max(0).values  # pessimistic over the twin heads
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "kind": f"risk_{self.name}",
+            "backup": self.backup,
+            "obs_dim": self.q.norm.mean.numel(),
+            "act_dim": self.q.heads[0][0].in_features - self.q.norm.mean.numel(),
+            "config": asdict(self.cfg),
+            "state": self.q.state_dict(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> _QCritic:
+        cfg = RiskQConfig(**data["config"])
+        q = QNet(data["obs_dim"], data["act_dim"], cfg.hidden, n=2, out_sigmoid=True)
+        q.load_state_dict(data["state"])
+        return cls(q, cfg)
+
+    @classmethod
+    def train(
+        cls, data: Transitions, policy: GaussianPolicy, cfg: RiskQConfig | None = None, progress: bool = True, log=None
+    ) -> _QCritic:
+        cfg = cfg or RiskQConfig()
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        q = QNet(data.obs.shape[1], data.action.shape[1], cfg.hidden, n=2, out_sigmoid=True)
+        share_normalizer(Normalizer.fit(data.obs.numpy()), q)
+        target = copy.deepcopy(q).requires_grad_(False)
+        opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
+        fail_idx = torch.nonzero(data.cost > 0.5).squeeze(-1)
+        n_fail = int(cfg.batch_size * cfg.failure_fraction) if len(fail_idx) else 0
+        for step in trange(cfg.steps, desc=f"{cls.name} critic", disable=not progress, leave=False):
+            idx = torch.randint(0, len(data), (cfg.batch_size - n_fail,), generator=gen)
+            if n_fail:
+                idx = torch.cat([idx, fail_idx[torch.randint(0, len(fail_idx), (n_fail,), generator=gen)]])
+            s, a, c, s2 = data.obs[idx], data.action[idx], data.cost[idx], data.next_obs[idx]
+            with torch.no_grad():
+                nxt = target(s2, policy(s2)[0]).max(0).values
+                if cls.backup == "sum":  # Recovery RL, eq. 15-16
+                    y = c + (1 - c) * cfg.gamma_risk * nxt
+                else:  # FOSP's reachability, eq. 30
+                    y = torch.maximum(c, cfg.gamma_risk * nxt * (1 - c))
+            loss = F.binary_cross_entropy(q(s, a).clamp(1e-6, 1 - 1e-6), y.clamp(0, 1).expand(2, -1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                for p, pt in zip(q.parameters(), target.parameters(), strict=True):
+                    pt.lerp_(p, cfg.target_tau)
+            if log is not None and step % 100 == 0:
+                log.add_scalar(f"{cls.name}/loss", float(loss), step)
+        return cls(q, cfg)
+
+
+class QRiskCritic(_QCritic):
+    name = "q_risk"
+    backup = "sum"
+
+
+class ReachabilityCritic(_QCritic):
+    name = "reachability"
+    backup = "max"

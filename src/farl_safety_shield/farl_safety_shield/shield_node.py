@@ -1,0 +1,155 @@
+"""The safety shield node (paper eq. 10-11): for each proposed action, the risk C_H from the critic;
+the proposal goes to the robot if C_H <= eps_safe, the recovery action if not. Every decision is
+published (and so recorded). A critic that cannot be loaded or answers NaN makes every step risky;
+without a recovery policy, or for a state it cannot trust, the shield sends nothing and the robot
+holds still."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from farl_common import messages as M
+from farl_common import typestore as T
+from farl_common.runtime.node import Input, Node, Output
+from farl_learning.checkpoint import CheckpointError, load
+from farl_learning.uni_o4 import policy_from_checkpoint
+from farl_safety_shield.recovery import PolicyRecovery
+from farl_safety_shield.shield import Shield, UntrustedState
+
+
+@dataclass
+class ShieldParams:
+    run_dir: str = field(default="runs/fragile_push_wall/run", metadata={"doc": "farl pretrain output"})
+    policy_checkpoint: str = field(default="", metadata={"doc": "task policy the critic rolls out (eq. 10)"})
+    critic: str = field(default="world_model", metadata={"doc": "world_model | q_risk | reachability"})
+    recovery: str = field(default="policy", metadata={"doc": "policy | mppi"})
+    eps_safe: float = field(default=0.3, metadata={"doc": "risk threshold of eq. 11"})
+    horizon_steps: int = field(default=5, metadata={"doc": "H of eq. 10"})
+    gamma_risk: float = field(default=0.9, metadata={"doc": "discount of future failure risk"})
+
+
+class _NoCritic:
+    """Stands in when the critic cannot be loaded: every question is answered with an error."""
+
+    name = "unavailable"
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def risk(self, obs, action):
+        raise RuntimeError(self.why)
+
+
+class ShieldNode(Node):
+    name = "safety_shield"
+    Params = ShieldParams
+    inputs = (
+        Input("state", T.STATE, "on_state"),
+        Input("action_proposed", T.ACTION, "on_proposal"),
+        Input("policy_version", "std_msgs/msg/UInt32", "on_version", qos="events"),
+    )
+    outputs = (Output("action_executed", T.ACTION), Output("shield_decision", T.DECISION))
+
+    def on_start(self) -> None:
+        from farl_safety_shield.loader import load_shield
+
+        p = self.params
+        self.state: tuple[int, int, np.ndarray] | None = None
+        self.swaps_by_episode: dict[int, int] = {}
+        self.decisions = 0
+        self.held = 0
+        self.policy = self._load_policy()
+        try:
+            self.shield: Shield | None = load_shield(
+                p.run_dir, p.critic, p.recovery, p.eps_safe, p.horizon_steps, p.gamma_risk, task_policy=self.policy
+            )
+            return
+        except (CheckpointError, ValueError, KeyError) as err:
+            self.log("error", f"shield degraded: {err}")
+        try:  # without the critic, still recover on every step if the recovery policy is there
+            rec = policy_from_checkpoint(load(f"{p.run_dir}/recovery_policy.pt", "recovery_policy"))
+            self.shield = Shield(_NoCritic("critic not loaded"), PolicyRecovery(rec), p.eps_safe)
+            self.log("error", "no risk critic: every step is treated as risky and the recovery policy acts")
+        except (CheckpointError, KeyError) as err:
+            self.shield = None
+            self.log("error", f"no recovery policy either ({err}): no action will be sent; the robot holds still")
+
+    def _load_policy(self):
+        path = self.params.policy_checkpoint or f"{self.params.run_dir}/task_policy.pt"
+        try:
+            return policy_from_checkpoint(load(path))
+        except (CheckpointError, KeyError) as err:
+            self.log("error", f"task policy for the critic not loaded: {err}")
+            return None
+
+    def on_version(self, msg: Any) -> None:
+        """The critic rolls out the current task policy (eq. 10): follow the learner's versions."""
+        policy = self._load_policy()
+        if policy is not None and self.shield is not None and hasattr(self.shield.critic, "policy"):
+            self.shield.critic.policy = policy
+
+    def on_state(self, msg: Any) -> None:
+        self.state = (int(msg.episode), int(msg.step), np.asarray(M.state_values(msg), dtype=np.float64))
+
+    def on_proposal(self, msg: Any) -> None:
+        if self.state is None or self.state[:2] != (int(msg.episode), int(msg.step)):
+            self.log("warning", f"proposal for episode {msg.episode} step {msg.step} has no matching state: dropped")
+            return
+        obs = self.state[2]
+        proposed = np.asarray(M.action_values(msg), dtype=np.float64)
+        t = self.now_ns()
+        if self.shield is None:
+            self.held += 1
+            self._decision(msg, t, proposed, proposed * np.nan, float("nan"), True)
+            return
+        try:
+            res = self.shield.filter(obs[None], proposed[None])
+        except UntrustedState as err:
+            self.held += 1
+            self.log("error", f"no action: {err}")
+            self._decision(msg, t, proposed, proposed * np.nan, float("nan"), True)
+            return
+        executed, risk, swapped = res.executed[0], float(res.risk[0]), bool(res.swapped[0])
+        self.decisions += 1
+        ep = int(msg.episode)
+        self.swaps_by_episode[ep] = self.swaps_by_episode.get(ep, 0) + int(swapped)
+        self.publish(
+            "action_executed",
+            M.make_action(
+                self.msgs,
+                t_ns=t,
+                episode=int(msg.episode),
+                step=int(msg.step),
+                values=executed,
+                source="recovery" if swapped else "policy",
+                policy_version=int(msg.policy_version),
+            ),
+        )
+        self._decision(msg, t, proposed, executed, risk, swapped)
+
+    def _decision(self, msg: Any, t: int, proposed, executed, risk: float, swapped: bool) -> None:
+        critic = self.shield.critic.name if self.shield is not None else "unavailable"
+        self.publish(
+            "shield_decision",
+            M.make_decision(
+                self.msgs,
+                t_ns=t,
+                episode=int(msg.episode),
+                step=int(msg.step),
+                proposed=proposed,
+                executed=executed,
+                risk=risk,
+                eps_safe=self.params.eps_safe,
+                swapped=swapped,
+                critic=critic,
+            ),
+        )
+
+
+def main(args: list[str] | None = None) -> int:
+    from farl_common.runtime.rclpy_host import run_node
+
+    return run_node(ShieldNode, args)

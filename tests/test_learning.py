@@ -1,0 +1,236 @@
+"""Offline pre-training, the world model and its risk, the shield, PPO, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from farl_common.bags import load_dataset
+from farl_learning.action_filter import NoFilter
+from farl_learning.checkpoint import CheckpointError, load, save_atomic
+from farl_learning.data import Transitions
+from farl_learning.nets import GaussianPolicy, ValueNet
+from farl_learning.ppo import PPOConfig, PPOLearner, PPOTrainer, gae
+from farl_learning.two_hot import TwoHot, symexp, symlog
+from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4
+from farl_learning.world_model import WorldModel, WorldModelConfig, train_world_model
+from farl_safety_shield.critics import WorldModelRisk
+from farl_safety_shield.loader import load_shield
+from farl_safety_shield.shield import Shield, UntrustedState
+
+torch.set_num_threads(1)
+
+
+def test_two_hot_round_trips():
+    th = TwoHot(101, -10, 10)
+    x = torch.tensor([-500.0, -3.3, -0.01, 0.0, 0.25, 7.0, 1234.0])
+    enc = th.encode(x)
+    assert torch.allclose(enc.sum(-1), torch.ones(len(x)))
+    assert (enc > 0).sum(-1).max() <= 2
+    dec = th.decode(torch.log(enc.clamp_min(1e-12)))
+    np.testing.assert_allclose(dec.numpy(), x.numpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(symexp(symlog(x)).numpy(), x.numpy(), rtol=1e-5)
+    assert float(th.loss(torch.log(enc.clamp_min(1e-12)), x).max()) < 0.7  # ~entropy of a two-hot
+
+
+def test_gae_matches_hand_computation():
+    adv, ret = gae(np.array([1.0, 1.0]), np.array([0.5, 0.5]), 0.0, gamma=0.9, lam=1.0)
+    # returns: 1 + 0.9 * 1 = 1.9 and 1
+    np.testing.assert_allclose(ret, [1.9, 1.0])
+    np.testing.assert_allclose(adv, [1.4, 0.5])
+
+
+def test_world_model_loss_goes_down_on_a_fixed_batch(demo_dir):
+    data = Transitions.from_dataset(load_dataset(demo_dir).select(["task", "failure"]))
+    cfg = WorldModelConfig(latent_dim=32, hidden=64, steps=1)
+    wm = WorldModel(39, 4, cfg)
+    target = WorldModel(39, 4, cfg)
+    target.load_state_dict(wm.state_dict())
+    batch = data.windows(64, cfg.horizon, torch.Generator().manual_seed(0), failure_fraction=0.5)
+    opt = torch.optim.Adam(wm.parameters(), lr=1e-3)
+    first = wm.loss(batch, target)[0].detach()
+    for _ in range(60):
+        loss, parts = wm.loss(batch, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.5 * float(first)
+    assert set(parts) == {"reward", "value", "consistency", "constraint", "decoder"}
+
+
+def test_windows_stop_at_episode_ends_and_failures(demo_dir):
+    data = Transitions.from_dataset(load_dataset(demo_dir))
+    w = data.windows(512, 5, torch.Generator().manual_seed(1), failure_fraction=0.5)
+    m = w["mask"]
+    assert torch.all(m[0] == 1) and torch.all(m[1:] <= m[:-1])  # validity never comes back
+    # after a failure step, nothing of that window is valid
+    after_fail = torch.cumsum(w["done"] * m, 0) - w["done"] * m
+    assert torch.all(m[after_fail > 0] == 0)
+    assert float((w["cost"] * m).sum()) > 0
+
+
+def test_uni_o4_bc_imitates_and_improvement_is_kept_only_when_better(demo_dir):
+    data = Transitions.from_dataset(load_dataset(demo_dir).select(["task"]))
+    cfg = UniO4Config(ensemble_size=2, hidden=64, bc_steps=300, critic_steps=100, improve_rounds=2, improve_steps=20)
+    res = train_uni_o4(data, cfg, progress=False)
+    with torch.no_grad():
+        mean, _ = res.policy(data.obs)
+    untrained = GaussianPolicy(39, 4, 64)
+    with torch.no_grad():
+        base = (untrained(data.obs)[0] - data.action).pow(2).mean()
+    assert float((mean - data.action).pow(2).mean()) < 0.5 * float(base)
+    for h in res.history:
+        if h["round"] > 0 and h["accepted"]:
+            prev = [x for x in res.history if x["member"] == h["member"] and x["round"] == h["round"] - 1][0]
+            assert h["ope"] > prev["ope"]
+    few = Transitions.from_dataset(load_dataset(demo_dir).select(["task"]))
+    few.reward = few.reward[:10]
+    with pytest.raises(ValueError, match="too few"):
+        train_uni_o4(few, cfg, progress=False)
+
+
+def test_risk_is_high_heading_into_the_wall_and_low_when_safe(demo_dir):
+    ds = load_dataset(demo_dir)
+    data = Transitions.from_dataset(ds.select(["task", "failure"]))
+    wm, _ = train_world_model(
+        data, WorldModelConfig(latent_dim=32, hidden=128, steps=400, batch_size=128), progress=False
+    )
+    pol = train_uni_o4(
+        Transitions.from_dataset(ds.select(["task"])),
+        UniO4Config(ensemble_size=1, hidden=64, bc_steps=200, critic_steps=10, improve_rounds=0),
+        progress=False,
+    ).policy
+    critic = WorldModelRisk(wm, pol, horizon=3, gamma_risk=0.9)
+    fail_eps = [e for e in ds.episodes if e.failed]
+    near = np.concatenate([e.obs[-3:] for e in fail_eps]), np.concatenate([e.action[-3:] for e in fail_eps])
+    safe_eps = [e for e in ds.episodes if e.kind == "task"]
+    safe = np.concatenate([e.obs for e in safe_eps]), np.concatenate([e.action for e in safe_eps])
+    r_near = critic.risk(torch.as_tensor(near[0]), torch.as_tensor(near[1]))
+    r_safe = critic.risk(torch.as_tensor(safe[0]), torch.as_tensor(safe[1]))
+    assert float(r_near.mean()) > 0.3 and float(r_safe.mean()) < 0.1, (r_near.mean(), r_safe.mean())
+
+
+class FixedRisk:
+    """A critic whose answers the test dictates, to check the shield's rule (eq. 11) exactly."""
+
+    name = "fixed"
+
+    def __init__(self, values):
+        self.values = values
+
+    def risk(self, obs, action):
+        if isinstance(self.values, Exception):
+            raise self.values
+        return torch.as_tensor(self.values, dtype=torch.float32)
+
+
+class ConstantRecovery:
+    name = "constant"
+
+    def actions(self, obs):
+        return torch.full((obs.shape[0], 4), -0.5)
+
+
+def test_shield_swaps_exactly_above_eps_and_fails_safe():
+    obs, prop = np.zeros((4, 39)), np.full((4, 4), 0.25)
+    res = Shield(FixedRisk([0.0, 0.3, 0.3000001, float("nan")]), ConstantRecovery(), 0.3).filter(obs, prop)
+    assert res.swapped.tolist() == [False, False, True, True]
+    np.testing.assert_array_equal(res.executed[0], prop[0])
+    np.testing.assert_array_equal(res.executed[2], [-0.5] * 4)
+    assert np.isnan(res.risk[3])
+    broken = Shield(FixedRisk(RuntimeError("model file gone")), ConstantRecovery(), 0.3)
+    res = broken.filter(obs, prop)
+    assert res.swapped.all() and np.isnan(res.risk).all() and broken.errors == 1
+    nan_prop = prop.copy()
+    nan_prop[1, 2] = np.nan
+    res = Shield(FixedRisk([0.0] * 4), ConstantRecovery(), 0.3).filter(obs, nan_prop)
+    assert res.swapped.tolist() == [False, True, False, False] and np.all(np.isfinite(res.executed))
+    bad_obs = obs.copy()
+    bad_obs[0, 0] = np.inf
+    with pytest.raises(UntrustedState):
+        Shield(FixedRisk([0.0] * 4), ConstantRecovery(), 0.3).filter(bad_obs, prop)
+    with pytest.raises(ValueError):
+        Shield(FixedRisk([0.0]), ConstantRecovery(), float("nan"))
+
+
+def test_no_filter_is_the_identity():
+    res = NoFilter().filter(np.zeros((2, 39)), np.ones((2, 4)))
+    assert not res.swapped.any() and np.all(res.executed == 1)
+
+
+def test_ppo_improves_a_policy_on_a_toy_task():
+    """Reward -|a - target(s)|^2 with target = tanh of a fixed projection: one-step episodes."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    proj = rng.normal(size=(39, 4)) / 6
+    policy, value = GaussianPolicy(39, 4, 64, init_log_std=-0.5), ValueNet(39, 64)
+    learner = PPOLearner(
+        policy, value, PPOConfig(policy_lr=3e-3, value_lr=3e-3, epochs=8, minibatch_size=64, reward_scale=1.0)
+    )
+
+    def batch(n=256):
+        s = rng.normal(size=(n, 39)).astype(np.float32)
+        with torch.no_grad():
+            a = policy.act(torch.as_tensor(s)).numpy()
+        r = -((a - np.tanh(s @ proj)) ** 2).sum(1)
+        return s, a, r
+
+    start = float(np.mean(batch(1024)[2]))
+    for _ in range(25):
+        s, a, r = batch()
+        trajs = [
+            learner.on_policy_trajectory(s[i : i + 1], a[i : i + 1], r[i : i + 1], np.zeros(1), True, s[i])
+            for i in range(len(s))
+        ]
+        learner.update(trajs)
+    end = float(np.mean(batch(1024)[2]))
+    assert end > start + 0.3 * abs(start), (start, end)
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt: unreadable"):
+        load(tmp_path / "junk.pt")
+    save_atomic(tmp_path / "a.pt", {"kind": "world_model"})
+    with pytest.raises(CheckpointError, match="expected a 'task_policy'"):
+        load(tmp_path / "a.pt", "task_policy")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_pretrain_writes_every_checkpoint(tiny_run):
+    for name in ("task_policy", "recovery_policy", "world_model", "q_risk", "reachability"):
+        assert (tiny_run / f"{name}.pt").is_file()
+    assert (tiny_run / "pretrain.json").is_file() and any((tiny_run / "tb").iterdir())
+    for critic in ("world_model", "q_risk", "reachability"):
+        for recovery in ("policy", "mppi"):
+            shield = load_shield(tiny_run, critic, recovery, eps_safe=0.3)
+            res = shield.filter(np.zeros((3, 39)) + 0.1, np.zeros((3, 4)))
+            assert res.executed.shape == (3, 4) and np.all(np.isfinite(res.risk))
+    with pytest.raises(CheckpointError, match="no such run"):
+        load_shield(tiny_run / "nope")
+
+
+def _trainer(run, out, steps):
+    data = load(run / "task_policy.pt")
+    pol = policy_from_checkpoint(data).train()
+    from farl_learning.uni_o4 import value_from_checkpoint
+
+    cfg = PPOConfig(total_steps=steps, num_envs=2, steps_per_env=60, horizon_steps=60, epochs=2, seed=3)
+    shield = load_shield(run, "world_model", "policy", 0.3, task_policy=pol)
+    return PPOTrainer("fragile_push_wall", pol, value_from_checkpoint(data), cfg, shield, out)
+
+
+def test_finetune_resumes_bit_identically(tiny_run, tmp_path):
+    straight = _trainer(tiny_run, tmp_path / "a", 240)
+    straight.train(progress=False)
+    first = _trainer(tiny_run, tmp_path / "b", 120)
+    first.train(progress=False)  # "killed" after its first updates; its checkpoint is on disk
+    resumed = _trainer(tiny_run, tmp_path / "b", 240)
+    assert resumed.resume_if_possible() and resumed.steps == first.steps
+    resumed.train(progress=False)
+    assert resumed.steps == straight.steps and resumed.episodes == straight.episodes
+    for (k, a), (_, b) in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
