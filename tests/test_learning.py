@@ -82,7 +82,7 @@ def test_uni_o4_bc_imitates_and_improvement_is_kept_only_when_better(demo_dir):
     assert float((mean - data.action).pow(2).mean()) < 0.5 * float(base)
     for h in res.history:
         if h["round"] > 0 and h["accepted"]:
-            prev = [x for x in res.history if x["member"] == h["member"] and x["round"] == h["round"] - 1][0]
+            prev = next(x for x in res.history if x["member"] == h["member"] and x["round"] == h["round"] - 1)
             assert h["ope"] > prev["ope"]
     few = Transitions.from_dataset(load_dataset(demo_dir).select(["task"]))
     few.reward = few.reward[:10]
@@ -192,7 +192,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: unreadable"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt: unreadable"):
         load(tmp_path / "junk.pt")
     save_atomic(tmp_path / "a.pt", {"kind": "world_model"})
     with pytest.raises(CheckpointError, match="expected a 'task_policy'"):

@@ -26,7 +26,6 @@ from tqdm import trange
 from farl_learning.data import Transitions
 from farl_learning.nets import GaussianPolicy, Normalizer, QNet, ValueNet, share_normalizer
 
-
 MIN_TRANSITIONS = 16
 
 
