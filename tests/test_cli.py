@@ -23,7 +23,19 @@ def test_demos_then_inspect(tmp_path, capsys):
 
 
 def test_sim_prints_each_episode_and_leaves_bags(tmp_path, capsys):
-    assert main(["sim", "fragile_push_wall", "--episodes", "2", "--seed", "1", "--out", str(tmp_path)]) == 0
+    argv = [
+        "sim",
+        "fragile_push_wall",
+        "--episodes",
+        "2",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--policy",
+        "scripted",
+    ]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("episode")]
     assert len(lines) == 2

@@ -23,6 +23,7 @@ from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyPara
 
 def small_config(tmp_path, horizon: int = 30):
     cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "scripted"
     cfg.robot.horizon_steps = horizon
     cfg.recorder.out_dir = str(tmp_path / "bags")
     return cfg
@@ -54,7 +55,9 @@ def test_full_episode_of_the_expert_succeeds(tmp_path):
 
 
 def test_launch_and_in_process_share_one_graph():
-    specs = graph_spec(task_config("fragile_push_wall"), episodes=5)
+    cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "scripted"
+    specs = graph_spec(cfg, episodes=5)
     assert [s.executable for s in specs] == ["episode_recorder_node", "sim_robot_node", "scripted_policy_node"]
     robot = specs[1].ros_parameters()
     assert robot["episodes"] == 5 and robot["rate_hz"] == 5.0 and robot["workspace_min_m"] == [-0.5, 0.4, 0.05]

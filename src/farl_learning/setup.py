@@ -16,5 +16,10 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="Networks, world model, offline pre-training (BC, Uni-O4) and online PPO; policy and learner nodes.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "policy_node = farl_learning.policy_node:main",
+            "learner_node = farl_learning.learner_node:main",
+        ]
+    },
 )

@@ -29,7 +29,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
 
 
 def _prepare_run(cfg, scale: float) -> None:
-    """The learned graph needs a pre-trained run: make demos and pre-train if there is none yet."""
+    """The learned graph needs a pre-trained run: make demos, pre-train and calibrate if there is none yet."""
     from farl_bringup.graph_spec import run_dir
     from farl_bringup.pipeline import PretrainConfig, pretrain
     from farl_sim.demos import DEFAULT_EPISODES, generate_demos
@@ -37,7 +37,7 @@ def _prepare_run(cfg, scale: float) -> None:
     run = Path(run_dir(cfg))
     if (run / "task_policy.pt").exists():
         return
-    demos = run.parent / "demos"
+    demos, held = run.parent / "demos", run.parent / "heldout"
     print(
         f"no pre-trained run at {run}: generating demos in {demos} and pre-training first "
         f"(budget x{scale:g}; a few minutes on a CPU)"
@@ -46,6 +46,10 @@ def _prepare_run(cfg, scale: float) -> None:
         if not list(demos.glob(f"{kind}_*")):
             generate_demos(cfg.task, kind, n, demos, seed=cfg.episodes.seed)
     pretrain(cfg.task, demos, run, PretrainConfig().scaled(scale), seed=cfg.episodes.seed)
+    for kind, n in (("task", 10), ("failure", 20)):
+        if not list(held.glob(f"{kind}_*")):
+            generate_demos(cfg.task, kind, n, held, seed=cfg.episodes.seed + 1)
+    calibrate_run(run, held, cfg.shield.critic, cfg.shield.horizon_steps, cfg.shield.gamma_risk)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -64,10 +68,15 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     if cfg.policy.kind == "learned":
         _prepare_run(cfg, args.pretrain_scale)
     n = args.episodes or cfg.episodes.count
-    shielded = cfg.policy.kind == "learned" and cfg.shield.enabled
+    shield = ""
+    if cfg.policy.kind == "learned" and cfg.shield.enabled:
+        from farl_bringup.graph_spec import run_dir
+        from farl_bringup.pipeline import shield_settings
+
+        sh = shield_settings(cfg, Path(run_dir(cfg)))
+        shield = f", shield {cfg.shield.critic} (eps_safe {sh['eps_safe']:.3f} from {sh['source']})"
     print(
-        f"farl sim {cfg.task}: {n} episodes, {cfg.policy.kind} policy"
-        f"{f', shield {cfg.shield.critic} (eps_safe {cfg.shield.eps_safe:g})' if shielded else ''}"
+        f"farl sim {cfg.task}: {n} episodes, {cfg.policy.kind} policy{shield}"
         f"{', learner on' if cfg.policy.kind == 'learned' else ''}, {cfg.rate_hz:g} Hz simulated, "
         f"bags -> {cfg.recorder.out_dir.replace('{task}', cfg.task)}"
     )
@@ -119,21 +128,24 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    import json
+    from farl_bringup.pipeline import finetune, shield_settings
+    from farl_common.config import task_config
+    from farl_learning.checkpoint import load
 
-    from farl_bringup.pipeline import finetune
-
-    eps = args.eps_safe
-    calib = Path(args.run) / "shield.json"
-    if eps is None and args.shield != "none" and calib.exists():
-        eps = json.loads(calib.read_text()).get(args.shield, {}).get("eps_safe")
-        print(f"eps_safe {eps:.3f} from {calib}")
+    task = load(Path(args.run) / "task_policy.pt", "task_policy")["task"]
+    sh = shield_settings(task_config(task), Path(args.run), args.shield if args.shield != "none" else None)
+    eps = args.eps_safe if args.eps_safe is not None else sh["eps_safe"]
+    if args.shield != "none":
+        source = "--eps-safe" if args.eps_safe is not None else sh["source"]
+        print(f"shield {args.shield}: eps_safe {eps:.3f} ({source}), H {sh['horizon']}, gamma_risk {sh['gamma_risk']}")
     trainer = finetune(
         args.run,
         args.steps,
         shield=args.shield,
         recovery=args.recovery,
-        eps_safe=0.3 if eps is None else eps,
+        eps_safe=eps,
+        horizon=sh["horizon"],
+        gamma_risk=sh["gamma_risk"],
         lagrangian=args.lagrangian,
         out=args.out,
         seed=args.seed,
@@ -151,34 +163,45 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    c = calibrate_run(
+        Path(args.run), Path(args.demos), args.critic, args.horizon, args.gamma_risk, args.max_false_alarm
+    )
+    print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
+    print(f"{'eps_safe':>9s} {'false alarm':>12s} {'missed failure':>15s}")
+    marks = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, c.eps_safe)
+    shown = sorted({min(range(len(c.table)), key=lambda i: abs(c.table[i][0] - e)) for e in marks})
+    for i in shown:
+        e, fa, miss = c.table[i]
+        print(f"{e:9.3f} {fa:12.3f} {miss:15.3f}{'   <- chosen' if e == c.eps_safe else ''}")
+    return 0
+
+
+def calibrate_run(
+    run: Path, held: Path, critic_name: str, horizon: int, gamma_risk: float, max_false_alarm: float = 0.05
+):
+    """Choose eps_safe for `critic_name` on held-out demos and record it in RUN/shield.json."""
     import json
 
     from farl_common.bags import load_dataset
     from farl_safety_shield.calibrate import calibrate
     from farl_safety_shield.loader import load_critic
 
-    critic = load_critic(args.run, args.critic, args.horizon, args.gamma_risk)
-    c = calibrate(critic, load_dataset(args.demos), args.horizon, args.max_false_alarm)
-    print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
-    print(f"{'eps_safe':>9s} {'false alarm':>12s} {'missed failure':>15s}")
-    shown = sorted(
-        {
-            min(range(len(c.table)), key=lambda i: abs(c.table[i][0] - e))
-            for e in (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, c.eps_safe)
-        }
-    )
-    for i in shown:
-        e, fa, miss = c.table[i]
-        print(f"{e:9.3f} {fa:12.3f} {miss:15.3f}{'   <- chosen' if e == c.eps_safe else ''}")
-    path = Path(args.run) / "shield.json"
+    c = calibrate(load_critic(run, critic_name, horizon, gamma_risk), load_dataset(held), horizon, max_false_alarm)
+    path = run / "shield.json"
     data = json.loads(path.read_text()) if path.exists() else {}
-    data[args.critic] = {"eps_safe": c.eps_safe, "false_alarm": c.false_alarm, "missed": c.missed}
+    data[critic_name] = {
+        "eps_safe": c.eps_safe,
+        "false_alarm": c.false_alarm,
+        "missed": c.missed,
+        "horizon": horizon,
+        "gamma_risk": gamma_risk,
+    }
     path.write_text(json.dumps(data, indent=2))
     print(
-        f"eps_safe = {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, missed failures {c.missed:.1%}) "
-        f"written to {path}"
+        f"calibrated {critic_name}: eps_safe {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, "
+        f"missed failures {c.missed:.1%} on held-out demos) -> {path}"
     )
-    return 0
+    return c
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from farl_common.config import FarlConfig
@@ -93,15 +94,17 @@ def graph_spec(
     policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s)
     specs.append(NodeSpec("farl_learning", "policy_node", PolicyNode, policy, policy_topics))
     if shielded:
-        sh = cfg.shield
+        from farl_bringup.pipeline import shield_settings
+
+        sh = shield_settings(cfg, Path(run))
         shield = ShieldParams(
             run_dir=run,
             policy_checkpoint=online,
-            critic=sh.critic,
-            recovery=sh.recovery,
-            eps_safe=sh.eps_safe,
-            horizon_steps=sh.horizon_steps,
-            gamma_risk=sh.gamma_risk,
+            critic=cfg.shield.critic,
+            recovery=cfg.shield.recovery,
+            eps_safe=sh["eps_safe"],
+            horizon_steps=sh["horizon"],
+            gamma_risk=sh["gamma_risk"],
         )
         specs.append(NodeSpec("farl_safety_shield", "shield_node", ShieldNode, shield, dict(cfg.topics)))
     return specs

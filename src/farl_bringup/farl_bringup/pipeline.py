@@ -105,6 +105,26 @@ def pretrain(
     return metrics
 
 
+def shield_settings(cfg, run: Path, critic: str | None = None) -> dict[str, Any]:
+    """eps_safe, H and gamma_risk for a critic: the run's calibration (RUN/shield.json, written by
+    `farl calibrate-shield`) when it has one for this critic, else the task config's shield section."""
+    critic = critic or cfg.shield.critic
+    out = {
+        "eps_safe": cfg.shield.eps_safe,
+        "horizon": cfg.shield.horizon_steps,
+        "gamma_risk": cfg.shield.gamma_risk,
+        "source": "config",
+    }
+    path = run / "shield.json"
+    if path.exists():
+        calib = json.loads(path.read_text()).get(critic)
+        if calib:
+            out.update(eps_safe=calib["eps_safe"], source=str(path))
+            out["horizon"] = calib.get("horizon", out["horizon"])
+            out["gamma_risk"] = calib.get("gamma_risk", out["gamma_risk"])
+    return out
+
+
 def finetune(
     run: str | Path,
     steps: int,

@@ -32,7 +32,7 @@ class WorldModelRisk:
     def __init__(self, wm: WorldModel, task_policy: GaussianPolicy, horizon: int = 5, gamma_risk: float = 0.9):
         self.wm, self.policy, self.horizon, self.gamma = wm.eval(), task_policy.eval(), horizon, gamma_risk
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def risk(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = self.wm.encode(obs)
         a = action
@@ -67,7 +67,7 @@ class _QCritic:
     def __init__(self, q: QNet, cfg: RiskQConfig) -> None:
         self.q, self.cfg = q.eval(), cfg
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def risk(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.q(obs, action).max(0).values  # pessimistic over the twin heads
 
@@ -120,7 +120,7 @@ class _QCritic:
                 for p, pt in zip(q.parameters(), target.parameters(), strict=True):
                     pt.lerp_(p, cfg.target_tau)
             if log is not None and step % 100 == 0:
-                log.add_scalar(f"{cls.name}/loss", float(loss), step)
+                log.add_scalar(f"{cls.name}/loss", float(loss.detach()), step)
         return cls(q, cfg)
 
 

@@ -16,7 +16,7 @@ class PolicyRecovery:
     def __init__(self, policy: GaussianPolicy) -> None:
         self.policy = policy.eval()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def actions(self, obs: torch.Tensor) -> torch.Tensor:
         return self.policy(obs)[0]
 
@@ -41,7 +41,7 @@ class MPPIRecovery:
         self.noise_std, self.gamma, self.temperature = noise_std, gamma_risk, temperature
         self.gen = torch.Generator().manual_seed(seed)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def actions(self, obs: torch.Tensor) -> torch.Tensor:
         B, N, H = obs.shape[0], self.samples, self.horizon
         base = self.recovery(obs)[0]  # (B, A): sequences are sampled around the recovery policy

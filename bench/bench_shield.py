@@ -1,0 +1,89 @@
+"""Shield decision latency and the cost of the shield in online fine-tuning.
+
+    .venv/bin/python bench/bench_shield.py [--run RUN_DIR] [--decisions 2000] [--steps 4000]
+
+Prints the median and p99 latency of one shield decision (one state, world-model critic, H from
+the config, one CPU thread), and env steps per second of fine-tuning with and without the shield.
+Targets (issue 3): p99 under 2 ms; shield overhead under 2x. Without --run, a run is pre-trained
+on a few demos first: latency and throughput depend on the network sizes, not on how well trained
+they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+warnings.filterwarnings("ignore")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--decisions", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=4000)
+    args = ap.parse_args()
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    from farl_bringup.pipeline import PretrainConfig, finetune, pretrain
+    from farl_learning.ppo import PPOConfig
+    from farl_safety_shield.loader import load_shield
+    from farl_sim import make_env
+    from farl_sim.demos import generate_demos
+
+    tmp = tempfile.TemporaryDirectory()
+    run = Path(args.run) if args.run else Path(tmp.name) / "run"
+    if not args.run:
+        for kind in ("task", "recovery", "failure"):
+            generate_demos("fragile_push_wall", kind, 3, Path(tmp.name) / "demos", progress=False)
+        pretrain("fragile_push_wall", Path(tmp.name) / "demos", run, PretrainConfig().scaled(0.01), progress=False)
+
+    env = make_env("fragile_push_wall")
+    states = []
+    obs, _ = env.reset(seed=0)
+    for _ in range(200):
+        states.append(obs)
+        obs, *_ = env.step(env.action_space.sample())
+    for critic in ("world_model", "q_risk", "reachability"):
+        shield = load_shield(run, critic, "policy", eps_safe=0.3, horizon=5)
+        lat = []
+        for i in range(args.decisions):
+            s = states[i % len(states)][None]
+            a = np.zeros((1, 4))
+            t0 = time.perf_counter_ns()
+            shield.filter(s, a)
+            lat.append((time.perf_counter_ns() - t0) / 1e6)
+        lat = np.asarray(lat[100:])  # warm-up excluded
+        print(
+            f"shield decision [{critic:12s}]: median {np.median(lat):.3f} ms, p99 {np.percentile(lat, 99):.3f} ms "
+            f"(one state, one thread, {len(lat)} decisions)"
+        )
+    rates = {}
+    for shield_name in ("none", "world_model"):
+        ppo = PPOConfig(num_envs=4, steps_per_env=200)
+        t0 = time.perf_counter()
+        tr = finetune(
+            run,
+            args.steps,
+            shield=shield_name,
+            eps_safe=0.3,
+            out=Path(tmp.name) / f"ft_{shield_name}",
+            ppo=ppo,
+            progress=False,
+            resume=False,
+        )
+        rates[shield_name] = tr.steps / (time.perf_counter() - t0)
+        tr.close()
+        print(f"fine-tuning [{shield_name:11s}]: {rates[shield_name]:.0f} env steps/s (4 envs, PPO updates included)")
+    print(f"shield overhead: {rates['none'] / rates['world_model']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""`farl bench` end to end at a small budget: demos, pre-training, calibration, fine-tuning, JSON, plots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SMALL
+
+from farl_bringup.bench import BenchConfig, run_bench, summary_table
+
+
+@pytest.mark.slow
+def test_small_bench_writes_results(tmp_path):
+    steps = 240 if SMALL else 4000
+    cfg = BenchConfig(
+        steps=steps, seeds=1, demo_episodes=(3, 4, 3), heldout_episodes=(2, 3), pretrain_scale=0.02, eval_episodes=1
+    )
+    run_bench(["fragile_push_wall"], ["farl", "uni_o4", "ppo_lag"], tmp_path, cfg, progress=False)
+    res = json.loads((tmp_path / "results.json").read_text())
+    entry = res["fragile_push_wall"]
+    assert set(entry["calibration"]) == {"world_model", "q_risk", "reachability"}
+    assert {"return", "failure_rate", "success_rate"} <= set(entry["before"])
+    assert sorted(entry["methods"]) == ["farl/0", "ppo_lag/0", "uni_o4/0"]
+    for r in entry["methods"].values():
+        assert r["steps"] >= steps and r["episodes"] == len(r["curve"]) > 0
+        assert 0 <= r["failure_episodes"] <= r["episodes"]
+        assert {"return", "failure_rate"} <= set(r["after"])
+    assert entry["methods"]["uni_o4/0"]["swaps_per_episode"] == 0
+    assert (tmp_path / "failure_episodes.png").stat().st_size > 5000 and (tmp_path / "curves.png").is_file()
+    table = (tmp_path / "table.md").read_text()
+    assert "| fragile_push_wall | farl |" in table and table == summary_table(res, ["farl", "uni_o4", "ppo_lag"])
+    # A second call finds the work done and does not redo it.
+    before = (tmp_path / "results.json").stat().st_mtime_ns
+    run_bench(["fragile_push_wall"], ["farl"], tmp_path, cfg, progress=False)
+    assert (
+        json.loads((tmp_path / "results.json").read_text())["fragile_push_wall"]["methods"]["farl/0"]
+        == entry["methods"]["farl/0"]
+    )
+    assert (tmp_path / "results.json").stat().st_mtime_ns >= before

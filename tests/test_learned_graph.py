@@ -1,0 +1,86 @@
+"""The learned graph in process: policy -> shield -> robot, recorder, learner with hot reload."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from farl_bringup.graph_spec import graph_spec
+from farl_bringup.sim_graph import run_sim
+from farl_common.bags import load_dataset, read_episode
+from farl_common.config import task_config
+from farl_common.runtime.inprocess import InProcessRuntime
+from farl_learning.policy_node import PolicyNode, PolicyParams
+
+
+def learned_config(tmp_path, run, horizon=40, min_new_steps=60):
+    cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "learned"
+    cfg.robot.horizon_steps = horizon
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    cfg.learner.run_dir = str(run)
+    cfg.learner.min_new_steps = min_new_steps
+    return cfg
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst)
+    return dst
+
+
+def test_learned_graph_learns_online_and_records_shield_decisions(run_copy, tmp_path):
+    cfg = learned_config(tmp_path, run_copy)
+    names = [s.executable for s in graph_spec(cfg)]
+    assert names == ["episode_recorder_node", "sim_robot_node", "learner_node", "policy_node", "shield_node"]
+    result = run_sim(cfg, episodes=4, seed=0, run_id="L")
+    versions = [e["policy_version"] for e in result.episodes]
+    assert versions[0] == 0 and versions[-1] >= 1 and versions == sorted(versions)
+    assert (run_copy / "online_policy.pt").is_file()
+    for bag in result.bags:
+        ep = read_episode(bag)
+        assert np.all(np.isfinite(ep.risk)) and len(ep.risk) == len(ep)
+        # the shield also judged the answer to the final state, which the robot never executed
+        assert 0 <= result.episodes[int(bag.name[-5:])]["swaps"] - ep.swapped.sum() <= 1
+    ds = load_dataset(tmp_path / "bags")
+    assert len(ds) == sum(e["steps"] for e in result.episodes)
+
+
+def test_missing_critic_means_every_step_is_recovered(run_copy, tmp_path):
+    (run_copy / "world_model.pt").unlink()
+    result = run_sim(learned_config(tmp_path, run_copy, horizon=10, min_new_steps=10**6), episodes=1, seed=0)
+    ep = read_episode(result.bags[0])
+    assert ep.swapped.all() and np.isnan(ep.risk).all()
+    assert result.episodes[0]["swaps"] == ep.swapped.sum() + 1 == len(ep) + 1
+
+
+def test_no_critic_and_no_recovery_means_the_robot_holds_still(run_copy, tmp_path):
+    (run_copy / "world_model.pt").unlink()
+    (run_copy / "recovery_policy.pt").unlink()
+    cfg = learned_config(tmp_path, run_copy, horizon=10, min_new_steps=10**6)
+    rt = InProcessRuntime()
+    nodes = [rt.add(s.node_class(s.params), s.topics) for s in graph_spec(cfg, episodes=1)]
+    rt.run(until_s=5.0)
+    robot = nodes[1]
+    assert robot.step == 0 and robot.held_ticks > 0
+    assert any("holds still" in r.text for r in rt.logs)
+    rt.close()
+
+
+def test_policy_node_keeps_its_policy_when_a_reload_fails(run_copy):
+    rt = InProcessRuntime()
+    node = rt.add(
+        PolicyNode(
+            PolicyParams(checkpoint=str(run_copy / "online.pt"), initial_checkpoint=str(run_copy / "task_policy.pt"))
+        ),
+        {},
+    )
+    before = node.policy
+    (run_copy / "online.pt").write_bytes(b"half a file")
+    node.on_version(rt.msgs.new("std_msgs/msg/UInt32", data=1))
+    assert node.policy is before and node.version == 0 and node.reload_errors == 1
+    with pytest.raises(Exception, match="not found"):
+        rt.add(PolicyNode(PolicyParams(checkpoint=str(run_copy / "x.pt"), initial_checkpoint="")), {})
