@@ -66,3 +66,32 @@ def test_errors_are_one_clear_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("farl ")
+
+
+def test_calibrate_then_finetune_and_resume(tiny_run, demo_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["calibrate-shield", "--run", str(run), "--demos", str(demo_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "<- chosen" in out and "false alarm" in out
+    calib = json.loads((run / "shield.json").read_text())["world_model"]
+    assert 0 <= calib["false_alarm"] <= 1 and 0 <= calib["missed"] <= 1
+    argv = ["finetune", "--run", str(run), "--steps", "150", "--out", str(tmp_path / "ft")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"eps_safe {calib['eps_safe']:.3f} ({run / 'shield.json'})" in out and "failure episodes" in out
+    lines = (tmp_path / "ft" / "episodes.jsonl").read_text().splitlines()
+    assert lines and {"return", "failure", "swaps", "version"} <= set(json.loads(lines[0]))
+    assert main([*argv[:4], "300", *argv[5:]]) == 0  # more steps: picks up where it stopped
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_pretrain_refuses_demos_without_all_three_kinds(tmp_path, capsys):
+    main(["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "1", "--out", str(tmp_path / "d")])
+    assert main(["pretrain", "--task", "bounded_push", "--demos", str(tmp_path / "d"), "--out", str(tmp_path / "r")]) == 2
+    assert "no recovery or failure demos" in capsys.readouterr().err
+    assert main(["finetune", "--run", str(tmp_path / "nope"), "--steps", "10"]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

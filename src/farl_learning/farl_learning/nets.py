@@ -3,8 +3,6 @@ the frozen observation normaliser (its statistics come from the demonstrations a
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -109,7 +107,3 @@ def share_normalizer(norm: Normalizer, *modules: nn.Module) -> None:
             if isinstance(sub, Normalizer) and sub is not norm:
                 sub.mean.copy_(norm.mean)
                 sub.std.copy_(norm.std)
-
-
-def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
-    return (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)

@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from farl_common import messages as M
-from farl_common import typestore as T
-from farl_common.runtime.node import Input, Node, Output
+from farl_common.acting_node import ActingNode
+from farl_common.runtime.node import Input
 from farl_learning.checkpoint import CheckpointError, load
 from farl_learning.uni_o4 import policy_from_checkpoint
 
@@ -32,14 +31,10 @@ class PolicyParams:
     seed: int = field(default=0, metadata={"doc": "action-noise seed"})
 
 
-class PolicyNode(Node):
+class PolicyNode(ActingNode):
     name = "policy"
     Params = PolicyParams
-    inputs = (
-        Input("state", T.STATE, "on_state"),
-        Input("policy_version", "std_msgs/msg/UInt32", "on_version", qos="events"),
-    )
-    outputs = (Output("action_proposed", T.ACTION),)
+    inputs = (*ActingNode.inputs, Input("policy_version", "std_msgs/msg/UInt32", "on_version", qos="events"))
 
     def on_start(self) -> None:
         path = self.params.checkpoint
@@ -50,8 +45,11 @@ class PolicyNode(Node):
         self.version = int(data.get("version", 0))
         self.obs_dim = int(data["obs_dim"])
         self.gen = torch.Generator().manual_seed(self.params.seed)
-        self.refused = 0
         self.reload_errors = 0
+
+    @property
+    def policy_version(self) -> int:
+        return self.version
 
     def on_version(self, msg: Any) -> None:
         if int(msg.data) <= self.version:
@@ -66,32 +64,12 @@ class PolicyNode(Node):
         self.policy, self.version = policy, int(data.get("version", msg.data))
         self.log("info", f"policy version {self.version} loaded")
 
-    def on_state(self, msg: Any) -> None:
-        try:
-            obs = M.finite_vector(M.state_values(msg), self.obs_dim, f"state of step {msg.step}")
-        except ValueError as err:
-            self.refused += 1
-            self.log("error", f"no action: {err}")
-            return
+    def act(self, obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             mean, log_std = self.policy(torch.as_tensor(obs[None], dtype=torch.float32))
-            a = (
-                mean
-                if self.params.deterministic
-                else mean + log_std.exp() * torch.randn(mean.shape, generator=self.gen)
-            )
-        action = np.clip(a[0].numpy().astype(np.float64), -1.0, 1.0)
-        self.publish(
-            "action_proposed",
-            M.make_action(
-                self.msgs,
-                t_ns=self.now_ns(),
-                episode=int(msg.episode),
-                step=int(msg.step),
-                values=action,
-                policy_version=self.version,
-            ),
-        )
+            if not self.params.deterministic:
+                mean = mean + log_std.exp() * torch.randn(mean.shape, generator=self.gen)
+        return mean[0].numpy().astype(np.float64)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,0 +1,52 @@
+"""Base of every policy node: answers each state with one action for the same episode and step.
+
+A state it cannot trust (wrong size, NaN) gets no action, so the robot holds still rather than act
+on it. Subclasses say how to act and which source and policy version to stamp on the command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from farl_common import messages as M
+from farl_common import typestore as T
+from farl_common.runtime.node import Input, Node, Output
+
+
+class ActingNode(Node):
+    inputs = (Input("state", T.STATE, "on_state"),)
+    outputs = (Output("action_proposed", T.ACTION),)
+    source = "policy"
+    obs_dim = 39
+
+    refused = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def policy_version(self) -> int:
+        return 0
+
+    def on_state(self, msg: Any) -> None:
+        try:
+            obs = M.finite_vector(M.state_values(msg), self.obs_dim, f"state of episode {msg.episode} step {msg.step}")
+        except ValueError as err:
+            self.refused += 1
+            self.log("error", f"no action: {err}")
+            return
+        action = np.clip(np.asarray(self.act(obs), dtype=np.float64), -1.0, 1.0)
+        self.publish(
+            "action_proposed",
+            M.make_action(
+                self.msgs,
+                t_ns=self.now_ns(),
+                episode=int(msg.episode),
+                step=int(msg.step),
+                values=action,
+                source=self.source,
+                policy_version=self.policy_version,
+            ),
+        )
