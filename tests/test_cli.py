@@ -91,7 +91,8 @@ def test_calibrate_then_finetune_and_resume(tiny_run, demo_dir, tmp_path, capsys
 
 def test_pretrain_refuses_demos_without_all_three_kinds(tmp_path, capsys):
     main(["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "1", "--out", str(tmp_path / "d")])
-    assert main(["pretrain", "--task", "bounded_push", "--demos", str(tmp_path / "d"), "--out", str(tmp_path / "r")]) == 2
+    argv = ["pretrain", "--task", "bounded_push", "--demos", str(tmp_path / "d"), "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
     assert "no recovery or failure demos" in capsys.readouterr().err
     assert main(["finetune", "--run", str(tmp_path / "nope"), "--steps", "10"]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
