@@ -43,7 +43,9 @@ class BenchConfig:
     """Held-out task and failure demos for calibrating eps_safe."""
     pretrain_scale: float = 1.0
     """Multiplies every pre-training gradient-step budget."""
-    eval_episodes: int = 10
+    eval_episodes: int = 30
+    """Deterministic evaluation episodes before and after (20 gave returns 635 and 947 for the same policy
+    on two seed sets: fewer say little)."""
     max_false_alarm: float = 0.05
     horizon: int = 5
     gamma_risk: float = 0.9

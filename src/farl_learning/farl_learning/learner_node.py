@@ -27,7 +27,7 @@ class LearnerParams:
     bag_dir: str = field(default="runs/fragile_push_wall/bags", metadata={"doc": "where the recorder writes"})
     checkpoint: str = field(default="", metadata={"doc": "online policy file; default RUN_DIR/online_policy.pt"})
     min_new_steps: int = field(default=400, metadata={"doc": "PPO update once this many new on-policy steps"})
-    policy_lr: float = field(default=3e-5, metadata={"doc": "PPO policy learning rate"})
+    policy_lr: float = field(default=3e-6, metadata={"doc": "PPO policy learning rate (see PPOConfig)"})
     epochs: int = field(default=4, metadata={"doc": "PPO epochs per update"})
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
 
@@ -90,7 +90,7 @@ class LearnerNode(Node):
                 continue
             self.pending.append(
                 self.learner.on_policy_trajectory(
-                    ep.obs, ep.action, ep.reward, ep.cost, bool(ep.done[-1]), ep.next_obs[-1]
+                    ep.obs, ep.action, ep.reward, ep.cost, bool(ep.done[-1]), ep.next_obs[-1], ep.swapped
                 )
             )
             self.pending_steps += len(ep)

@@ -43,10 +43,25 @@ class PPOConfig:
     clip_eps: float = 0.2
     epochs: int = 4
     minibatch_size: int = 256
-    policy_lr: float = 3e-5
-    """Small: fine-tuning must not wash out the offline policy."""
+    policy_lr: float = 3e-6
+    """Small: fine-tuning must improve the offline policy, not wash it out. Measured on Fragile Push
+    Wall over 30k steps: 3e-6 raised the training return quarter by quarter (539 -> 678) and kept the
+    evaluation at 891 (success 60%); 1e-5 and 3e-5 let it fall below 400 within the same budget."""
     value_lr: float = 1e-4
     max_grad_norm: float = 0.5
+    target_kl: float = 0.01
+    """Stop an update's epochs early once the policy moved this far (approximate KL) from the one
+    that collected the data: fine-tuning should improve the offline policy, not replace it."""
+    value_warmup_updates: int = 3
+    """First updates train only the value network: the offline V was fitted to the demonstrator,
+    not to this policy, and its errors would steer the first policy updates."""
+    learn_log_std: bool = False
+    """Keep the exploration noise the offline policy learned (True lets PPO change it)."""
+    recovery_in_policy_loss: bool = False
+    """Whether steps where the shield swapped in the recovery action enter the policy term of eq. 3.
+    They always enter the value targets and GAE (the task policy's earlier actions are judged by what
+    followed, rescue included); but PPO's ratio assumes the task policy drew the action, which it did
+    not, so by default they are left out of the policy gradient."""
     ent_coef: float = 0.0
     reward_scale: float = 0.1
     """Must match the offline critics' scale (the value network is initialised from them)."""
@@ -68,6 +83,8 @@ class Trajectory:
     cost: list[float]
     terminated: bool = False
     last_obs: np.ndarray | None = None
+    swapped: list[bool] | None = None
+    """Per step: True where the executed action came from the recovery side, not the task policy."""
 
 
 def gae(rew: np.ndarray, val: np.ndarray, last_val: float, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +110,8 @@ class PPOLearner:
         if self.cost_value is not None:
             torch.nn.init.zeros_(self.cost_value.net[-1].weight)
             torch.nn.init.zeros_(self.cost_value.net[-1].bias)
-        self.pi_opt = torch.optim.Adam(policy.parameters(), lr=cfg.policy_lr)
+        pi_params = [p for n, p in policy.named_parameters() if cfg.learn_log_std or n != "log_std"]
+        self.pi_opt = torch.optim.Adam(pi_params, lr=cfg.policy_lr)
         v_params = list(value.parameters()) + (list(self.cost_value.parameters()) if self.cost_value else [])
         self.v_opt = torch.optim.Adam(v_params, lr=cfg.value_lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -137,6 +155,7 @@ class PPOLearner:
         cost: np.ndarray,
         terminated: bool,
         last_obs: np.ndarray,
+        swapped: np.ndarray | None = None,
     ) -> Trajectory:
         """A trajectory from logged transitions, with log-probs and values of the current networks."""
         o = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
@@ -153,13 +172,14 @@ class PPOLearner:
             np.asarray(cost).tolist(),
             terminated,
             np.asarray(last_obs),
+            None if swapped is None else [bool(x) for x in swapped],
         )
 
     # update --------------------------------------------------------------------------------------
     def update(self, trajs: list[Trajectory], failure_rate: float = 0.0) -> dict[str, float]:
         """One PPO update on complete trajectories; `failure_rate` drives PPO-Lagrangian's multiplier."""
         cfg = self.cfg
-        obs, act, logp, adv, ret, cadv, cret = [], [], [], [], [], [], []
+        obs, act, logp, adv, ret, cadv, cret, own = [], [], [], [], [], [], [], []
         for t in trajs:
             o = np.asarray(t.obs, dtype=np.float32)
             with torch.no_grad():
@@ -172,6 +192,8 @@ class PPOLearner:
             logp.append(np.asarray(t.logp, dtype=np.float32))
             adv.append(a)
             ret.append(r)
+            sw = np.asarray(t.swapped if t.swapped is not None else [False] * len(t.rew), dtype=bool)
+            own.append(np.ones(len(t.rew), dtype=bool) if cfg.recovery_in_policy_loss else ~sw)
             if self.cost_value is not None:
                 with torch.no_grad():
                     cv = self.cost_value(torch.as_tensor(o)).numpy()
@@ -181,6 +203,7 @@ class PPOLearner:
         OBS, A, LP = (torch.as_tensor(np.concatenate(x)) for x in (obs, act, logp))
         ADV = torch.as_tensor(np.concatenate(adv), dtype=torch.float32)
         RET = torch.as_tensor(np.concatenate(ret), dtype=torch.float32)
+        OWN = torch.as_tensor(np.concatenate(own), dtype=torch.float32)
         ADV = (ADV - ADV.mean()) / (ADV.std() + 1e-8)
         if self.cost_value is not None:
             CADV = torch.as_tensor(np.concatenate(cadv), dtype=torch.float32)
@@ -188,8 +211,11 @@ class PPOLearner:
             CRET = torch.as_tensor(np.concatenate(cret), dtype=torch.float32)
             self.lagrange = max(0.0, self.lagrange + cfg.lagrange_lr * (failure_rate - cfg.cost_limit))
         n = len(OBS)
-        info = {"pi_loss": 0.0, "v_loss": 0.0, "clip_frac": 0.0}
+        info = {"pi_loss": 0.0, "v_loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0}
+        train_policy = self.updates >= cfg.value_warmup_updates
         for _ in range(cfg.epochs):
+            if train_policy and info["approx_kl"] > cfg.target_kl:
+                break
             perm = torch.randperm(n, generator=self.gen)
             for s in range(0, n, cfg.minibatch_size):
                 mb = perm[s : s + cfg.minibatch_size]
@@ -199,12 +225,17 @@ class PPOLearner:
                 a_mb = ADV[mb]
                 if self.cost_value is not None:
                     a_mb = (a_mb - self.lagrange * CADV[mb]) / (1 + self.lagrange)
-                pi_loss = -torch.min(ratio * a_mb, ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * a_mb).mean()
+                surrogate = torch.min(ratio * a_mb, ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * a_mb)
+                w = OWN[mb]
+                pi_loss = -(surrogate * w).sum() / w.sum().clamp(min=1.0)
                 pi_loss = pi_loss - cfg.ent_coef * dist.entropy().sum(-1).mean()
-                self.pi_opt.zero_grad()
-                pi_loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-                self.pi_opt.step()
+                if train_policy:
+                    self.pi_opt.zero_grad()
+                    pi_loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                    self.pi_opt.step()
+                with torch.no_grad():
+                    info["approx_kl"] = float((((ratio - 1) - torch.log(ratio)) * w).sum() / w.sum().clamp(min=1.0))
                 v_loss = ((self.value(OBS[mb]) - RET[mb]) ** 2).mean()
                 if self.cost_value is not None:
                     v_loss = v_loss + ((self.cost_value(OBS[mb]) - CRET[mb]) ** 2).mean()
@@ -332,6 +363,7 @@ class PPOTrainer:
                 t.val.append(float(val[j]))
                 t.rew.append(float(r) * cfg.reward_scale)
                 t.cost.append(float(info["cost"]))
+                t.swapped = (t.swapped or []) + [bool(res.swapped[j])]
                 counts[i] += 1
                 self.steps += 1
                 st = stats[i]
