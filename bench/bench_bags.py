@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_bags.py [--episodes 20]
 
 Prints: demo generation (env steps/s including bag writing), dataset load (transitions/s),
-and the mocked sim graph (env steps/s through the in-process runtime with recording).
+and the mocked sim graph with the scripted policy (env steps/s through the in-process runtime, recording).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
         )
         cfg = task_config("fragile_push_wall")
         cfg.recorder.out_dir = str(out / "sim")
+        cfg.policy.kind = "scripted"  # the graph's own cost, without the learning stack
         t0 = time.perf_counter()
         r = run_sim(cfg, episodes=max(1, args.episodes // 4), seed=0)
         t_sim = time.perf_counter() - t0

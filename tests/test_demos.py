@@ -67,3 +67,32 @@ def test_hazard_distance_matches_the_env():
     env = make_env("bounded_soccer")
     obs, info = env.reset(seed=0)
     assert info["hazard_distance_m"] == pytest.approx(hazard_distance_m(env.spec_task, obs))
+
+
+def test_failure_demos_from_a_given_policy(tmp_path):
+    from farl_sim.experts import failure_driver
+
+    drive = failure_driver("fragile_push_wall")
+    s = generate_demos(
+        "fragile_push_wall",
+        "failure",
+        2,
+        tmp_path,
+        seed=0,
+        progress=False,
+        failure_policy=lambda obs, rng: drive(obs) + rng.normal(0, 0.01, 4),
+    )
+    assert len(s.written) == 2 and all(p.name.startswith("failure_policy_") for p in s.written)
+    assert all(read_episode(p).failed for p in s.written)
+    never = generate_demos(
+        "bounded_push",
+        "failure",
+        2,
+        tmp_path / "x",
+        progress=False,
+        allow_fewer=True,
+        failure_policy=lambda obs, rng: np.zeros(4),
+    )  # standing still never fails
+    assert never.written == [] and never.attempts == 20
+    with pytest.raises(ValueError, match="failure_policy"):
+        generate_demos("bounded_push", "task", 1, tmp_path, progress=False, failure_policy=lambda o, r: o[:4])

@@ -166,7 +166,18 @@ def test_ppo_improves_a_policy_on_a_toy_task():
     proj = rng.normal(size=(39, 4)) / 6
     policy, value = GaussianPolicy(39, 4, 64, init_log_std=-0.5), ValueNet(39, 64)
     learner = PPOLearner(
-        policy, value, PPOConfig(policy_lr=3e-3, value_lr=3e-3, epochs=8, minibatch_size=64, reward_scale=1.0)
+        policy,
+        value,
+        PPOConfig(
+            policy_lr=3e-3,
+            value_lr=3e-3,
+            epochs=8,
+            minibatch_size=64,
+            reward_scale=1.0,
+            target_kl=1.0,
+            value_warmup_updates=0,
+            learn_log_std=True,
+        ),
     )
 
     def batch(n=256):
@@ -218,7 +229,16 @@ def _trainer(run, out, steps):
     pol = policy_from_checkpoint(data).train()
     from farl_learning.uni_o4 import value_from_checkpoint
 
-    cfg = PPOConfig(total_steps=steps, num_envs=2, steps_per_env=60, horizon_steps=60, epochs=2, seed=3)
+    cfg = PPOConfig(
+        total_steps=steps,
+        num_envs=2,
+        steps_per_env=60,
+        horizon_steps=60,
+        epochs=2,
+        seed=3,
+        value_warmup_updates=0,
+        policy_lr=1e-4,
+    )
     shield = load_shield(run, "world_model", "policy", 0.3, task_policy=pol)
     return PPOTrainer("fragile_push_wall", pol, value_from_checkpoint(data), cfg, shield, out)
 
@@ -234,3 +254,5 @@ def test_finetune_resumes_bit_identically(tiny_run, tmp_path):
     assert resumed.steps == straight.steps and resumed.episodes == straight.episodes
     for (k, a), (_, b) in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+    initial = policy_from_checkpoint(load(tiny_run / "task_policy.pt")).state_dict()
+    assert not torch.equal(initial["net.0.weight"], straight.policy.state_dict()["net.0.weight"])  # it learned

@@ -19,6 +19,7 @@ from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_
 from farl_learning.world_model import WorldModelConfig, train_world_model, world_model_checkpoint
 from farl_safety_shield.critics import QRiskCritic, ReachabilityCritic, RiskQConfig
 from farl_safety_shield.loader import load_shield
+from farl_sim.demos import DemoConfig
 
 
 @dataclass
@@ -31,6 +32,14 @@ class PretrainConfig:
     risk_critics: RiskQConfig = field(default_factory=RiskQConfig)
     alternative_critics: bool = True
     """Also train the Recovery-RL Q_risk and FOSP reachability critics (for ablations)."""
+    policy_failure_episodes: int = 40
+    """Sim only (paper V.B.1): after the task policy is trained, roll it out with exploration noise
+    and keep this many failing episodes (in RUN/policy_failures) for the world model and critics.
+    These are the failures online fine-tuning will meet, which scripted failures do not cover
+    (measured: most online failures of a shielded run met a critic trained on scripted failures
+    alone with zero swaps). 0 turns it off, as on a real robot."""
+    policy_failure_noise: float = 0.2
+    """Gaussian noise added to the policy's own sampled actions for those rollouts."""
 
     def scaled(self, factor: float) -> PretrainConfig:
         """The same with every gradient-step budget multiplied by `factor` (tests, quick runs)."""
@@ -45,6 +54,7 @@ class PretrainConfig:
             **{**asdict(c.world_model), "steps": max(1, int(c.world_model.steps * factor))}
         )
         c.risk_critics = RiskQConfig(**{**asdict(c.risk_critics), "steps": max(1, int(c.risk_critics.steps * factor))})
+        c.policy_failure_episodes = max(1, int(c.policy_failure_episodes * factor)) if c.policy_failure_episodes else 0
         return c
 
 
@@ -85,6 +95,13 @@ def pretrain(
     )
     save_atomic(out / "recovery_policy.pt", {**rec_pol.checkpoint("recovery_policy"), "task": task})
 
+    if cfg.policy_failure_episodes:
+        _policy_failures(task, task_pol.policy, out / "policy_failures", cfg, seed, progress)
+        try:
+            ds = merge_datasets(ds, load_dataset(out / "policy_failures"))
+        except BagError:  # the policy never failed within the attempt budget: nothing to add
+            pass
+        metrics["policy_failures"] = sum(e.kind == "failure" for e in ds.episodes) - counts["failure"]
     wm_data = Transitions.from_dataset(ds.select(["task", "failure"]))
     wm, wm_hist = train_world_model(
         wm_data, WorldModelConfig(**{**asdict(cfg.world_model), "seed": seed}), progress, log
@@ -103,6 +120,56 @@ def pretrain(
     (out / "pretrain.json").write_text(json.dumps(metrics, indent=2, default=float))
     log.close()
     return metrics
+
+
+def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: int, progress: bool) -> None:
+    import numpy as np
+
+    from farl_sim.demos import generate_demos
+
+    if out.exists() and any(out.iterdir()):
+        return
+
+    def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        with torch.no_grad():
+            mean, log_std = policy(torch.as_tensor(obs[None], dtype=torch.float32))
+        a = mean[0].numpy() + np.exp(log_std[0].numpy()) * rng.normal(size=4)
+        return np.clip(a + rng.normal(0.0, cfg.policy_failure_noise, size=4), -1.0, 1.0)
+
+    generate_demos(
+        task,
+        "failure",
+        cfg.policy_failure_episodes,
+        out,
+        seed=seed + 7,
+        progress=progress,
+        failure_policy=act,
+        allow_fewer=True,
+        config=DemoConfig(max_attempts_factor=20),
+    )
+
+
+def merge_datasets(a, b):
+    """Two datasets as one (episode indices of `b` shifted after `a`'s)."""
+    import numpy as np
+
+    from farl_common.bags import Dataset
+
+    off = len(a.episodes)
+    cat = lambda x, y: np.concatenate([x, y])
+    return Dataset(
+        cat(a.obs, b.obs),
+        cat(a.action, b.action),
+        cat(a.reward, b.reward),
+        cat(a.cost, b.cost),
+        cat(a.done, b.done),
+        cat(a.timeout, b.timeout),
+        cat(a.next_obs, b.next_obs),
+        cat(a.kind, b.kind),
+        cat(a.episode_index, b.episode_index + off),
+        a.episodes + b.episodes,
+        a.errors + b.errors,
+    )
 
 
 def shield_settings(cfg, run: Path, critic: str | None = None) -> dict[str, Any]:

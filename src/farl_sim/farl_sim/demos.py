@@ -120,8 +120,16 @@ def generate_demos(
     storage: str = "mcap",
     config: DemoConfig | None = None,
     progress: bool = True,
+    failure_policy: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    allow_fewer: bool = False,
 ) -> DemoSummary:
-    """Write `episodes` bags of `kind` demonstrations of `task` into `out_dir`."""
+    """Write `episodes` bags of `kind` demonstrations of `task` into `out_dir`.
+
+    With `failure_policy` (failure demos only) the episodes are rollouts of that policy, which gets
+    the observation and a seeded generator for its noise, instead of the scripted ones: the paper's
+    failures of the pre-trained policy under exploration noise. `allow_fewer` returns what the
+    attempt budget yielded instead of raising.
+    """
     spec = get_task(task)
     if kind not in KINDS:
         raise ValueError(f"demo kind must be one of {KINDS}, got {kind!r}")
@@ -129,7 +137,9 @@ def generate_demos(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     cfg = config or DemoConfig()
     out = Path(out_dir)
-    prefix = f"{kind}_{spec.name}_s{seed}"
+    if failure_policy is not None and kind != "failure":
+        raise ValueError("failure_policy makes failure demos; kind must be 'failure'")
+    prefix = f"{kind}{'_policy' if failure_policy else ''}_{spec.name}_s{seed}"
     clash = sorted(out.glob(f"{prefix}_ep*")) if out.exists() else []
     if clash:
         raise FileExistsError(
@@ -146,6 +156,8 @@ def generate_demos(
     try:
         while len(written) < episodes:
             if attempts >= episodes * cfg.max_attempts_factor:
+                if allow_fewer:
+                    break
                 raise RuntimeError(f"{kind} demos: only {len(written)} of {episodes} usable after {attempts} attempts")
             ep_seed = seed * 1_000_003 + attempts
             rng = np.random.default_rng([seed, attempts])
@@ -154,6 +166,8 @@ def generate_demos(
             steps = env.horizon_steps
             if kind == "task":
                 policy, source = _noisy(expert, rng, cfg.task_noise_std), "scripted"
+            elif failure_policy is not None:
+                policy, source = (lambda o, rng=rng: failure_policy(o, rng)), "policy"
             elif kind == "failure":
                 switch = int(rng.integers(0, cfg.failure_switch_max_step))
                 noisy = _noisy(expert, rng, cfg.failure_noise_std)
