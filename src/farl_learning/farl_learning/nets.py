@@ -107,3 +107,10 @@ def share_normalizer(norm: Normalizer, *modules: nn.Module) -> None:
             if isinstance(sub, Normalizer) and sub is not norm:
                 sub.mean.copy_(norm.mean)
                 sub.std.copy_(norm.std)
+
+
+@torch.no_grad()
+def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Move a target network's weights a fraction `tau` towards the online network's."""
+    for p, pt in zip(source.parameters(), target.parameters(), strict=True):
+        pt.lerp_(p, tau)

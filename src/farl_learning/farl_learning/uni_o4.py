@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import trange
 
 from farl_learning.data import Transitions
-from farl_learning.nets import GaussianPolicy, Normalizer, QNet, ValueNet, share_normalizer
+from farl_learning.nets import GaussianPolicy, Normalizer, QNet, ValueNet, polyak, share_normalizer
 
 MIN_TRANSITIONS = 16
 
@@ -169,9 +169,7 @@ def train_uni_o4(
         q_opt.zero_grad()
         q_loss.backward()
         q_opt.step()
-        with torch.no_grad():
-            for p, pt in zip(q.parameters(), q_target.parameters(), strict=True):
-                pt.lerp_(p, cfg.target_tau)
+        polyak(q_target, q, cfg.target_tau)
         if log is not None and step % 100 == 0:
             log.add_scalar(f"{tag}/v_loss", float(v_loss.detach()), step)
             log.add_scalar(f"{tag}/q_loss", float(q_loss.detach()), step)

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import trange
 
 from farl_learning.data import Transitions
-from farl_learning.nets import Normalizer, mlp
+from farl_learning.nets import Normalizer, mlp, polyak
 from farl_learning.two_hot import TwoHot
 
 
@@ -168,9 +168,7 @@ def train_world_model(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(wm.parameters(), cfg.grad_clip)
         opt.step()
-        with torch.no_grad():
-            for p, pt in zip(wm.parameters(), target.parameters(), strict=True):
-                pt.lerp_(p, cfg.target_tau)
+        polyak(target, wm, cfg.target_tau)
         if step % 50 == 0 or step == cfg.steps - 1:
             history.append({"step": step, "loss": float(loss.detach()), **parts})
             if log is not None:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import trange
 
 from farl_learning.data import Transitions
-from farl_learning.nets import GaussianPolicy, Normalizer, QNet, share_normalizer
+from farl_learning.nets import GaussianPolicy, Normalizer, QNet, polyak, share_normalizer
 from farl_learning.world_model import WorldModel
 
 
@@ -116,9 +116,7 @@ class _QCritic:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            with torch.no_grad():
-                for p, pt in zip(q.parameters(), target.parameters(), strict=True):
-                    pt.lerp_(p, cfg.target_tau)
+            polyak(target, q, cfg.target_tau)
             if log is not None and step % 100 == 0:
                 log.add_scalar(f"{cls.name}/loss", float(loss.detach()), step)
         return cls(q, cfg)
