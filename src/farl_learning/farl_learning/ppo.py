@@ -110,8 +110,10 @@ class PPOLearner:
         if self.cost_value is not None:
             torch.nn.init.zeros_(self.cost_value.net[-1].weight)
             torch.nn.init.zeros_(self.cost_value.net[-1].bias)
-        pi_params = [p for n, p in policy.named_parameters() if cfg.learn_log_std or n != "log_std"]
-        self.pi_opt = torch.optim.Adam(pi_params, lr=cfg.policy_lr)
+        # A frozen log_std must not collect gradients either: nothing would zero them, and their growing
+        # sum would enter the gradient-norm clip and shrink every later step.
+        policy.log_std.requires_grad_(cfg.learn_log_std)
+        self.pi_opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.policy_lr)
         v_params = list(value.parameters()) + (list(self.cost_value.parameters()) if self.cost_value else [])
         self.v_opt = torch.optim.Adam(v_params, lr=cfg.value_lr)
         self.gen = torch.Generator().manual_seed(cfg.seed)
