@@ -22,7 +22,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from farl_common import typestore as T
 from farl_common.messages import TypestoreFactory
-from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
+from farl_common.topics import DEFAULT_TOPICS
 
 PARTIAL_DIR = ".farl-partial"
 """Bags being written live in this hidden folder beside their final place, under their final name
@@ -330,13 +330,3 @@ def load_dataset(
     )
 
 
-__all__ = [
-    "TOPIC_TYPES",
-    "BagError",
-    "Dataset",
-    "Episode",
-    "EpisodeBagWriter",
-    "iter_bag_paths",
-    "load_dataset",
-    "read_episode",
-]
