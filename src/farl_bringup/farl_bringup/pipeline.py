@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from farl_common.bags import BagError, load_dataset
+from farl_common.bags import BagError, Dataset, load_dataset
 from farl_learning.checkpoint import load, save_atomic
 from farl_learning.data import Transitions
 from farl_learning.ppo import PPOConfig, PPOTrainer
@@ -98,7 +98,8 @@ def pretrain(
     if cfg.policy_failure_episodes:
         _policy_failures(task, task_pol.policy, out / "policy_failures", cfg, seed, progress)
         try:
-            ds = merge_datasets(ds, load_dataset(out / "policy_failures"))
+            extra = load_dataset(out / "policy_failures")
+            ds = Dataset.from_episodes(ds.episodes + extra.episodes, ds.errors + extra.errors)
         except BagError:  # the policy never failed within the attempt budget: nothing to add
             pass
         metrics["policy_failures"] = sum(e.kind == "failure" for e in ds.episodes) - counts["failure"]
@@ -146,29 +147,6 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
         failure_policy=act,
         allow_fewer=True,
         config=DemoConfig(max_attempts_factor=20),
-    )
-
-
-def merge_datasets(a, b):
-    """Two datasets as one (episode indices of `b` shifted after `a`'s)."""
-    import numpy as np
-
-    from farl_common.bags import Dataset
-
-    off = len(a.episodes)
-    cat = lambda x, y: np.concatenate([x, y])
-    return Dataset(
-        cat(a.obs, b.obs),
-        cat(a.action, b.action),
-        cat(a.reward, b.reward),
-        cat(a.cost, b.cost),
-        cat(a.done, b.done),
-        cat(a.timeout, b.timeout),
-        cat(a.next_obs, b.next_obs),
-        cat(a.kind, b.kind),
-        cat(a.episode_index, b.episode_index + off),
-        a.episodes + b.episodes,
-        a.errors + b.errors,
     )
 
 

@@ -260,6 +260,31 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.reward)
 
+    @classmethod
+    def from_episodes(cls, episodes: list[Episode], errors: list[str] | None = None) -> Dataset:
+        """Concatenate episodes (all with the same state size) into one dataset."""
+        obs_dim = episodes[0].obs.shape[1]
+        for ep in episodes:
+            if ep.obs.shape[1] != obs_dim:
+                raise BagError(f"{ep.path}: state has {ep.obs.shape[1]} values, other bags have {obs_dim}")
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(ep, name) for ep in episodes])
+
+        return cls(
+            obs=cat("obs"),
+            action=cat("action"),
+            reward=cat("reward"),
+            cost=cat("cost"),
+            done=cat("done"),
+            timeout=cat("timeout"),
+            next_obs=cat("next_obs"),
+            kind=np.concatenate([np.full(len(ep), KIND_CODES.get(ep.kind, 3), dtype=np.int8) for ep in episodes]),
+            episode_index=np.concatenate([np.full(len(ep), i, dtype=np.int32) for i, ep in enumerate(episodes)]),
+            episodes=list(episodes),
+            errors=list(errors or []),
+        )
+
     def select(self, kinds: Iterable[str]) -> Dataset:
         codes = [KIND_CODES[k] for k in kinds]
         m = np.isin(self.kind, codes)
@@ -307,26 +332,4 @@ def load_dataset(
     if not episodes:
         hint = f" ({len(errors)} unreadable)" if errors else ""
         raise BagError(f"{root}: no readable episode bags{hint}")
-    obs_dim = episodes[0].obs.shape[1]
-    for ep in episodes:
-        if ep.obs.shape[1] != obs_dim:
-            raise BagError(f"{ep.path}: state has {ep.obs.shape[1]} values, other bags have {obs_dim}")
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(ep, name) for ep in episodes])
-
-    return Dataset(
-        obs=cat("obs"),
-        action=cat("action"),
-        reward=cat("reward"),
-        cost=cat("cost"),
-        done=cat("done"),
-        timeout=cat("timeout"),
-        next_obs=cat("next_obs"),
-        kind=np.concatenate([np.full(len(ep), KIND_CODES.get(ep.kind, 3), dtype=np.int8) for ep in episodes]),
-        episode_index=np.concatenate([np.full(len(ep), i, dtype=np.int32) for i, ep in enumerate(episodes)]),
-        episodes=episodes,
-        errors=errors,
-    )
-
-
+    return Dataset.from_episodes(episodes, errors)

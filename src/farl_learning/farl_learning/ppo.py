@@ -338,7 +338,7 @@ class PPOTrainer:
     def collect(self) -> list[Trajectory]:
         cfg = self.cfg
         obs = [self._reset(i) for i in range(cfg.num_envs)]
-        trajs = [Trajectory([], [], [], [], [], []) for _ in range(cfg.num_envs)]
+        trajs = [Trajectory([], [], [], [], [], [], swapped=[]) for _ in range(cfg.num_envs)]
         counts = [0] * cfg.num_envs
         stats = [{"return": 0.0, "swaps": 0, "success": False} for _ in range(cfg.num_envs)]
         active = list(range(cfg.num_envs))
@@ -365,7 +365,7 @@ class PPOTrainer:
                 t.val.append(float(val[j]))
                 t.rew.append(float(r) * cfg.reward_scale)
                 t.cost.append(float(info["cost"]))
-                t.swapped = (t.swapped or []) + [bool(res.swapped[j])]
+                t.swapped.append(bool(res.swapped[j]))
                 counts[i] += 1
                 self.steps += 1
                 st = stats[i]
@@ -390,7 +390,7 @@ class PPOTrainer:
                     done_trajs.append(t)
                     if counts[i] >= cfg.steps_per_env:
                         continue
-                    trajs[i] = Trajectory([], [], [], [], [], [])
+                    trajs[i] = Trajectory([], [], [], [], [], [], swapped=[])
                     stats[i] = {"return": 0.0, "swaps": 0, "success": False}
                     nobs = self._reset(i)
                 obs[i] = nobs
