@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from farl_common.bags import load_dataset
 from farl_learning.action_filter import NoFilter
-from farl_learning.checkpoint import CheckpointError, load, save_atomic
+from farl_learning.checkpoint import FORMAT, CheckpointError, load, save_atomic
 from farl_learning.data import Transitions
 from farl_learning.nets import GaussianPolicy, ValueNet
 from farl_learning.ppo import PPOConfig, PPOLearner, PPOTrainer, gae
@@ -256,3 +258,18 @@ def test_finetune_resumes_bit_identically(tiny_run, tmp_path):
         assert torch.equal(a, b), k
     initial = policy_from_checkpoint(load(tiny_run / "task_policy.pt")).state_dict()
     assert not torch.equal(initial["net.0.weight"], straight.policy.state_dict()["net.0.weight"])  # it learned
+
+
+def test_a_checkpoint_carrying_a_pickled_object_is_refused_without_running_it(tmp_path) -> None:
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    path = tmp_path / "task_policy.pt"
+    torch.save({"format": FORMAT, "kind": "task_policy", "x": Payload()}, path)
+    with pytest.raises(CheckpointError, match=r"refused: it carries pickled Python objects \(posix.mkdir\)") as err:
+        load(path, "task_policy")
+    assert "\n" not in str(err.value)
+    assert not marker.exists()

@@ -1,10 +1,18 @@
 """Checkpoints written atomically (temp file in the same folder, fsync, rename): a crash or a reader
 mid-write never sees half a file. Each holds its modules' weights, the config that built them and
-a format tag; loading names the file in every error."""
+a format tag; loading names the file in every error.
+
+Loading never unpickles arbitrary objects (`torch.load(weights_only=True)`): policy files are
+hot-reloaded from disk by running nodes, and unpickling a file can run any code it carries. A
+checkpoint holds tensors and plain data (dicts, lists, numbers, strings) only; one carrying a
+pickled Python object is refused.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,7 +48,14 @@ def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err), re.IGNORECASE)
+        what = found.group(1) if found else ""
+        raise CheckpointError(
+            f"{path}: refused: it carries pickled Python objects{f' ({what})' if what else ''}, which could run code "
+            "when loaded; farl checkpoints hold tensors and plain data only"
+        ) from None
     except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors all mean: unreadable
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
