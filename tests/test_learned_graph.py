@@ -35,7 +35,7 @@ def run_copy(tiny_run, tmp_path):
 def test_learned_graph_learns_online_and_records_shield_decisions(run_copy, tmp_path):
     cfg = learned_config(tmp_path, run_copy)
     names = [s.executable for s in graph_spec(cfg)]
-    assert names == ["episode_recorder_node", "sim_robot_node", "learner_node", "policy_node", "shield_node"]
+    assert names == ["episode_recorder_node", "robot_node", "learner_node", "policy_node", "shield_node"]
     result = run_sim(cfg, episodes=4, seed=0, run_id="L")
     versions = [e["policy_version"] for e in result.episodes]
     assert versions[0] == 0 and versions[-1] >= 1 and versions == sorted(versions)

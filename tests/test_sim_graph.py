@@ -17,7 +17,7 @@ from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
 from farl_common.runtime import Input, Node, Output
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_robot.envelope import HardEnvelope, UnsafeCommand
-from farl_robot.sim_robot_node import SimRobotNode, SimRobotParams
+from farl_robot.robot_node import RobotNode, RobotParams
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
 
 
@@ -58,7 +58,7 @@ def test_launch_and_in_process_share_one_graph():
     cfg = task_config("fragile_push_wall")
     cfg.policy.kind = "scripted"
     specs = graph_spec(cfg, episodes=5)
-    assert [s.executable for s in specs] == ["episode_recorder_node", "sim_robot_node", "scripted_policy_node"]
+    assert [s.executable for s in specs] == ["episode_recorder_node", "robot_node", "scripted_policy_node"]
     robot = specs[1].ros_parameters()
     assert robot["episodes"] == 5 and robot["rate_hz"] == 5.0 and robot["workspace_min_m"] == [-0.5, 0.4, 0.05]
     assert ("action_executed", "/farl/action/executed") in specs[1].remappings()
@@ -88,7 +88,7 @@ class BadPolicy(Node):
 @pytest.mark.parametrize("mode", ["nan", "wrong_step", "silent"])
 def test_robot_never_moves_on_an_action_it_cannot_trust(mode):
     rt = InProcessRuntime()
-    robot = rt.add(SimRobotNode(SimRobotParams(episodes=1, stale_timeout_s=0.5)), {})
+    robot = rt.add(RobotNode(RobotParams(episodes=1, stale_timeout_s=0.5)), {})
     policy = BadPolicy()
     policy.mode = mode
     rt.add(policy, {"action_proposed": "action_executed"})

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farl_common.config import FarlConfig
+from farl_common.config import ConfigError, FarlConfig
 from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
-from farl_common.runtime.node import Node
+from farl_common.runtime.node import Node, NodeError
 from farl_learning.learner_node import LearnerNode, LearnerParams, online_checkpoint
 from farl_learning.policy_node import PolicyNode, PolicyParams
-from farl_robot.sim_robot_node import SimRobotNode, SimRobotParams
+from farl_robot.robot_node import RobotNode, RobotParams, check_real_params
 from farl_safety_shield.shield_node import ShieldNode, ShieldParams
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
 from farl_sim.tasks import get_task
@@ -54,31 +54,16 @@ def graph_spec(
     cfg: FarlConfig, episodes: int | None = None, seed: int | None = None, run_id: str = ""
 ) -> list[NodeSpec]:
     """The nodes of the graph `cfg` describes, recorder first (it must see each episode's start)."""
-    get_task(cfg.task)  # an unknown task fails here, before anything starts
-    if cfg.robot.backend != "sim":
-        raise ValueError(f"robot.backend {cfg.robot.backend!r}: only the sim robot is available in this release")
     n = cfg.episodes.count if episodes is None else episodes
     s = cfg.episodes.seed if seed is None else seed
-    r = cfg.robot
-    robot = SimRobotParams(
-        task=cfg.task,
-        rate_hz=cfg.rate_hz,
-        horizon_steps=r.horizon_steps,
-        episodes=n,
-        seed=s,
-        kind=cfg.episodes.kind,
-        stale_timeout_s=r.stale_timeout_s,
-        max_step_m=r.max_step_m,
-        workspace_min_m=list(r.workspace_min_m),
-        workspace_max_m=list(r.workspace_max_m),
-    )
+    robot = robot_params(cfg, n, s)
     recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
     shielded = cfg.policy.kind == "learned" and cfg.shield.enabled
     # Without a shield in the graph, what the policy proposes is what the robot executes.
     policy_topics = dict(cfg.topics) if shielded else {**cfg.topics, "action_proposed": cfg.topics["action_executed"]}
     specs = [
         NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
-        NodeSpec("farl_robot", "sim_robot_node", SimRobotNode, robot, dict(cfg.topics)),
+        NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
     ]
     if cfg.policy.kind == "scripted":
         policy = ScriptedPolicyParams(
@@ -108,6 +93,48 @@ def graph_spec(
         )
         specs.append(NodeSpec("farl_safety_shield", "shield_node", ShieldNode, shield, dict(cfg.topics)))
     return specs
+
+
+def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
+    """The robot node's parameters; a real-arm config is checked here, before anything starts."""
+    r, sc = cfg.robot, cfg.scene
+    if r.backend == "sim":
+        get_task(cfg.task)  # an unknown task fails here, before anything starts
+    params = RobotParams(
+        task=cfg.task,
+        backend=r.backend,
+        rate_hz=cfg.rate_hz,
+        horizon_steps=r.horizon_steps,
+        episodes=episodes,
+        seed=seed,
+        kind=cfg.episodes.kind,
+        stale_timeout_s=r.stale_timeout_s,
+        max_step_m=r.max_step_m,
+        workspace_min_m=list(r.workspace_min_m),
+        workspace_max_m=list(r.workspace_max_m),
+        robot_ip=r.robot_ip,
+        home_joints_rad=list(r.home_joints_rad),
+        relative_dynamics_factor=r.relative_dynamics_factor,
+        collision_torque_nm=r.collision_torque_nm,
+        collision_force_n=r.collision_force_n,
+        use_gripper=r.use_gripper,
+        max_recoveries=r.max_recoveries,
+        realtime_kernel=r.realtime_kernel,
+        scene_objects=list(sc.objects),
+        scene_goal_m=list(sc.goal_m),
+        scene_success_radius_m=sc.success_radius_m,
+        scene_object_timeout_s=sc.object_timeout_s,
+        scene_hazard=sc.hazard,
+        scene_hazard_min_m=list(sc.hazard_min_m),
+        scene_hazard_max_m=list(sc.hazard_max_m),
+        scene_obstacle_radius_m=sc.obstacle_radius_m,
+    )
+    if r.backend == "franky":
+        try:
+            check_real_params(params)
+        except NodeError as err:
+            raise ConfigError(f"{cfg.task}: {err}") from None
+    return params
 
 
 def run_dir(cfg: FarlConfig) -> str:

@@ -16,7 +16,7 @@ from farl_bringup.graph_spec import bag_dir, graph_spec
 from farl_common.config import FarlConfig
 from farl_common.recorder_node import EpisodeRecorderNode
 from farl_common.runtime.inprocess import InProcessRuntime
-from farl_robot.sim_robot_node import SimRobotNode
+from farl_robot.robot_node import RobotNode
 from farl_safety_shield.shield_node import ShieldNode
 
 
@@ -39,7 +39,7 @@ def run_sim(
     specs = graph_spec(cfg, episodes, seed, run_id)
     with InProcessRuntime() as rt:
         nodes = [rt.add(spec.node_class(spec.params), spec.topics) for spec in specs]
-        robot = next(n for n in nodes if isinstance(n, SimRobotNode))
+        robot = next(n for n in nodes if isinstance(n, RobotNode))
         recorder = next(n for n in nodes if isinstance(n, EpisodeRecorderNode))
         shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)
         reported = 0

@@ -20,7 +20,7 @@ import yaml
 
 from farl_common.topics import DEFAULT_TOPICS
 
-UNIT_SUFFIXES = ("_m", "_s", "_hz", "_rad", "_mps", "_n", "_px", "_cm")
+UNIT_SUFFIXES = ("_m", "_s", "_hz", "_rad", "_mps", "_n", "_nm", "_px", "_cm")
 
 
 class ConfigError(ValueError):
@@ -45,6 +45,38 @@ class RobotConfig:
     max_step_m: float = param(0.01, lo=0.0, hi=0.05, doc="largest hand displacement per control step")
     workspace_min_m: list[float] = param([-0.5, 0.40, 0.05], doc="hard envelope lower corner (x, y, z)")
     workspace_max_m: list[float] = param([0.5, 1.0, 0.5], doc="hard envelope upper corner (x, y, z)")
+    robot_ip: str = param("", doc="franky: the robot's FCI address (launch argument robot_ip)")
+    home_joints_rad: list[float] = param(
+        [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785], doc="franky: joint pose the arm returns to between episodes"
+    )
+    relative_dynamics_factor: float = param(
+        0.1, lo=0.01, hi=1.0, unitless=True, doc="franky: fraction of the robot's velocity/acceleration/jerk limits"
+    )
+    collision_torque_nm: float = param(20.0, lo=1.0, hi=100.0, doc="franky: joint torque that counts as a collision")
+    collision_force_n: float = param(
+        20.0, lo=1.0, hi=100.0, doc="franky: end-effector force that counts as a collision"
+    )
+    use_gripper: bool = param(True, doc="franky: drive the Franka Hand (false for a fixed tool such as a UMI gripper)")
+    max_recoveries: int = param(
+        3, lo=0, hi=20, unitless=True, doc="franky: error recoveries before the arm stays stopped"
+    )
+    realtime_kernel: bool = param(
+        True, doc="franky: require realtime scheduling (PREEMPT_RT kernel; libfranka wants it)"
+    )
+
+
+@dataclass
+class SceneConfig:
+    """A real task's rules on perceived object positions, in the robot base frame (robot.backend: franky)."""
+
+    objects: list[str] = param(["object"], doc="perceived objects: the pushed object, then the obstacle if any")
+    goal_m: list[float] = param([0.5, 0.2, 0.02], doc="goal position of the pushed object")
+    success_radius_m: float = param(0.05, lo=0.005, hi=0.5, doc="the object this close to the goal (xy) is a success")
+    object_timeout_s: float = param(0.6, lo=0.05, hi=10.0, doc="the arm holds when an object was seen longer ago")
+    hazard: Literal["none", "wall", "boundary", "obstacle"] = param("none", doc="what an IR failure is made of")
+    hazard_min_m: list[float] = param([0.0, 0.0, 0.0], doc="wall box / boundary rectangle lower corner")
+    hazard_max_m: list[float] = param([0.0, 0.0, 0.0], doc="wall box / boundary rectangle upper corner")
+    obstacle_radius_m: float = param(0.04, lo=0.0, hi=0.5, doc="radius of the moving obstacle")
 
 
 @dataclass
@@ -89,6 +121,7 @@ class FarlConfig:
     rate_hz: float = param(5.0, lo=0.1, hi=1000.0, doc="control rate of the whole graph")
     topics: dict[str, str] = param(dict(DEFAULT_TOPICS), doc="short name -> ROS topic")
     robot: RobotConfig = field(default_factory=RobotConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)

@@ -15,6 +15,8 @@ DEFAULT_TOPICS: dict[str, str] = {
     "step_feedback": "/farl/step_feedback",
     "episode_event": "/farl/episode_event",
     "policy_version": "/farl/policy_version",
+    "objects": "/farl/perception/objects",
+    "operator_mark": "/farl/operator/mark",
 }
 
 TOPIC_TYPES: dict[str, str] = {
@@ -25,6 +27,8 @@ TOPIC_TYPES: dict[str, str] = {
     "step_feedback": T.FEEDBACK,
     "episode_event": T.EVENT,
     "policy_version": "std_msgs/msg/UInt32",
+    "objects": T.OBJECTS,
+    "operator_mark": "std_msgs/msg/String",
 }
 
 # What an episode bag holds: enough to retrain from and to replay (paper Sec. III, design principle 4).

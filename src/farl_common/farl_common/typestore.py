@@ -20,6 +20,7 @@ ACTION = f"{PACKAGE}/msg/ActionCommand"
 DECISION = f"{PACKAGE}/msg/ShieldDecision"
 EVENT = f"{PACKAGE}/msg/EpisodeEvent"
 FEEDBACK = f"{PACKAGE}/msg/StepFeedback"
+OBJECTS = f"{PACKAGE}/msg/ObjectPositions"
 
 
 def msg_dir() -> Path:

@@ -67,6 +67,11 @@ class NodeContext(Protocol):
     def request_shutdown(self) -> None: ...
 
 
+class NodeError(RuntimeError):
+    """A failure a node explains in one line (no robot at that address, a missing model file):
+    hosts print the message without a traceback and exit non-zero."""
+
+
 @dataclass
 class NoParams:
     """For nodes without parameters."""
@@ -80,6 +85,8 @@ class Node:
     inputs: ClassVar[tuple[Input | SyncInput, ...]] = ()
     outputs: ClassVar[tuple[Output, ...]] = ()
     timers: ClassVar[tuple[Timer, ...]] = ()
+    exit_code: int = 0
+    """What the host exits with once the node asked to stop; non-zero after a fault."""
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -1,0 +1,174 @@
+"""The real arm: a Franka Panda (or FR3) through franky (`franky-control`, libfranka underneath).
+
+Base-frame displacements become absolute base-frame Cartesian targets (franky's Relative
+reference is the end-effector frame, where z points down out of the gripper), from the measured
+hand position, with the orientation held at the home pose's. Each control tick starts an
+asynchronous motion that takes over from the last, at `relative_dynamics_factor` of the
+robot's limits. Errors: `recover_from_errors()`, retreat to the home pose, at most
+`max_recoveries` tries, then `RobotFault` and the arm stays stopped.
+
+Tested against franky-sim (libfranka's protocol on loopback, MuJoCo physics): tests/test_franky_driver.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from farl_robot.driver import HandState, RobotDriver, RobotError, RobotFault, RobotUnavailable
+
+GRIPPER_CLOSE_EFFORT = 0.5
+"""A gripper effort above this closes the gripper, below minus this opens it; between, it stays."""
+
+
+@dataclass(frozen=True)
+class FrankySettings:
+    robot_ip: str
+    home_joints_rad: Sequence[float]
+    relative_dynamics_factor: float = 0.1
+    collision_torque_nm: float = 20.0
+    collision_force_n: float = 20.0
+    use_gripper: bool = True
+    gripper_speed_mps: float = 0.05
+    max_recoveries: int = 3
+    realtime_kernel: bool = True
+    """Ask libfranka for realtime scheduling (a PREEMPT_RT kernel); off only for franky-sim and tests."""
+
+
+def _franky() -> Any:
+    try:
+        import franky
+    except ImportError as err:
+        raise RobotUnavailable(f"franky is not installed ({err}): pip install -e '.[robot]'") from None
+    return franky
+
+
+class FrankyDriver(RobotDriver):
+    def __init__(
+        self,
+        settings: FrankySettings,
+        robot_factory: Callable[[FrankySettings], Any] | None = None,
+        gripper_factory: Callable[[FrankySettings], Any] | None = None,
+    ) -> None:
+        """`robot_factory`/`gripper_factory` build franky's `Robot`/`Gripper` (tests wrap them to inject faults)."""
+        self.s = settings
+        self._robot_factory = robot_factory or self._connect_robot
+        self._gripper_factory = gripper_factory or (lambda s: _franky().Gripper(s.robot_ip))
+        self.robot: Any = None
+        self.gripper: Any = None
+        self.quaternion: np.ndarray | None = None
+        self.gripper_closed = False
+        self.recoveries = 0
+
+    @staticmethod
+    def _connect_robot(s: FrankySettings) -> Any:
+        franky = _franky()
+        rt = franky.RealtimeConfig.Enforce if s.realtime_kernel else franky.RealtimeConfig.Ignore
+        return franky.Robot(s.robot_ip, realtime_config=rt)
+
+    # RobotDriver --------------------------------------------------------------------------------
+    def connect(self) -> None:
+        franky = _franky()
+        if self.robot is not None:
+            return  # libfranka serves one client: a second connection would wait for the first forever
+        try:
+            self.robot = self._robot_factory(self.s)
+            self.robot.relative_dynamics_factor = self.s.relative_dynamics_factor
+            self.robot.set_collision_behavior(self.s.collision_torque_nm, self.s.collision_force_n)
+            if self.s.use_gripper:
+                self.gripper = self._gripper_factory(self.s)
+        except franky.Exception as err:
+            self.robot = self.gripper = None
+            raise RobotUnavailable(f"no robot at {self.s.robot_ip}: {' '.join(str(err).split())}") from None
+
+    def home(self, seed: int) -> HandState:
+        try:
+            self._move_home()
+        except RobotError as err:
+            self.recover_after(f"during homing: {err}")
+        if self.gripper is not None:
+            self._gripper(open_=True)
+        pose = self.robot.current_cartesian_state.pose.end_effector_pose
+        self.quaternion = np.asarray(pose.quaternion, dtype=np.float64)
+        return self.read()
+
+    def read(self) -> HandState:
+        franky = _franky()
+        try:
+            pos = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.translation, dtype=np.float64)
+            opening = 1.0
+            if self.gripper is not None:
+                opening = float(np.clip(self.gripper.width / max(self.gripper.max_width, 1e-6), 0.0, 1.0))
+        except franky.Exception as err:
+            raise RobotError(f"reading the robot state failed: {err}") from None
+        return HandState(pos, opening)
+
+    def execute(self, delta_m: np.ndarray, gripper: float) -> None:
+        franky = _franky()
+        assert self.quaternion is not None, "home() first"
+        try:
+            self.robot.poll_motion()  # an error of the last asynchronous motion surfaces here
+            here = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.translation)
+            target = franky.Affine(here + np.asarray(delta_m, dtype=np.float64), self.quaternion)
+            self.robot.move(franky.CartesianMotion(target, franky.ReferenceType.Absolute), asynchronous=True)
+        except franky.Exception as err:
+            raise RobotError(f"robot error during motion: {' '.join(str(err).split())}") from None
+        if self.gripper is not None and abs(gripper) > GRIPPER_CLOSE_EFFORT and (gripper > 0) != self.gripper_closed:
+            self._gripper(open_=gripper < 0)
+
+    def recover(self) -> None:
+        self.recover_after("")
+
+    def recover_after(self, what: str) -> None:
+        """Clear errors and retreat home, up to `max_recoveries` times; `RobotFault` if it never works."""
+        franky = _franky()
+        last = what
+        for _ in range(self.s.max_recoveries):
+            self.recoveries += 1
+            try:
+                self.robot.recover_from_errors()
+                self._move_home()
+                return
+            except (franky.Exception, RobotError) as err:
+                last = " ".join(str(err).split())
+        self.stop()
+        raise RobotFault(
+            f"robot at {self.s.robot_ip} did not recover after {self.s.max_recoveries} tries ({last}); "
+            "the arm is stopped: check it, clear the error in Desk if needed, and restart"
+        )
+
+    def stop(self) -> None:
+        if self.robot is None:
+            return
+        try:
+            self.robot.stop()
+        except Exception:  # noqa: BLE001 - stopping must not fail a shutdown; nothing else can be done
+            pass
+
+    def close(self) -> None:
+        self.stop()
+        self.robot = self.gripper = None
+
+    # helpers ------------------------------------------------------------------------------------
+    def _move_home(self) -> None:
+        franky = _franky()
+        try:
+            self.robot.join_motion()
+        except franky.Exception:
+            pass  # the motion that failed is being replaced by the retreat
+        try:
+            self.robot.move(franky.JointMotion(list(self.s.home_joints_rad)))
+        except franky.Exception as err:
+            raise RobotError(" ".join(str(err).split())) from None
+
+    def _gripper(self, open_: bool) -> None:
+        franky = _franky()
+        try:
+            width = self.gripper.max_width if open_ else 0.0
+            self.gripper.move_async(width, self.s.gripper_speed_mps)
+            self.gripper_closed = not open_
+        except franky.Exception as err:
+            raise RobotError(f"gripper error: {err}") from None

@@ -1,0 +1,386 @@
+"""The robot node: one arm behind the graph's topics, sim (FailureBench) or real (franky).
+
+Each control tick it executes the action that answers the latest state (same episode and step),
+after the hard envelope (`farl_robot.envelope`); then it publishes the step's reward and cost and
+the next state. It refuses an action for another step, and a malformed or non-finite one; with
+no acceptable action for `stale_timeout_s` the arm holds still and says so. On the real arm the
+state comes from perception (`objects`): while an object is unseen for longer than
+`scene_object_timeout_s` the arm holds and no state goes out. A person can end an episode as a
+failure or success (`operator_mark`: "failure" | "success"); a failure mark is an IR failure.
+
+Robot errors: the driver recovers (clears the error, retreats home) and the episode ends as
+`aborted` with the reason; when recovery fails the arm stays stopped, the node says why in one
+line and exits non-zero. Episodes follow one another with seeds `seed`, `seed + 1`, ...; after
+`episodes` of them (0 = forever) the node asks the runtime to stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from farl_common import messages as M
+from farl_common import typestore as T
+from farl_common.episode_messages import EpisodeMessages
+from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
+from farl_robot.driver import RobotDriver, RobotError, RobotFault
+from farl_robot.envelope import HardEnvelope, UnsafeCommand
+from farl_robot.scene import Scene, StaleState, StepOutcome
+
+MARKS = ("failure", "success")
+
+
+@dataclass
+class RobotParams:
+    task: str = field(default="fragile_push_wall", metadata={"doc": "task name (FailureBench, or a franka_* task)"})
+    backend: str = field(default="sim", metadata={"doc": "sim: FailureBench in MuJoCo; franky: a real Panda"})
+    rate_hz: float = field(default=5.0, metadata={"doc": "control rate"})
+    horizon_steps: int = field(default=200, metadata={"doc": "steps per episode"})
+    episodes: int = field(default=1, metadata={"doc": "episodes to run; 0 runs until stopped"})
+    seed: int = field(default=0, metadata={"doc": "seed of the first episode"})
+    kind: str = field(default="online", metadata={"doc": "episode kind written to the events"})
+    stale_timeout_s: float = field(default=1.0, metadata={"doc": "hold still after this long without an action"})
+    max_step_m: float = field(default=0.01, metadata={"doc": "largest hand step per tick"})
+    workspace_min_m: list[float] = field(default_factory=lambda: [-0.5, 0.40, 0.05])
+    workspace_max_m: list[float] = field(default_factory=lambda: [0.5, 1.0, 0.5])
+    # franky backend
+    robot_ip: str = field(default="", metadata={"doc": "robot (FCI) address, franky backend"})
+    home_joints_rad: list[float] = field(
+        default_factory=lambda: [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785], metadata={"doc": "home joint pose"}
+    )
+    relative_dynamics_factor: float = field(default=0.1, metadata={"doc": "fraction of the robot's speed limits"})
+    collision_torque_nm: float = field(default=20.0, metadata={"doc": "joint torque collision threshold"})
+    collision_force_n: float = field(default=20.0, metadata={"doc": "Cartesian force collision threshold"})
+    use_gripper: bool = field(default=True, metadata={"doc": "drive the Franka Hand"})
+    max_recoveries: int = field(default=3, metadata={"doc": "error recoveries tried before the arm stays stopped"})
+    realtime_kernel: bool = field(default=True, metadata={"doc": "libfranka realtime scheduling (PREEMPT_RT)"})
+    # perceived scene (franky backend)
+    scene_objects: list[str] = field(default_factory=lambda: ["object"], metadata={"doc": "perceived objects"})
+    scene_goal_m: list[float] = field(default_factory=lambda: [0.5, 0.2, 0.02], metadata={"doc": "goal position"})
+    scene_success_radius_m: float = field(default=0.05, metadata={"doc": "object this close to the goal: success"})
+    scene_object_timeout_s: float = field(default=0.6, metadata={"doc": "hold when an object is older"})
+    scene_hazard: str = field(default="none", metadata={"doc": "wall | boundary | obstacle | none"})
+    scene_hazard_min_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    scene_hazard_max_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    scene_obstacle_radius_m: float = field(default=0.04, metadata={"doc": "obstacle radius"})
+
+
+def real_rules(p: RobotParams):
+    """The real task's rules from the `scene_*` parameters; `NodeError` when they do not describe a task."""
+    from farl_robot.real_tasks import RealTaskRules
+
+    try:
+        return RealTaskRules(
+            objects=list(p.scene_objects),
+            goal_m=list(p.scene_goal_m),
+            success_radius_m=p.scene_success_radius_m,
+            object_timeout_s=p.scene_object_timeout_s,
+            hazard=p.scene_hazard,
+            hazard_min_m=list(p.scene_hazard_min_m),
+            hazard_max_m=list(p.scene_hazard_max_m),
+            obstacle_radius_m=p.scene_obstacle_radius_m,
+        )
+    except ValueError as err:
+        raise NodeError(str(err)) from None
+
+
+def check_real_params(p: RobotParams) -> None:
+    """What a real-arm configuration must get right before anything moves (one line each)."""
+    if not p.robot_ip:
+        raise NodeError(f"robot_ip is empty: the {p.task} config needs the robot's address (robot_ip:=...)")
+    check_home_in_box(p.home_joints_rad, p.workspace_min_m, p.workspace_max_m)
+    real_rules(p)
+
+
+def make_driver(p: RobotParams) -> tuple[RobotDriver, Scene]:
+    """The driver and scene the parameters ask for (the sim driver is its own scene)."""
+    if p.backend == "sim":
+        from farl_robot.sim_driver import SimDriver
+
+        sim = SimDriver(p.task, p.horizon_steps)
+        return sim, sim
+    if p.backend == "franky":
+        from farl_robot.franky_driver import FrankyDriver, FrankySettings
+        from farl_robot.real_tasks import PerceivedScene
+
+        check_real_params(p)
+        settings = FrankySettings(
+            robot_ip=p.robot_ip,
+            home_joints_rad=list(p.home_joints_rad),
+            relative_dynamics_factor=p.relative_dynamics_factor,
+            collision_torque_nm=p.collision_torque_nm,
+            collision_force_n=p.collision_force_n,
+            use_gripper=p.use_gripper,
+            max_recoveries=p.max_recoveries,
+            realtime_kernel=p.realtime_kernel,
+        )
+        return FrankyDriver(settings), PerceivedScene(real_rules(p))
+    raise NodeError(f"backend {p.backend!r}: choose sim or franky")
+
+
+def check_home_in_box(home_joints_rad: list[float], lo: list[float], hi: list[float]) -> None:
+    """Refuse a workspace box that does not contain the home hand position (checked before anything moves)."""
+    from farl_robot.panda_kinematics import hand_pose, joint_limit_violations
+
+    if bad := joint_limit_violations(home_joints_rad):
+        raise NodeError(f"home_joints_rad: {'; '.join(bad)}")
+    home = hand_pose(np.asarray(home_joints_rad))[:3, 3]
+    if np.any(home < np.asarray(lo)) or np.any(home > np.asarray(hi)):
+        raise NodeError(
+            f"the home pose puts the hand at {np.array2string(home, precision=3)} m, outside the workspace box "
+            f"{list(lo)}..{list(hi)} m: move the box or the home pose"
+        )
+
+
+class RobotNode(Node):
+    name = "robot"
+    Params = RobotParams
+    inputs = (
+        Input("action_executed", T.ACTION, "on_action"),
+        Input("objects", T.OBJECTS, "on_objects", qos="sensor"),
+        Input("operator_mark", "std_msgs/msg/String", "on_mark"),
+    )
+    outputs = (
+        Output("state", T.STATE),
+        Output("step_feedback", T.FEEDBACK),
+        Output("episode_event", T.EVENT, qos="events"),
+    )
+    timers = (Timer("on_tick", "rate_hz"),)
+
+    def __init__(self, params: Any = None, driver: tuple[RobotDriver, Scene] | None = None) -> None:
+        """`driver` replaces the one the parameters describe (tests: franky against franky-sim)."""
+        super().__init__(params)
+        self._given = driver
+
+    def on_start(self) -> None:
+        p = self.params
+        try:
+            self.envelope = HardEnvelope(p.workspace_min_m, p.workspace_max_m, p.max_step_m)
+        except ValueError as err:
+            raise NodeError(f"workspace: {err}") from None
+        if p.backend == "franky":
+            check_real_params(p)
+        self.driver, self.scene = self._given or make_driver(p)
+        self.episode = -1
+        self.rec: EpisodeMessages | None = None
+        self.obs: np.ndarray | None = None
+        self.step = 0
+        self.pending: np.ndarray | None = None
+        self.awaiting_outcome = False
+        self.mark = ""
+        self.policy_version = 0
+        self.state_sent_ns = 0
+        self.stale_warned = False
+        self.perception_warned = ""
+        self.refused = 0
+        self.held_ticks = 0
+        self.halted = False
+        self.finished: list[dict[str, Any]] = []
+        self.driver.connect()
+
+    # inputs -------------------------------------------------------------------------------------
+    def on_action(self, msg: Any) -> None:
+        if self.rec is None or self.obs is None or self.awaiting_outcome:
+            return  # between episodes, or no state out yet: nothing can answer
+        if int(msg.episode) != self.episode or int(msg.step) != self.step:
+            self.refused += 1
+            self.log(
+                "warning",
+                f"refused action for episode {msg.episode} step {msg.step}: "
+                f"waiting for episode {self.episode} step {self.step}",
+            )
+            return
+        try:
+            self.pending = M.finite_vector(M.action_values(msg), 4, "action")
+        except ValueError as err:
+            self.refused += 1
+            self.log("error", f"refused action: {err}")
+            return
+        self.policy_version = int(msg.policy_version)
+
+    def on_objects(self, msg: Any) -> None:
+        update = getattr(self.scene, "update", None)
+        if update is None:
+            return  # the sim scene knows its objects
+        names = list(msg.names)
+        conf = np.asarray(msg.confidence, dtype=np.float64)
+        age = np.asarray(msg.age_s, dtype=np.float64)
+        if len(msg.positions_m) != 3 * len(names) or len(conf) != len(names) or len(age) != len(names):
+            self.log("error", f"refused object positions: {len(names)} names, {len(msg.positions_m)} coordinates")
+            return
+        stamp = M.stamp_ns(msg)
+        for i, name in enumerate(names):
+            seen_ns = stamp - int(max(float(age[i]), 0.0) * 1e9) if np.isfinite(age[i]) else 0
+            update([name], np.asarray(msg.positions_m[3 * i : 3 * i + 3]), seen_ns, [bool(conf[i] > 0)])
+
+    def on_mark(self, msg: Any) -> None:
+        text = str(msg.data).strip().lower()
+        if text not in MARKS:
+            self.log("warning", f"operator mark {text!r} ignored: send one of {', '.join(MARKS)}")
+            return
+        if self.rec is None:
+            self.log("warning", f"operator mark {text!r} between episodes ignored")
+            return
+        self.mark = text
+        self.log("info", f"operator marked episode {self.episode} {text}")
+
+    # the control tick ---------------------------------------------------------------------------
+    def on_tick(self) -> None:
+        if self.halted:
+            return
+        try:
+            self._tick()
+        except RobotFault as err:
+            self._halt(str(err))
+        except RobotError as err:
+            self._abort_episode(str(err))
+
+    def _tick(self) -> None:
+        if self.rec is None:
+            if self.params.episodes and self.episode + 1 >= self.params.episodes:
+                self.ctx.request_shutdown()
+                return
+            self._start_episode()
+            return
+        if self.obs is None or self.awaiting_outcome:
+            self._observe()  # waiting for perception: the first state, or the state after a step
+            return
+        if self.pending is None:
+            waited_s = (self.now_ns() - self.state_sent_ns) / 1e9
+            if waited_s >= self.params.stale_timeout_s:
+                self.held_ticks += 1
+                if not self.stale_warned:
+                    self.log("warning", f"no valid action for {waited_s:.2f} s: holding still")
+                    self.stale_warned = True
+            return
+        try:
+            self.scene.check_fresh(self.now_ns())
+        except StaleState as err:
+            self._hold(err)  # the action answered a state that can no longer be trusted: keep it, move nothing
+            return
+        hand = self.driver.read()
+        try:
+            action = self.envelope.filter(hand.pos_m, self.pending)
+        except UnsafeCommand as err:
+            self.pending = None
+            self.refused += 1
+            self.log("error", f"envelope refused action: {err}")
+            return
+        self.pending = None
+        self.driver.execute(self.envelope.step_m(action), float(action[3]))
+        self.awaiting_outcome = True
+        self._observe()
+
+    def _observe(self) -> None:
+        """Assemble the state from the hand and the scene; publish the step's outcome and the state."""
+        assert self.rec is not None
+        try:
+            obs = self.scene.observe(self.driver.read(), self.now_ns())
+        except StaleState as err:
+            self._hold(err)
+            return
+        self.perception_warned = ""
+        if not self.awaiting_outcome:
+            self._send_state(obs)  # the episode's first state
+            return
+        self.awaiting_outcome = False
+        outcome = self._with_mark(self.scene.evaluate(obs))
+        t = self.now_ns()
+        info = {"failure": outcome.failure, "success": outcome.success, "cost": outcome.cost}
+        truncated = self.step + 1 >= self.params.horizon_steps and not outcome.terminated
+        self.publish(
+            "step_feedback", self.rec.feedback(t, self.step, outcome.reward, info, outcome.terminated, truncated)
+        )
+        self.step += 1
+        self._send_state(obs)
+        if outcome.terminated or truncated:
+            self._end_episode(t)
+
+    def _hold(self, err: StaleState) -> None:
+        self.held_ticks += 1
+        what = str(err).split(" last seen")[0]  # warn once per object, not once per tick
+        if self.perception_warned != what:
+            self.log("warning", f"holding: {err}")
+            self.perception_warned = what
+
+    def _with_mark(self, o: StepOutcome) -> StepOutcome:
+        if self.mark == "failure":
+            return StepOutcome(o.reward, 1.0, True, False, True, o.hazard_distance_m)
+        if self.mark == "success":
+            return StepOutcome(o.reward, o.cost, o.failure, not o.failure, o.terminated, o.hazard_distance_m)
+        return o
+
+    # episodes -----------------------------------------------------------------------------------
+    def _start_episode(self) -> None:
+        self.episode += 1
+        seed = self.params.seed + self.episode
+        self.driver.home(seed)
+        new_episode = getattr(self.scene, "new_episode", None)
+        if new_episode is not None:
+            new_episode()
+        self.rec = EpisodeMessages(
+            self.msgs,
+            task=self.params.task,
+            kind=self.params.kind,
+            episode=self.episode,
+            seed=seed,
+            layout=self.scene.layout,
+            policy_version=self.policy_version,
+        )
+        self.step, self.obs, self.pending, self.awaiting_outcome, self.mark = 0, None, None, False, ""
+        self.publish("episode_event", self.rec.start(self.now_ns()))
+        self._observe()
+
+    def _send_state(self, obs: np.ndarray) -> None:
+        assert self.rec is not None
+        self.obs = obs
+        self.state_sent_ns = self.now_ns()
+        self.stale_warned = False
+        self.publish("state", self.rec.state(self.state_sent_ns, self.step, obs))
+
+    def _end_episode(self, t_ns: int, outcome: str | None = None) -> None:
+        assert self.rec is not None
+        self.rec.policy_version = self.policy_version
+        self.publish("episode_event", self.rec.end(t_ns, outcome))
+        self.finished.append(
+            {
+                "episode": self.episode,
+                "return": self.rec.episode_return,
+                "steps": self.rec.steps,
+                "outcome": outcome or self.rec.outcome,
+                "policy_version": self.policy_version,
+            }
+        )
+        self.rec, self.obs, self.pending, self.awaiting_outcome = None, None, None, False
+
+    def _abort_episode(self, reason: str) -> None:
+        self.log("error", f"episode {self.episode} aborted: {reason}")
+        self.driver.stop()
+        if self.rec is not None:
+            self._end_episode(self.now_ns(), "aborted")
+        try:
+            self.driver.recover()
+        except RobotFault as err:
+            self._halt(str(err))
+
+    def _halt(self, reason: str) -> None:
+        self.log("error", reason)
+        self.driver.stop()
+        if self.rec is not None:
+            self._end_episode(self.now_ns(), "aborted")
+        self.halted = True
+        self.exit_code = 1
+        self.ctx.request_shutdown()
+
+    def on_shutdown(self) -> None:
+        driver = getattr(self, "driver", None)
+        if driver is not None:
+            driver.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    from farl_common.runtime.rclpy_host import run_node
+
+    return run_node(RobotNode, args)
