@@ -175,8 +175,8 @@ def real_node(sim_ip, rt: InProcessRuntime, faulty=False, **params):
         horizon_steps=30,
         realtime_kernel=False,
         use_gripper=False,
-        workspace_min_m=list(home - [0.2, 0.2, 0.2]),
-        workspace_max_m=list(home + [0.2, 0.2, 0.03]),  # 3 cm above home: the top face is close
+        workspace_min_m=list(home - np.array([0.2, 0.2, 0.2])),
+        workspace_max_m=list(home + np.array([0.2, 0.2, 0.03])),  # 3 cm above home: the top face is close
         **params,
     )
     node = rt.add(RobotNode(p, driver=(d, PerceivedScene(rules))), {})
@@ -282,7 +282,8 @@ def test_a_robot_that_does_not_recover_stays_stopped_and_says_why(sim_ip) -> Non
 def test_shutdown_stops_the_arm(sim_ip) -> None:
     d, _ = driver(sim_ip, relative_dynamics_factor=0.05)
     start = d.home(0).pos_m
-    d.robot.move(franky.CartesianMotion(franky.Affine(start + [0.0, 0.0, -0.25], d.quaternion)), asynchronous=True)
+    far_below = franky.Affine(start + np.array([0.0, 0.0, -0.25]), d.quaternion)
+    d.robot.move(franky.CartesianMotion(far_below), asynchronous=True)
     time.sleep(0.5)
     d.close()
     time.sleep(0.3)
@@ -299,8 +300,8 @@ def test_the_robot_node_refuses_a_box_without_the_home_pose() -> None:
     p = RobotParams(
         backend="franky",
         robot_ip="127.0.0.9",
-        workspace_min_m=list(home + [0.05, -0.2, -0.2]),
-        workspace_max_m=list(home + [0.3, 0.2, 0.2]),
+        workspace_min_m=list(home + np.array([0.05, -0.2, -0.2])),
+        workspace_max_m=list(home + np.array([0.3, 0.2, 0.2])),
     )
     with InProcessRuntime() as rt, pytest.raises(NodeError, match="outside the workspace box"):
         rt.add(RobotNode(p), {})

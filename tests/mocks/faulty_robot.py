@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+REFLEX = "libfranka: Move command aborted: motion aborted by reflex! [cartesian_reflex]"
+
 
 class FaultyRobot:
     def __init__(self, robot: Any) -> None:

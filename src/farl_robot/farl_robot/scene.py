@@ -36,7 +36,7 @@ class StepOutcome:
 class Scene(ABC):
     layout: tuple[tuple[str, int], ...]
 
-    def check_fresh(self, now_ns: int) -> None:
+    def check_fresh(self, now_ns: int) -> None:  # noqa: B027 - a scene with ground truth is always fresh
         """`StaleState` when the state could not be trusted now; checked before the arm moves."""
 
     @abstractmethod
