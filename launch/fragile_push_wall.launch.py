@@ -1,6 +1,8 @@
-"""ros2 launch farl_bringup fragile_push_wall.launch.py [config:=FILE] [episodes:=N] [use_sim_time:=true] [out_dir:=DIR]
+"""ros2 launch farl_bringup fragile_push_wall.launch.py [mode:=sim|real] [robot_ip:=ADDR]
+[shield:=world_model|q_risk|reachability|none] [policy:=learned|scripted]
+[episodes:=N] [out_dir:=DIR] [config:=FILE] [use_sim_time:=true]
 
-Arguments are explained in farl_bringup.launch_graph.
+Arguments are explained in farl_bringup.launch_graph (LAUNCH_ARGUMENTS); `ros2 launch ... --show-args` lists them.
 """
 
 from farl_bringup.launch_graph import launch_description

@@ -100,7 +100,7 @@ def test_bringup_installs_launch_and_config():
     try:
         from glob import glob
 
-        assert len(glob("../../launch/*.launch.py")) == 4 and len(glob("../../config/*.yaml")) == 4
+        assert len(glob("../../launch/*.launch.py")) == 5 and len(glob("../../config/*.yaml")) == 8
     finally:
         os.chdir(here)
 

@@ -1,13 +1,81 @@
 """Launch description of a task's graph (used by launch/<task>.launch.py under ROS 2 Jazzy).
 
-Arguments: `config` (default: this package's config/<task>.yaml), `use_sim_time` (false),
-`episodes` (default: the config's), `out_dir` (default: the config's recorder.out_dir).
-When the robot node has run its episodes and exits, the whole launch shuts down.
+Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
+`shield`, `policy`, `episodes`, `out_dir`, `use_sim_time`. `mode:=sim` (the default) runs the
+FailureBench scene; `mode:=real` reads `config/franka_<task>.yaml` and starts the franky driver
+instead of the sim robot. When the robot node has run its episodes and exits, or any node
+exits, the whole launch shuts down.
+
+The argument handling is plain Python (`launch_config`), tested without ROS.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from farl_common.config import ConfigError, FarlConfig, load_config
+
+REAL_TASKS = {
+    "fragile_push_wall": "franka_fragile_push_wall",
+    "disturbed_push": "franka_disturbed_push",
+    "bounded_soccer": "franka_bounded_soccer",
+}
+"""The paper's real-robot tasks (Sec. VI.C.1) and the FailureBench task each one's launch file shares."""
+
+LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "mode": ("sim", "sim: FailureBench in MuJoCo; real: a Panda through franky (config/franka_<task>.yaml)"),
+    "config": ("", "task config file (default: this package's config for the task and mode)"),
+    "robot_ip": ("", "real mode: the robot's FCI address (default: the config's robot.robot_ip)"),
+    "shield": ("", "world_model | q_risk | reachability | none (default: the config's)"),
+    "policy": ("", "learned | scripted (default: the config's; scripted runs the sim expert)"),
+    "episodes": ("", "episodes to run (default: the config's)"),
+    "out_dir": ("", "episode bag folder (default: the config's recorder.out_dir)"),
+    "use_sim_time": ("false", "follow /clock"),
+}
+
+
+def default_config(task: str, mode: str, config_dir: str | Path) -> Path:
+    """The config file `mode` reads for `task`; a clear error where the task has no real version."""
+    if mode == "sim":
+        return Path(config_dir) / f"{task}.yaml"
+    if mode == "real":
+        if task not in REAL_TASKS:
+            raise ConfigError(
+                f"mode:=real: {task} has no real-robot version; the paper's real tasks are {', '.join(REAL_TASKS)}"
+            )
+        return Path(config_dir) / f"{REAL_TASKS[task]}.yaml"
+    raise ConfigError(f"mode:={mode}: choose sim or real")
+
+
+def launch_config(task: str, args: dict[str, str], config_dir: str | Path) -> FarlConfig:
+    """The validated config after the launch arguments are applied."""
+    mode = args.get("mode") or "sim"
+    cfg = load_config(args.get("config") or default_config(task, mode, config_dir))
+    if mode == "real" and cfg.robot.backend != "franky":
+        raise ConfigError(f"mode:=real: {args.get('config')} has robot.backend {cfg.robot.backend!r}, not franky")
+    if mode == "sim" and cfg.robot.backend != "sim":
+        raise ConfigError(f"mode:=sim: {args.get('config')} drives a real robot (robot.backend: franky)")
+    if args.get("robot_ip"):
+        cfg.robot.robot_ip = args["robot_ip"]
+    if shield := args.get("shield"):
+        if shield == "none":
+            cfg.shield.enabled = False
+        elif shield in ("world_model", "q_risk", "reachability"):
+            cfg.shield.enabled, cfg.shield.critic = True, shield  # type: ignore[assignment]
+        else:
+            raise ConfigError(f"shield:={shield}: choose world_model, q_risk, reachability or none")
+    if policy := args.get("policy"):
+        if policy not in ("learned", "scripted"):
+            raise ConfigError(f"policy:={policy}: choose learned or scripted")
+        cfg.policy.kind = policy  # type: ignore[assignment]
+    if episodes := args.get("episodes"):
+        if not episodes.isdigit() or int(episodes) < 1:
+            raise ConfigError(f"episodes:={episodes}: expected a whole number of episodes, at least 1")
+        cfg.episodes.count = int(episodes)
+    if args.get("out_dir"):
+        cfg.recorder.out_dir = args["out_dir"]
+    return cfg
 
 
 def launch_description(task: str):
@@ -19,21 +87,16 @@ def launch_description(task: str):
     from launch_ros.actions import Node as RosNode
 
     from farl_bringup.graph_spec import graph_spec
-    from farl_common.config import load_config
     from launch import LaunchDescription
 
-    default_config = os.path.join(get_package_share_directory("farl_bringup"), "config", f"{task}.yaml")
+    config_dir = os.path.join(get_package_share_directory("farl_bringup"), "config")
 
     def nodes(context):
-        cfg = load_config(LaunchConfiguration("config").perform(context))
-        episodes = LaunchConfiguration("episodes").perform(context)
-        out_dir = LaunchConfiguration("out_dir").perform(context)
-        if out_dir:
-            cfg.recorder.out_dir = out_dir
-        use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower() in ("true", "1")
+        args = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
+        cfg = launch_config(task, args, config_dir)
+        use_sim_time = args["use_sim_time"].lower() in ("true", "1")
         actions = []
-        robot = None
-        for spec in graph_spec(cfg, episodes=int(episodes) if episodes else None):
+        for spec in graph_spec(cfg):
             node = RosNode(
                 package=spec.package,
                 executable=spec.executable,
@@ -44,25 +107,20 @@ def launch_description(task: str):
                 emulate_tty=True,
             )
             actions.append(node)
-            if spec.executable.endswith("robot_node"):
-                robot = node
-        if robot is not None:
+            reason = "robot node finished its episodes" if spec.executable == "robot_node" else f"{spec.name} exited"
             actions.append(
                 RegisterEventHandler(
-                    OnProcessExit(
-                        target_action=robot,
-                        on_exit=[EmitEvent(event=Shutdown(reason="robot node finished its episodes"))],
-                    )
+                    OnProcessExit(target_action=node, on_exit=[EmitEvent(event=Shutdown(reason=reason))])
                 )
             )
         return actions
 
     return LaunchDescription(
         [
-            DeclareLaunchArgument("config", default_value=default_config, description="task config file"),
-            DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
-            DeclareLaunchArgument("episodes", default_value="", description="episodes to run (default: config)"),
-            DeclareLaunchArgument("out_dir", default_value="", description="episode bag folder (default: config)"),
+            *(
+                DeclareLaunchArgument(name, default_value=default, description=doc)
+                for name, (default, doc) in LAUNCH_ARGUMENTS.items()
+            ),
             OpaqueFunction(function=nodes),
         ]
     )

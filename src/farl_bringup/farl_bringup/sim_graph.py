@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from farl_bringup.graph_spec import bag_dir, graph_spec
-from farl_common.config import FarlConfig
+from farl_common.config import ConfigError, FarlConfig
 from farl_common.recorder_node import EpisodeRecorderNode
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_robot.robot_node import RobotNode
@@ -36,6 +36,11 @@ def run_sim(
     run_id: str = "",
     on_episode: Callable[[dict[str, Any]], None] | None = None,
 ) -> SimResult:
+    if cfg.robot.backend != "sim":
+        raise ConfigError(
+            f"{cfg.task}: robot.backend is {cfg.robot.backend}: `farl sim` runs the simulated arm on a simulated "
+            "clock; a real arm runs under `ros2 launch farl_bringup <task>.launch.py mode:=real`"
+        )
     specs = graph_spec(cfg, episodes, seed, run_id)
     with InProcessRuntime() as rt:
         nodes = [rt.add(spec.node_class(spec.params), spec.topics) for spec in specs]

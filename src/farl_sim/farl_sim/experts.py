@@ -123,6 +123,8 @@ def failure_driver(task: str | TaskSpec, speed: float = 1.0) -> Policy:
         if spec.hazard == "wall":
             # Shove the puck ahead of the hand: carried in the fingers, the hand meets the wall first.
             return kick(obs, np.array([WALL_CENTRE_XY[0], goal[1]]), speed=0.6 * speed)
+        if spec.moving_obstacle:  # wherever the person has put it now
+            return caged_push(obs, obs[11:13], 0.5 * speed)
         return caged_push(obs, goal, 0.5 * speed)  # the vase stands on the straight line to the goal
 
     return drive

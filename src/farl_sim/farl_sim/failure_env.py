@@ -69,11 +69,61 @@ class _ObstructedPushEnv(SawyerPushEnvV3):
         return self._get_obs()
 
 
+class _DisturbedPushEnv(_ObstructedPushEnv):
+    """Obstructed Push whose vase is moved about during the episode, as a person moves the flower in the
+    paper's Franka Disturbed Push: at random steps (`move_prob` each) it glides to a new spot near the
+    puck's way to the goal, at `speed_m` per step, and stops short of the puck and the hand (the person
+    does not knock things over; the policy has to keep clear of where the obstacle is now)."""
+
+    move_prob = 0.02
+    speed_m = 0.005
+    keep_clear_m = 0.05
+    region_xy_m = ((-0.25, 0.25), (0.5, 0.9))
+
+    def reset_model(self) -> np.ndarray:
+        obs = super().reset_model()
+        self._rng = np.random.default_rng(int(self.np_random.integers(2**32)))
+        self._target: np.ndarray | None = None
+        return obs
+
+    def _new_target(self) -> np.ndarray:
+        start, goal = self.obj_init_pos[:2], self._target_pos[:2]
+        along = start + self._rng.uniform(0.3, 0.8) * (goal - start)
+        d = (goal - start) / max(float(np.linalg.norm(goal - start)), 1e-9)
+        xy = along + np.array([-d[1], d[0]]) * self._rng.uniform(-0.08, 0.08)
+        (x0, x1), (y0, y1) = self.region_xy_m
+        return np.array([np.clip(xy[0], x0, x1), np.clip(xy[1], y0, y1)])
+
+    def _move_obstacle(self) -> None:
+        if self._target is None and self._rng.random() < self.move_prob:
+            self._target = self._new_target()
+        if self._target is None:
+            return
+        body = self.model.body(VASE_BODY)
+        here = body.pos[:2].copy()
+        gap = self._target - here
+        dist = float(np.linalg.norm(gap))
+        nxt = self._target if dist <= self.speed_m else here + gap / dist * self.speed_m
+        clear = self.vase_radius_m + self.keep_clear_m
+        puck, hand = self._get_pos_objects()[:2], self.tcp_center[:2]
+        if min(np.linalg.norm(nxt - puck), np.linalg.norm(nxt - hand)) < clear:
+            self._target = None  # the person stops short rather than push into the puck or the arm
+            return
+        body.pos = np.array([nxt[0], nxt[1], self.vase_half_height_m])
+        if dist <= self.speed_m:
+            self._target = None
+
+    def step(self, action):
+        self._move_obstacle()
+        return super().step(action)
+
+
 _BASES = {
     "bounded_push": SawyerPushEnvV3,
     "bounded_soccer": SawyerSoccerEnvV3,
     "fragile_push_wall": SawyerPushWallEnvV3,
     "obstructed_push": _ObstructedPushEnv,
+    "disturbed_push": _DisturbedPushEnv,
 }
 
 

@@ -1,4 +1,7 @@
-"""The four FailureBench tasks: which MetaWorld scene each builds on and what counts as an IR failure.
+"""The FailureBench tasks: which MetaWorld scene each builds on and what counts as an IR failure.
+
+The paper's four (Bounded Push, Bounded Soccer, Fragile Push Wall, Obstructed Push) and the sim
+version of its real-robot Franka Disturbed Push (an obstacle a person moves about at random times).
 
 Geometry is in metres in MetaWorld's world frame (x to the robot's right, y away from the base,
 z up; the table top is at z = 0).
@@ -34,6 +37,8 @@ class TaskSpec:
     """How hard the failure driver pushes on its way to near-failure states for recovery demos."""
     vase_radius_m: float = 0.025
     vase_half_height_m: float = 0.04
+    moving_obstacle: bool = False
+    """The vase is moved about during the episode, as the person moves the flower in Franka Disturbed Push."""
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -64,6 +69,14 @@ TASKS: dict[str, TaskSpec] = {
             hazard="wall",
             horizon_steps=200,
             near_failure_m=0.045,  # nearer, and the hand cannot come down on the puck past the wall
+        ),
+        TaskSpec(
+            name="disturbed_push",
+            env_id="FailureBench/DisturbedPush-v0",
+            metaworld_env="push-v3",
+            hazard="vase",
+            horizon_steps=200,
+            moving_obstacle=True,
         ),
         TaskSpec(
             name="obstructed_push",

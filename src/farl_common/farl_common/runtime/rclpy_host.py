@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from farl_common.runtime.node import Input, Node, QosName, SyncInput
+from farl_common.runtime.node import Input, Node, NodeError, QosName, SyncInput
 
 
 def ros_message_class(typename: str) -> type:
@@ -188,14 +188,19 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
 
     rclpy.init(args=list(args) if args is not None else sys.argv)
     host: RclpyHost | None = None
+    code = 0
     try:
         host = RclpyHost(node_cls)
         while rclpy.ok() and not host.done:
             rclpy.spin_once(host.ros_node, timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except NodeError as err:  # explained in one line: no robot at that address, a missing model file
+        print(f"[{node_cls.name}] {err}", file=sys.stderr)
+        code = 1
     finally:
         if host is not None:
             host.close()
+            code = code or host.node.exit_code
         rclpy.try_shutdown()
-    return 0
+    return code

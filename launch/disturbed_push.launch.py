@@ -1,0 +1,12 @@
+"""ros2 launch farl_bringup disturbed_push.launch.py [mode:=sim|real] [robot_ip:=ADDR]
+[shield:=world_model|q_risk|reachability|none] [policy:=learned|scripted]
+[episodes:=N] [out_dir:=DIR] [config:=FILE] [use_sim_time:=true]
+
+Arguments are explained in farl_bringup.launch_graph (LAUNCH_ARGUMENTS); `ros2 launch ... --show-args` lists them.
+"""
+
+from farl_bringup.launch_graph import launch_description
+
+
+def generate_launch_description():
+    return launch_description("disturbed_push")
