@@ -51,9 +51,10 @@ def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err), re.IGNORECASE)
-        what = found.group(1) if found else ""
+        if found is None:  # not a pickle at all, or a broken one
+            raise CheckpointError(f"{path}: unreadable checkpoint ({' '.join(str(err).split())[:200]})") from None
         raise CheckpointError(
-            f"{path}: refused: it carries pickled Python objects{f' ({what})' if what else ''}, which could run code "
+            f"{path}: refused: it carries pickled Python objects ({found.group(1)}), which could run code "
             "when loaded; farl checkpoints hold tensors and plain data only"
         ) from None
     except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors all mean: unreadable
