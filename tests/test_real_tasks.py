@@ -185,3 +185,18 @@ def test_robot_params_match_the_config_schema() -> None:
     assert {f.name for f in dataclasses.fields(RobotConfig)} <= names
     assert {f"scene_{f.name}" for f in dataclasses.fields(SceneConfig)} <= names
     assert T.OBJECTS.endswith("ObjectPositions")
+
+
+def test_the_franky_driver_gets_every_setting_from_the_parameters() -> None:
+    from farl_robot.franky_driver import FrankyDriver
+    from farl_robot.robot_node import make_driver
+
+    cfg = task_config("franka_disturbed_push")
+    cfg.robot.robot_ip = "127.0.0.9"
+    cfg.robot.relative_dynamics_factor = 0.07
+    params = next(s for s in graph_spec(cfg) if s.executable == "robot_node").params
+    driver, scene = make_driver(params)  # builds, does not connect
+    assert isinstance(driver, FrankyDriver) and isinstance(scene, PerceivedScene)
+    assert driver.s.robot_ip == "127.0.0.9" and driver.s.relative_dynamics_factor == 0.07
+    assert list(driver.s.home_joints_rad) == cfg.robot.home_joints_rad
+    assert scene.rules.hazard == "obstacle" and list(scene.rules.objects) == ["puck", "flower"]

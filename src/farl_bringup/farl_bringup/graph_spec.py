@@ -7,6 +7,7 @@ so nothing is configured twice.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,34 +101,11 @@ def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
     r, sc = cfg.robot, cfg.scene
     if r.backend == "sim":
         get_task(cfg.task)  # an unknown task fails here, before anything starts
+    # The robot and scene sections map onto the node's parameters by name (scene keys with a prefix).
+    section = {f.name: copy.copy(getattr(r, f.name)) for f in dataclasses.fields(r)}
+    section |= {f"scene_{f.name}": copy.copy(getattr(sc, f.name)) for f in dataclasses.fields(sc)}
     params = RobotParams(
-        task=cfg.task,
-        backend=r.backend,
-        rate_hz=cfg.rate_hz,
-        horizon_steps=r.horizon_steps,
-        episodes=episodes,
-        seed=seed,
-        kind=cfg.episodes.kind,
-        stale_timeout_s=r.stale_timeout_s,
-        max_step_m=r.max_step_m,
-        workspace_min_m=list(r.workspace_min_m),
-        workspace_max_m=list(r.workspace_max_m),
-        robot_ip=r.robot_ip,
-        home_joints_rad=list(r.home_joints_rad),
-        relative_dynamics_factor=r.relative_dynamics_factor,
-        collision_torque_nm=r.collision_torque_nm,
-        collision_force_n=r.collision_force_n,
-        use_gripper=r.use_gripper,
-        max_recoveries=r.max_recoveries,
-        realtime_kernel=r.realtime_kernel,
-        scene_objects=list(sc.objects),
-        scene_goal_m=list(sc.goal_m),
-        scene_success_radius_m=sc.success_radius_m,
-        scene_object_timeout_s=sc.object_timeout_s,
-        scene_hazard=sc.hazard,
-        scene_hazard_min_m=list(sc.hazard_min_m),
-        scene_hazard_max_m=list(sc.hazard_max_m),
-        scene_obstacle_radius_m=sc.obstacle_radius_m,
+        **section, task=cfg.task, rate_hz=cfg.rate_hz, episodes=episodes, seed=seed, kind=cfg.episodes.kind
     )
     if r.backend == "franky":
         try:

@@ -57,6 +57,7 @@ class RobotConfig:
         20.0, lo=1.0, hi=100.0, doc="franky: end-effector force that counts as a collision"
     )
     use_gripper: bool = param(True, doc="franky: drive the Franka Hand (false for a fixed tool such as a UMI gripper)")
+    gripper_speed_mps: float = param(0.05, lo=0.01, hi=0.2, doc="franky: Franka Hand opening/closing speed")
     max_recoveries: int = param(
         3, lo=0, hi=20, unitless=True, doc="franky: error recoveries before the arm stays stopped"
     )

@@ -16,6 +16,8 @@ line and exits non-zero. Episodes follow one another with seeds `seed`, `seed + 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +56,7 @@ class RobotParams:
     collision_torque_nm: float = field(default=20.0, metadata={"doc": "joint torque collision threshold"})
     collision_force_n: float = field(default=20.0, metadata={"doc": "Cartesian force collision threshold"})
     use_gripper: bool = field(default=True, metadata={"doc": "drive the Franka Hand"})
+    gripper_speed_mps: float = field(default=0.05, metadata={"doc": "Franka Hand opening/closing speed"})
     max_recoveries: int = field(default=3, metadata={"doc": "error recoveries tried before the arm stays stopped"})
     realtime_kernel: bool = field(default=True, metadata={"doc": "libfranka realtime scheduling (PREEMPT_RT)"})
     # perceived scene (franky backend)
@@ -106,16 +109,8 @@ def make_driver(p: RobotParams) -> tuple[RobotDriver, Scene]:
         from farl_robot.real_tasks import PerceivedScene
 
         check_real_params(p)
-        settings = FrankySettings(
-            robot_ip=p.robot_ip,
-            home_joints_rad=list(p.home_joints_rad),
-            relative_dynamics_factor=p.relative_dynamics_factor,
-            collision_torque_nm=p.collision_torque_nm,
-            collision_force_n=p.collision_force_n,
-            use_gripper=p.use_gripper,
-            max_recoveries=p.max_recoveries,
-            realtime_kernel=p.realtime_kernel,
-        )
+        names = [f.name for f in dataclasses.fields(FrankySettings)]  # the same names as RobotParams'
+        settings = FrankySettings(**{n: copy.copy(getattr(p, n)) for n in names})
         return FrankyDriver(settings), PerceivedScene(real_rules(p))
     raise NodeError(f"backend {p.backend!r}: choose sim or franky")
 
