@@ -7,8 +7,8 @@ setup:
 sim: setup
 	.venv/bin/farl sim fragile_push_wall
 
-test: setup
-	.venv/bin/python -m pytest
+test:
+	bash scripts/test.sh
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -45,7 +45,9 @@ class EpisodeRecorderNode(Node):
 
     def _put(self, topic: str, msg: Any) -> None:
         assert self.writer is not None
-        self.writer.write(DEFAULT_TOPICS[topic], TOPIC_TYPES[topic], msg, M.stamp_ns(msg))
+        # The runtime serialises: under rclpy a message's arrays are array.array, which rosbags cannot encode.
+        typename = TOPIC_TYPES[topic]
+        self.writer.write_raw(DEFAULT_TOPICS[topic], typename, self.ctx.serialize(msg, typename), M.stamp_ns(msg))
 
     def _record(self, topic: str, msg: Any) -> None:
         ep = int(msg.episode)

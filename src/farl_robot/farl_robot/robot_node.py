@@ -379,3 +379,7 @@ def main(args: list[str] | None = None) -> int:
     from farl_common.runtime.rclpy_host import run_node
 
     return run_node(RobotNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -134,17 +134,27 @@ class _RosContext:
 class RclpyHost:
     """Creates the rclpy node, its parameters, publishers, subscriptions and timers for `node_cls`."""
 
-    def __init__(self, node_cls: type[Node], node_name: str | None = None) -> None:
+    def __init__(
+        self,
+        node_cls: type[Node],
+        node_name: str | None = None,
+        params: Any = None,
+        remap: dict[str, str] | None = None,
+    ) -> None:
+        """`params` (the node's Params) replaces the declared defaults, as a launch file's parameters would;
+        `remap` maps short topic names to graph topics, as a launch file's remappings would."""
         from rcl_interfaces.msg import ParameterDescriptor
         from rclpy.node import Node as RosNode
 
         self.msgs = RclpyMessages()
         self.done = False
-        self.ros_node = RosNode(node_name or node_cls.name)
+        cli = [a for k, v in (remap or {}).items() for a in ("-r", f"{k}:={v}")]
+        self.ros_node = RosNode(node_name or node_cls.name, cli_args=["--ros-args", *cli] if cli else None)
         values = {}
         for f in node_cls.param_fields():
             desc = ParameterDescriptor(description=str(f.metadata.get("doc", "")))
-            values[f.name] = self.ros_node.declare_parameter(f.name, param_default(f), desc).value
+            default = to_ros_value(getattr(params, f.name)) if params is not None else param_default(f)
+            values[f.name] = self.ros_node.declare_parameter(f.name, default, desc).value
         self.node = node_cls(params_from_values(node_cls.Params, values))
         self.publishers = {
             o.topic: self.ros_node.create_publisher(self.msgs.cls(o.typename), o.topic, qos_profile(o.qos))

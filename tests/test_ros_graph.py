@@ -1,0 +1,145 @@
+"""The rclpy layer for real: farl nodes under `RclpyHost` over Fast DDS with the built farl_interfaces.
+
+Runs under `.venv-ros/bin/python-ros -m pytest -m ros` (scripts/setup_ros.sh; `bash scripts/test.sh` runs
+both suites); skipped, with the reason, where rclpy or farl_interfaces cannot be imported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from farl_bringup.graph_spec import graph_spec
+from farl_bringup.sim_graph import run_sim
+from farl_common.bags import load_dataset
+from farl_common.config import task_config
+from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
+from farl_robot.robot_node import RobotNode, RobotParams
+from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
+
+pytestmark = pytest.mark.ros
+rclpy = pytest.importorskip(
+    "rclpy", reason="rclpy not importable: run under .venv-ros/bin/python-ros (scripts/setup_ros.sh)"
+)
+pytest.importorskip("farl_interfaces.msg", reason="farl_interfaces not built: scripts/setup_ros.sh builds it")
+
+GRAPH = {"action_proposed": "action_executed"}  # no shield: the policy's action is executed
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def spin(hosts, done, timeout_s: float) -> None:
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor()
+    for h in hosts:
+        ex.add_node(h.ros_node)
+    end = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.02)
+    for h in hosts:
+        ex.remove_node(h.ros_node)
+
+
+def test_every_node_class_starts_with_its_config_parameters(ros, tiny_run, tmp_path) -> None:
+    """The learned graph's nodes (robot, recorder, learner, policy, shield) declare and read their parameters."""
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    cfg = task_config("fragile_push_wall")
+    cfg.learner.run_dir = str(tiny_run)
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    hosts = []
+    try:
+        for spec in graph_spec(cfg, episodes=1):
+            host = RclpyHost(spec.node_class, params=spec.params)
+            hosts.append(host)
+            declared = {n: host.ros_node.get_parameter(n).value for n in spec.ros_parameters()}
+            assert declared.keys() == spec.ros_parameters().keys()
+            assert host.node.params == spec.params, spec.name
+    finally:
+        for h in hosts:
+            h.close()
+
+
+def test_the_recorder_writes_a_bag_from_dds_messages_equal_to_the_in_process_one(ros, tmp_path) -> None:
+    """Robot, scripted policy and recorder over real DDS: the bag holds the same transitions as `farl sim`'s."""
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    robot = RclpyHost(RobotNode, params=RobotParams(episodes=1, horizon_steps=12, rate_hz=20.0, seed=3), remap=GRAPH)
+    policy = RclpyHost(ScriptedPolicyNode, params=ScriptedPolicyParams(seed=3), remap=GRAPH)
+    recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds")))
+    hosts = [recorder, policy, robot]
+    try:
+        spin(hosts, lambda: robot.done and recorder.node.closed, timeout_s=60)
+    finally:
+        for h in hosts:
+            h.close()
+    assert recorder.node.closed, "no bag was written from DDS messages"
+    dds = load_dataset(tmp_path / "dds", strict=True)
+
+    cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "scripted"
+    cfg.robot.horizon_steps = 12
+    cfg.rate_hz = 20.0
+    cfg.recorder.out_dir = str(tmp_path / "inproc")
+    run_sim(cfg, episodes=1, seed=3)
+    ref = load_dataset(tmp_path / "inproc", strict=True)
+    assert len(dds) == len(ref) == 12
+    for name in ("obs", "action", "reward", "cost", "next_obs"):
+        np.testing.assert_allclose(getattr(dds, name), getattr(ref, name), err_msg=name)
+
+
+def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_path) -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "farl_robot.robot_node",
+        "--ros-args",
+        "-p",
+        "backend:=franky",
+        "-p",
+        "robot_ip:=127.0.0.9",
+        "-p",
+        "workspace_min_m:=[0.2, -0.3, 0.05]",
+        "-p",
+        "workspace_max_m:=[0.7, 0.3, 0.6]",
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert out.returncode == 1, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("[robot] no robot at 127.0.0.9:") or "franky is not installed" in lines[-1]
+    assert "Traceback" not in out.stderr
+
+
+def test_sigint_to_the_process_group_ends_the_robot_node_cleanly() -> None:
+    """What a supervisor (ros2 launch, Ctrl-C in a terminal) does: exit 0, no traceback, the arm stopped."""
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "farl_robot.robot_node", "--ros-args", "-p", "episodes:=0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
+    try:
+        time.sleep(6)  # started, an episode under way
+        assert proc.poll() is None, proc.communicate()[1]
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err + out and "KeyboardInterrupt" not in err + out
