@@ -21,9 +21,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-py="${FARL_PYTHON:-python3.11}"
-if ! command -v "$py" >/dev/null; then
-  echo "setup: $py not found; farl needs Python 3.11 (Debian 12 ships it; on Ubuntu 24.04 add it first)" >&2
+# Python 3.11 or 3.12: FARL_PYTHON if set, else the first of these that exists.
+py="${FARL_PYTHON:-}"
+if [ -z "$py" ]; then
+  for cand in python3.11 python3.12 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
+      py=$cand
+      break
+    fi
+  done
+fi
+if [ -z "$py" ] || ! command -v "$py" >/dev/null; then
+  echo "setup: no Python 3.11 or 3.12 found (Debian 12 ships 3.11, Ubuntu 24.04 ships 3.12); set FARL_PYTHON" >&2
   exit 1
 fi
 [ -x .venv/bin/python ] || "$py" -m venv .venv
