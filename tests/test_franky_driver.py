@@ -305,3 +305,18 @@ def test_the_robot_node_refuses_a_box_without_the_home_pose() -> None:
     )
     with InProcessRuntime() as rt, pytest.raises(NodeError, match="outside the workspace box"):
         rt.add(RobotNode(p), {})
+
+
+def test_gripper_effort_closes_and_opens_the_hand(sim_ip) -> None:
+    d, _ = driver(sim_ip, use_gripper=True, gripper_speed_mps=0.1)
+    assert d.home(0).gripper_open > 0.9  # homing opens the hand
+    d.execute(np.zeros(3), 1.0)
+    time.sleep(1.2)
+    assert d.read().gripper_open < 0.2
+    d.execute(np.zeros(3), 0.3)  # inside the dead band: the hand stays as it is
+    time.sleep(0.3)
+    assert d.read().gripper_open < 0.2
+    d.execute(np.zeros(3), -1.0)
+    time.sleep(1.2)
+    assert d.read().gripper_open > 0.9
+    d.close()

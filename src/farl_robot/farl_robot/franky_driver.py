@@ -90,7 +90,7 @@ class FrankyDriver(RobotDriver):
         except RobotError as err:
             self.recover_after(f"during homing: {err}")
         if self.gripper is not None:
-            self._gripper(open_=True)
+            self._gripper(open_=True, wait=True)  # every episode starts with the hand open
         pose = self.robot.current_cartesian_state.pose.end_effector_pose
         self.quaternion = np.asarray(pose.quaternion, dtype=np.float64)
         return self.read()
@@ -164,11 +164,12 @@ class FrankyDriver(RobotDriver):
         except franky.Exception as err:
             raise RobotError(" ".join(str(err).split())) from None
 
-    def _gripper(self, open_: bool) -> None:
+    def _gripper(self, open_: bool, wait: bool = False) -> None:
         franky = _franky()
         try:
             width = self.gripper.max_width if open_ else 0.0
-            self.gripper.move_async(width, self.s.gripper_speed_mps)
+            move = self.gripper.move if wait else self.gripper.move_async  # within a tick: never block
+            move(width, self.s.gripper_speed_mps)
             self.gripper_closed = not open_
         except franky.Exception as err:
             raise RobotError(f"gripper error: {err}") from None
