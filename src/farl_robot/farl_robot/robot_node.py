@@ -98,7 +98,9 @@ def check_real_params(p: RobotParams) -> None:
 
 
 def make_driver(p: RobotParams) -> tuple[RobotDriver, Scene]:
-    """The driver and scene the parameters ask for (the sim driver is its own scene)."""
+    """The driver and scene the parameters ask for (the sim driver is its own scene).
+
+    A franky configuration is checked by `check_real_params` before this (the node's start, `graph_spec`)."""
     if p.backend == "sim":
         from farl_robot.sim_driver import SimDriver
 
@@ -108,7 +110,6 @@ def make_driver(p: RobotParams) -> tuple[RobotDriver, Scene]:
         from farl_robot.franky_driver import FrankyDriver, FrankySettings
         from farl_robot.real_tasks import PerceivedScene
 
-        check_real_params(p)
         names = [f.name for f in dataclasses.fields(FrankySettings)]  # the same names as RobotParams'
         settings = FrankySettings(**{n: copy.copy(getattr(p, n)) for n in names})
         return FrankyDriver(settings), PerceivedScene(real_rules(p))
