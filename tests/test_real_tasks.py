@@ -66,13 +66,19 @@ def test_launch_arguments() -> None:
         ({"mode": "rael"}, "choose sim or real"),
         ({"shield": "magic"}, "choose world_model"),
         ({"episodes": "-2"}, "at least 1"),
-        ({"policy": "random"}, "choose learned or scripted"),
+        ({"policy": "random"}, "choose learned, scripted or teleop"),
+        ({"policy": "teleop", "kind": "online"}, "task, recovery or failure"),
+        ({"device": "joystick"}, "choose spacemouse"),
+        ({"takeover": "yes"}, "true or false"),
     ]:
         if words is None:
             assert launch_config("bounded_soccer", args, CONFIGS).task == "franka_bounded_soccer"
         else:
             with pytest.raises(ConfigError, match=words):
                 launch_config("bounded_soccer", args, CONFIGS)
+    cfg = launch_config("fragile_push_wall", {"policy": "teleop", "kind": "recovery", "device": "keyboard"}, CONFIGS)
+    assert cfg.policy.kind == "teleop" and cfg.episodes.kind == "recovery" and cfg.teleop.device == "keyboard"
+    assert launch_config("fragile_push_wall", {"takeover": "true", "device": "scripted"}, CONFIGS).teleop.takeover
     with pytest.raises(ConfigError, match="bounded_push has no real-robot version"):
         launch_config("bounded_push", {"mode": "real"}, CONFIGS)
 

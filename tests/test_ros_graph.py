@@ -52,15 +52,19 @@ def spin(hosts, done, timeout_s: float) -> None:
 
 
 def test_every_node_class_starts_with_its_config_parameters(ros, tiny_run, tmp_path) -> None:
-    """The learned graph's nodes (robot, recorder, learner, policy, shield) declare and read their parameters."""
+    """The learned graph's nodes (robot, recorder, learner, policy, shield, teleop) declare and read their
+    parameters."""
     from farl_common.runtime.rclpy_host import RclpyHost
 
     cfg = task_config("fragile_push_wall")
     cfg.learner.run_dir = str(tiny_run)
     cfg.recorder.out_dir = str(tmp_path / "bags")
+    cfg.teleop.takeover, cfg.teleop.device = True, "scripted"
     hosts = []
+    specs = graph_spec(cfg, episodes=1)
+    assert "teleop" in [s.name for s in specs]
     try:
-        for spec in graph_spec(cfg, episodes=1):
+        for spec in specs:
             host = RclpyHost(spec.node_class, params=spec.params)
             hosts.append(host)
             declared = {n: host.ros_node.get_parameter(n).value for n in spec.ros_parameters()}
@@ -97,6 +101,32 @@ def test_the_recorder_writes_a_bag_from_dds_messages_equal_to_the_in_process_one
     assert len(dds) == len(ref) == 12
     for name in ("obs", "action", "reward", "cost", "next_obs"):
         np.testing.assert_allclose(getattr(dds, name), getattr(ref, name), err_msg=name)
+
+
+def test_a_person_takes_over_over_dds_and_the_bag_says_so(ros, tmp_path) -> None:
+    """Takeover under rclpy: the teleop node forwards the policy's actions (array.array fields and all)
+    and replaces them with the scripted person's near the wall; the recorder's bag marks those steps."""
+    from farl_common.runtime.rclpy_host import RclpyHost
+    from farl_teleop.teleop_node import TeleopNode, TeleopParams
+
+    robot = RclpyHost(RobotNode, params=RobotParams(episodes=1, horizon_steps=60, rate_hz=20.0, seed=0))
+    policy = RclpyHost(ScriptedPolicyNode, params=ScriptedPolicyParams(script="failure"))
+    teleop = RclpyHost(
+        TeleopNode,
+        params=TeleopParams(mode="takeover", device="scripted", person_takeover_m=0.05, poll_hz=40.0),
+        remap={"action_shielded": "action_proposed"},
+    )
+    recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds")))
+    hosts = [recorder, teleop, policy, robot]
+    try:
+        spin(hosts, lambda: robot.done and recorder.node.closed, timeout_s=90)
+    finally:
+        for h in hosts:
+            h.close()
+    ep = load_dataset(tmp_path / "dds", strict=True).episodes[0]
+    assert ep.intervened.any() and ep.ir_failure
+    assert (~ep.intervened).any()  # the policy acted before the person stepped in
+    assert teleop.node.takeovers_by_episode.get(0, 0) >= ep.intervened.sum()
 
 
 def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_path) -> None:

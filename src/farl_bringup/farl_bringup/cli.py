@@ -73,6 +73,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         cfg.policy.kind = args.policy
     if args.run:
         cfg.learner.run_dir = args.run
+    if args.person:
+        cfg.teleop.takeover, cfg.teleop.device = True, "scripted"
     if cfg.policy.kind == "learned":
         _prepare_run(cfg, args.pretrain_scale)
     n = args.episodes or cfg.episodes.count
@@ -92,10 +94,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
     def report(ep: dict) -> None:
         swaps = f"  swaps {ep['swaps']:3d}" if ep.get("swaps") is not None else ""
+        took = ep.get("takeover_steps")
+        takeover = f"  takeover {took:3d} steps" if took is not None else ""
         print(
             f"  episode {ep['episode']:3d}: return {ep['return']:8.1f}  steps {ep['steps']:3d}  "
             f"success {'yes' if ep['outcome'] == 'success' else 'no ':3s}  "
-            f"failure {'YES' if ep['outcome'] == 'failure' else 'no '}{swaps}  policy v{ep['policy_version']}",
+            f"failure {'YES' if _ir_failure(ep) else 'no '}{swaps}{takeover}  policy v{ep['policy_version']}",
             flush=True,
         )
 
@@ -103,14 +107,44 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     eps = result.episodes
     succ = sum(e["outcome"] == "success" for e in eps)
-    fail = sum(e["outcome"] == "failure" for e in eps)
+    fail = sum(_ir_failure(e) for e in eps)
+    took = sum(bool(e.get("takeover_steps")) for e in eps)
     steps = sum(e["steps"] for e in eps)
     print(
-        f"done: {len(eps)} episodes, {succ} successes, {fail} failures, {steps} steps in {dt:.1f} s "
+        f"done: {len(eps)} episodes, {succ} successes, {fail} failures"
+        f"{f' ({took} of them takeovers)' if took else ''}, {steps} steps in {dt:.1f} s "
         f"({steps / max(dt, 1e-9):.0f} steps/s); {len(result.bags)} bags in {result.out_dir}"
     )
     if result.refused:
         print(f"note: {result.refused} actions or states were refused (see the log)")
+    return 0
+
+
+def _ir_failure(ep: dict) -> bool:
+    """The paper's failure count: something broke, or a person had to take over."""
+    return ep["outcome"] == "failure" or bool(ep.get("takeover_steps"))
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from farl_bringup.inspect_bags import inspect_bags
+    from farl_bringup.record import record_config, run_record
+
+    if args.episodes is not None and args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    cfg = record_config(args.task, args.mode, args.config)
+    if args.no_review:
+        cfg.teleop.review = False
+    print(
+        f"farl record {cfg.task}: {args.kind} demonstrations with the {args.device} ({args.mode} mode), "
+        f"{args.episodes or 'unlimited'} episodes -> {args.out}; Ctrl-C stops (finished episodes are kept)",
+        flush=True,
+    )
+    result = run_record(
+        cfg, kind=args.kind, device=args.device, out=args.out, episodes=args.episodes or 0, seed=args.seed
+    )
+    print(f"kept {len(result.bags)} episode bags in {result.out_dir}, discarded {len(result.discarded)}")
+    if result.bags:
+        inspect_bags(result.out_dir)
     return 0
 
 
@@ -142,6 +176,15 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     task = load(Path(args.run) / "task_policy.pt", "task_policy")["task"]
     sh = shield_settings(task_config(task), Path(args.run), args.shield if args.shield != "none" else None)
+    person = None
+    if args.person:
+        from farl_teleop.takeover import PersonSettings
+
+        person = PersonSettings(args.takeover_m, args.carry_s, args.release_s, args.takeover_end)
+        print(
+            f"scripted person: takes over {args.takeover_m * 100:.0f} cm from the hazard for {args.carry_s:g} s, "
+            f"releases after {args.release_s:g} s ({args.takeover_end})"
+        )
     eps = args.eps_safe if args.eps_safe is not None else sh["eps_safe"]
     if args.shield != "none":
         source = "--eps-safe" if args.eps_safe is not None else sh["source"]
@@ -158,11 +201,14 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         out=args.out,
         seed=args.seed,
         resume=not args.fresh,
+        person=person,
     )
     eps_log = trainer.episodes
     fails = sum(e["failure"] for e in eps_log)
+    took = sum(e.get("takeover_steps", 0) > 0 for e in eps_log)
     print(
-        f"{len(eps_log)} episodes, {fails} failure episodes, mean return "
+        f"{len(eps_log)} episodes, {fails} failure episodes{f' ({took} with a takeover)' if person else ''}, "
+        f"mean return "
         f"{sum(e['return'] for e in eps_log) / max(1, len(eps_log)):.1f}, "
         f"{sum(e['swaps'] for e in eps_log)} swaps; checkpoint {trainer.checkpoint_path}"
     )
@@ -254,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", choices=["scripted", "learned"], default=None, help="override the config's policy.kind")
     s.add_argument("--run", default=None, help="pre-training run folder (default: the config's learner.run_dir)")
     s.add_argument(
+        "--person",
+        action="store_true",
+        help="a scripted person takes over near the hazard (teleop.takeover with device scripted)",
+    )
+    s.add_argument(
         "--pretrain-scale",
         type=float,
         default=0.25,
@@ -279,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", default=None, help="default: RUN/finetune_<shield>_s<seed>")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    ft.add_argument(
+        "--person", action="store_true", help="a scripted person takes over near the hazard (counts as a failure)"
+    )
+    ft.add_argument("--takeover-m", type=float, default=0.03, help="--person grabs this close to the hazard")
+    ft.add_argument("--carry-s", type=float, default=2.0, help="--person lets go after this long")
+    ft.add_argument("--release-s", type=float, default=1.0, help="the policy acts again this long after")
+    ft.add_argument("--takeover-end", choices=["resume", "end_episode"], default="resume")
     ft.set_defaults(fn=_cmd_finetune)
 
     cs = sub.add_parser("calibrate-shield", help="choose eps_safe from held-out task and failure demos")
@@ -289,6 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--gamma-risk", type=float, default=0.9)
     cs.add_argument("--max-false-alarm", type=float, default=0.05)
     cs.set_defaults(fn=_cmd_calibrate)
+
+    r = sub.add_parser("record", help="record demonstrations (task, recovery, failure) with a SpaceMouse or keyboard")
+    r.add_argument("--task", required=True, help="task (sim: a FailureBench task; real: its franka_ config)")
+    r.add_argument("--kind", required=True, choices=["task", "recovery", "failure"])
+    r.add_argument("--mode", choices=["sim", "real"], default="sim", help="sim: FailureBench scene; real: franky")
+    r.add_argument("--device", choices=["spacemouse", "keyboard"], default="spacemouse")
+    r.add_argument("--out", required=True, help="folder for the episode bags")
+    r.add_argument("--episodes", type=int, default=None, help="stop after this many kept episodes (default: Ctrl-C)")
+    r.add_argument("--seed", type=int, default=None, help="seed of the first scene (sim)")
+    r.add_argument("--config", default=None, help="config file (default: config/<task>.yaml or franka_<task>.yaml)")
+    r.add_argument("--no-review", action="store_true", help="keep every episode without asking")
+    r.set_defaults(fn=_cmd_record)
 
     b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")
     b.add_argument("--tasks", default="fragile_push_wall")

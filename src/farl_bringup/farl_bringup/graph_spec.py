@@ -22,6 +22,7 @@ from farl_robot.robot_node import RobotNode, RobotParams, check_real_params
 from farl_safety_shield.shield_node import ShieldNode, ShieldParams
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
 from farl_sim.tasks import get_task
+from farl_teleop.teleop_node import TeleopNode, TeleopParams
 
 
 @dataclass
@@ -57,6 +58,58 @@ def graph_spec(
     """The nodes of the graph `cfg` describes, recorder first (it must see each episode's start)."""
     n = cfg.episodes.count if episodes is None else episodes
     s = cfg.episodes.seed if seed is None else seed
+    if cfg.policy.kind == "teleop":
+        return _record_graph(cfg, n, s, run_id)
+    specs = _policy_graph(cfg, n, s, run_id)
+    if cfg.teleop.takeover:
+        specs = _with_takeover(cfg, specs)
+    return specs
+
+
+def teleop_params(cfg: FarlConfig, mode: str, episodes: int = 0) -> TeleopParams:
+    """The teleop node's parameters: the `teleop:` section by name, plus what the graph decides."""
+    section = {f.name: copy.copy(getattr(cfg.teleop, f.name)) for f in dataclasses.fields(cfg.teleop)}
+    del section["takeover"]
+    return TeleopParams(**section, task=cfg.task, mode=mode, kind=cfg.episodes.kind, episodes=episodes)
+
+
+def _record_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec]:
+    """A person records demonstrations: recorder, robot (episodes begin on the person's start), teleop."""
+    if cfg.episodes.kind not in ("task", "recovery", "failure"):
+        raise ConfigError(
+            f"{cfg.task}: policy.kind teleop records demonstrations: episodes.kind must be "
+            f"task, recovery or failure, not {cfg.episodes.kind!r}"
+        )
+    if cfg.teleop.device == "scripted":
+        raise ConfigError(f"{cfg.task}: teleop.device scripted only takes over; record with spacemouse or keyboard")
+    robot = dataclasses.replace(robot_params(cfg, 0, s), wait_for_start=True)
+    recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
+    return [
+        NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
+        NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
+        NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, "record", n), dict(cfg.topics)),
+    ]
+
+
+def _with_takeover(cfg: FarlConfig, specs: list[NodeSpec]) -> list[NodeSpec]:
+    """The node that fed the robot now feeds the teleop node, which passes its actions on or the person's.
+
+    Behind a shield that is the shield's output (`action_shielded`); without one it is the policy's
+    proposal, on `action_proposed` as in a shielded graph, so bags keep what the policy wanted."""
+    executed = cfg.topics["action_executed"]
+    fed_by = cfg.topics["action_shielded"]
+    for spec in specs:
+        outputs = {o.topic for o in spec.node_class.outputs}
+        for short, full in list(spec.topics.items()):
+            if full == executed and short in outputs:
+                spec.topics[short] = cfg.topics[short] if short == "action_proposed" else fed_by
+                fed_by = spec.topics[short]
+    topics = {**cfg.topics, "action_shielded": fed_by}
+    teleop = NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, "takeover"), topics)
+    return [*specs, teleop]
+
+
+def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec]:
     robot = robot_params(cfg, n, s)
     recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
     shielded = cfg.policy.kind == "learned" and cfg.shield.enabled

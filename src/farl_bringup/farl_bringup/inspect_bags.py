@@ -1,4 +1,7 @@
-"""`farl inspect`: what is in a bag or a folder of bags, one line per episode, then totals."""
+"""`farl inspect`: what is in a bag or a folder of bags, one line per episode, then totals.
+
+The failure column is the paper's IR failure: something broke, or a person took over ("takeover").
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ def inspect_bags(root: Path, plot: Path | None = None) -> int:
         episodes.append(ep)
         print(
             f"{p.name[:48]:48s} {ep.kind:9s} {ep.task[:18]:18s} {len(ep):5d} {ep.episode_return:9.1f} "
-            f"{ep.outcome:8s} {'YES' if ep.failed else 'no'}"
+            f"{ep.outcome:8s} {_failure(ep)}"
         )
     by_kind: dict[str, list[Episode]] = defaultdict(list)
     for ep in episodes:
@@ -39,11 +42,12 @@ def inspect_bags(root: Path, plot: Path | None = None) -> int:
         n = len(eps)
         steps = sum(len(e) for e in eps)
         mean_ret = sum(e.episode_return for e in eps) / n
-        fails = sum(e.failed for e in eps)
+        fails = sum(e.ir_failure for e in eps)
+        took = sum(bool(e.intervened.any()) for e in eps)
         succ = sum(e.outcome == "success" for e in eps)
         print(
             f"{kind:9s} {n:4d} episodes  {steps:6d} transitions  mean return {mean_ret:8.1f}  "
-            f"successes {succ}  failure episodes {fails}"
+            f"successes {succ}  failure episodes {fails}{f' ({took} takeovers)' if took else ''}"
         )
     for err in errors:
         print(f"unreadable: {err}")
@@ -51,6 +55,13 @@ def inspect_bags(root: Path, plot: Path | None = None) -> int:
         _plot(episodes, plot)
         print(f"plot: {plot}")
     return 2 if errors else 0
+
+
+def _failure(ep: Episode) -> str:
+    if ep.failed:
+        return "YES"
+    took = int(ep.intervened.sum())
+    return f"YES (takeover, {took} steps)" if took else "no"
 
 
 def _plot(episodes: list[Episode], out: Path) -> None:

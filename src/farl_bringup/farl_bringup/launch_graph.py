@@ -1,7 +1,9 @@
 """Launch description of a task's graph (used by launch/<task>.launch.py under ROS 2 Jazzy).
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
-`shield`, `policy`, `episodes`, `out_dir`, `use_sim_time`. `mode:=sim` (the default) runs the
+`shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
+`out_dir`, `use_sim_time`. `policy:=teleop` records demonstrations of `kind` with the SpaceMouse
+(or keyboard); `takeover:=true` lets a person take over from the policy. `mode:=sim` (the default) runs the
 FailureBench scene; `mode:=real` reads `config/franka_<task>.yaml` and starts the franky driver
 instead of the sim robot. When the robot node has run its episodes and exits, or any node
 exits, the whole launch shuts down.
@@ -28,7 +30,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "config": ("", "task config file (default: this package's config for the task and mode)"),
     "robot_ip": ("", "real mode: the robot's FCI address (default: the config's robot.robot_ip)"),
     "shield": ("", "world_model | q_risk | reachability | none (default: the config's)"),
-    "policy": ("", "learned | scripted (default: the config's; scripted runs the sim expert)"),
+    "policy": ("", "learned | scripted | teleop (default: the config's; teleop records demonstrations)"),
+    "kind": ("task", "policy:=teleop: the demonstrations' kind, task | recovery | failure"),
+    "device": ("", "spacemouse | keyboard | scripted (default: the config's teleop.device)"),
+    "takeover": ("", "true: a person may take over from the policy (default: the config's teleop.takeover)"),
     "episodes": ("", "episodes to run (default: the config's)"),
     "out_dir": ("", "episode bag folder (default: the config's recorder.out_dir)"),
     "use_sim_time": ("false", "follow /clock"),
@@ -66,9 +71,22 @@ def launch_config(task: str, args: dict[str, str], config_dir: str | Path) -> Fa
         else:
             raise ConfigError(f"shield:={shield}: choose world_model, q_risk, reachability or none")
     if policy := args.get("policy"):
-        if policy not in ("learned", "scripted"):
-            raise ConfigError(f"policy:={policy}: choose learned or scripted")
+        if policy not in ("learned", "scripted", "teleop"):
+            raise ConfigError(f"policy:={policy}: choose learned, scripted or teleop")
         cfg.policy.kind = policy  # type: ignore[assignment]
+    if cfg.policy.kind == "teleop":
+        kind = args.get("kind") or "task"
+        if kind not in ("task", "recovery", "failure"):
+            raise ConfigError(f"kind:={kind}: demonstrations are task, recovery or failure")
+        cfg.episodes.kind = kind  # type: ignore[assignment]
+    if device := args.get("device"):
+        if device not in ("spacemouse", "keyboard", "scripted"):
+            raise ConfigError(f"device:={device}: choose spacemouse, keyboard or scripted")
+        cfg.teleop.device = device  # type: ignore[assignment]
+    if takeover := args.get("takeover"):
+        if takeover.lower() not in ("true", "false"):
+            raise ConfigError(f"takeover:={takeover}: true or false")
+        cfg.teleop.takeover = takeover.lower() == "true"
     if episodes := args.get("episodes"):
         if not episodes.isdigit() or int(episodes) < 1:
             raise ConfigError(f"episodes:={episodes}: expected a whole number of episodes, at least 1")

@@ -184,8 +184,11 @@ def finetune(
     ppo: PPOConfig | None = None,
     progress: bool = True,
     resume: bool = True,
+    person: Any = None,
 ) -> PPOTrainer:
-    """Fine-tune the run's task policy online; `shield='none'` is the Uni-O4 baseline."""
+    """Fine-tune the run's task policy online; `shield='none'` is the Uni-O4 baseline.
+
+    `person` (`farl_teleop.takeover.PersonSettings`): a scripted person who may take over."""
     from torch.utils.tensorboard import SummaryWriter
 
     run = Path(run)
@@ -208,7 +211,7 @@ def finetune(
     out_dir = Path(out) if out else run / f"finetune_{shield}{'_lag' if lagrangian else ''}_s{seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    trainer = PPOTrainer(task, policy, value, cfg, filt, out_dir, SummaryWriter(str(out_dir / "tb")))
+    trainer = PPOTrainer(task, policy, value, cfg, filt, out_dir, SummaryWriter(str(out_dir / "tb")), person=person)
     if resume and trainer.resume_if_possible() and progress:
         print(f"resuming {out_dir} at step {trainer.steps} (update {trainer.updates})")
     trainer.train(progress)

@@ -18,6 +18,7 @@ from farl_common.recorder_node import EpisodeRecorderNode
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_robot.robot_node import RobotNode
 from farl_safety_shield.shield_node import ShieldNode
+from farl_teleop.teleop_node import TeleopNode
 
 
 @dataclass
@@ -47,10 +48,13 @@ def run_sim(
         robot = next(n for n in nodes if isinstance(n, RobotNode))
         recorder = next(n for n in nodes if isinstance(n, EpisodeRecorderNode))
         shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)
+        teleop = next((n for n in nodes if isinstance(n, TeleopNode)), None)
         reported = 0
         while not rt.shutdown_requested and rt.run(max_events=2000):
             for ep in robot.finished[reported:]:
                 ep["swaps"] = shield.swaps_by_episode.get(ep["episode"], 0) if shield is not None else None
+                if teleop is not None:  # a person stepped in: an IR failure (paper Sec. VI)
+                    ep["takeover_steps"] = teleop.takeovers_by_episode.get(ep["episode"], 0)
                 if on_episode is not None:
                     on_episode(ep)
             reported = len(robot.finished)

@@ -8,6 +8,7 @@ readers open them with no farl code, and `ros2 bag record` output of the same to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
@@ -29,6 +30,8 @@ PARTIAL_DIR = ".farl-partial"
 (rosbag2 names the storage file after the bag folder), and move out when closed."""
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 KIND_CODES = {"task": 0, "recovery": 1, "failure": 2, "online": 3}
+SOURCE_TELEOP = 2
+"""farl_interfaces/ActionCommand's SOURCE_TELEOP."""
 
 
 class BagError(RuntimeError):
@@ -123,6 +126,8 @@ class Episode:
     policy_version: int
     seed: int
     layout: list[tuple[str, int]] = field(default_factory=list)
+    source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    """Per step, who chose the executed action (ActionCommand.SOURCE_*: policy, recovery, teleop, scripted)."""
 
     def __len__(self) -> int:
         return len(self.reward)
@@ -133,7 +138,54 @@ class Episode:
 
     @property
     def failed(self) -> bool:
+        """Something broke (a cost, or an episode marked failure)."""
         return bool(self.cost.any()) or self.outcome == "failure"
+
+    @property
+    def intervened(self) -> np.ndarray:
+        """Per step: a person had taken over from the policy (teleop actions in an online episode)."""
+        if self.kind != "online" or len(self.source) != len(self):
+            return np.zeros(len(self), dtype=bool)
+        return self.source == SOURCE_TELEOP
+
+    @property
+    def ir_failure(self) -> bool:
+        """The paper's failure count: something broke, or a person had to step in."""
+        return self.failed or bool(self.intervened.any())
+
+
+_STEP_ARRAYS = (
+    "obs",
+    "action",
+    "reward",
+    "cost",
+    "done",
+    "timeout",
+    "next_obs",
+    "proposed_action",
+    "risk",
+    "swapped",
+    "source",
+)
+
+
+def takeover_segments(ep: Episode) -> list[Episode]:
+    """The stretches of an online episode where a person had taken over, each as a recovery episode:
+    a person's rescue is a recovery demonstration (the paper's recovery data)."""
+    flags = ep.intervened
+    out: list[Episode] = []
+    k = 0
+    while k < len(flags):
+        if not flags[k]:
+            k += 1
+            continue
+        end = k
+        while end < len(flags) and flags[end]:
+            end += 1
+        part = {name: getattr(ep, name)[k:end] for name in _STEP_ARRAYS}
+        out.append(dataclasses.replace(ep, **part, kind="recovery", outcome="takeover"))
+        k = end
+    return out
 
 
 def _one_line(err: BaseException) -> str:
@@ -159,6 +211,7 @@ def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Epis
         raise BagError(f"{path}: partial bag (its writer never closed it)")
     states: dict[int, np.ndarray] = {}
     executed: dict[int, np.ndarray] = {}
+    sources: dict[int, int] = {}
     proposed: dict[int, np.ndarray] = {}
     decisions: dict[int, tuple[float, bool]] = {}
     feedback: dict[int, Any] = {}
@@ -177,6 +230,7 @@ def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Epis
                         layout = list(zip(list(msg.layout_names), [int(s) for s in msg.layout_sizes], strict=True))
                 elif name == "action_executed":
                     executed[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
+                    sources[int(msg.step)] = int(msg.source)
                 elif name == "action_proposed":
                     proposed[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
                 elif name == "shield_decision":
@@ -224,6 +278,7 @@ def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Epis
         policy_version=int(event.policy_version) if event is not None else 0,
         seed=int(event.seed) if event is not None else -1,
         layout=layout,
+        source=np.array([sources.get(k, 0) for k in steps], dtype=np.uint8),
     )
 
 
@@ -313,7 +368,8 @@ def load_dataset(
     """Every readable episode under `root` as training arrays.
 
     A bag that cannot be read is reported (warning, and in `Dataset.errors`) and skipped, so one
-    corrupt file loses only itself; `strict=True` raises its BagError instead.
+    corrupt file loses only itself; `strict=True` raises its BagError instead. When `kinds` asks for
+    recovery data, the takeover stretches of online episodes come too (`takeover_segments`).
     """
     want = set(kinds) if kinds is not None else None
     episodes: list[Episode] = []
@@ -329,6 +385,8 @@ def load_dataset(
             continue
         if want is None or ep.kind in want:
             episodes.append(ep)
+        if want is not None and "recovery" in want and ep.kind == "online":
+            episodes.extend(takeover_segments(ep))
     if not episodes:
         hint = f" ({len(errors)} unreadable)" if errors else ""
         raise BagError(f"{root}: no readable episode bags{hint}")

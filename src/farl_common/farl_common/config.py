@@ -82,7 +82,9 @@ class SceneConfig:
 
 @dataclass
 class PolicyConfig:
-    kind: Literal["scripted", "learned"] = param("scripted", doc="scripted expert, or a checkpoint")
+    kind: Literal["scripted", "learned", "teleop"] = param(
+        "scripted", doc="scripted expert, a checkpoint, or a person recording demonstrations (farl record)"
+    )
     checkpoint: str = param("", doc="policy checkpoint file, for kind=learned")
     action_noise_std: float = param(0.0, lo=0.0, hi=2.0, unitless=True, doc="Gaussian noise on actions")
 
@@ -117,6 +119,30 @@ class LearnerConfig:
 
 
 @dataclass
+class TeleopConfig:
+    """The person at the controls: demonstrations (`farl record`, policy.kind teleop) and takeover
+    while a policy acts (`takeover: true`). Maps by name onto the teleop node's parameters."""
+
+    device: Literal["spacemouse", "keyboard", "scripted"] = param(
+        "spacemouse", doc="spacemouse | keyboard | scripted (a scripted person; takeover only)"
+    )
+    takeover: bool = param(False, doc="a person may take over from the shield's (or the policy's) output")
+    deadband: float = param(0.1, lo=0.0, hi=0.9, unitless=True, doc="deflection below this fraction counts as none")
+    gain: float = param(1.0, lo=0.05, hi=1.0, unitless=True, doc="action at full deflection (1 = the largest step)")
+    axis_map: list[str] = param(["x", "y", "z"], doc="device axis driving base x, y, z; a leading '-' flips it")
+    poll_hz: float = param(20.0, lo=1.0, hi=1000.0, doc="device polling rate")
+    long_press_s: float = param(0.8, lo=0.1, hi=5.0, doc="a button held this long is a long press")
+    key_hold_s: float = param(0.3, lo=0.05, hi=2.0, doc="keyboard: an axis key deflects its axis this long")
+    release_s: float = param(1.0, lo=0.0, hi=30.0, doc="takeover: the policy acts again this long after a rest")
+    takeover_end: Literal["resume", "end_episode"] = param("resume", doc="after a takeover: resume | end_episode")
+    on_unplug: Literal["keep", "discard"] = param("keep", doc="an episode cut short by an unplugged device")
+    review: bool = param(True, doc="ask keep / discard / rerecord after each demonstration")
+    spacemouse_name: str = param("", doc="pyspacemouse device name (e.g. SpaceMouseCompact); empty: the first found")
+    person_takeover_m: float = param(0.03, lo=0.0, hi=1.0, doc="scripted person: grabs this close to the hazard")
+    person_carry_s: float = param(2.0, lo=0.1, hi=60.0, doc="scripted person: lets go after this long")
+
+
+@dataclass
 class FarlConfig:
     task: str = param("fragile_push_wall", doc="FailureBench task name")
     rate_hz: float = param(5.0, lo=0.1, hi=1000.0, doc="control rate of the whole graph")
@@ -128,6 +154,7 @@ class FarlConfig:
     episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     shield: ShieldConfig = field(default_factory=ShieldConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    teleop: TeleopConfig = field(default_factory=TeleopConfig)
 
 
 def _type_name(tp: Any) -> str:

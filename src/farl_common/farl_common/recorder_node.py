@@ -4,10 +4,15 @@ It opens a bag on an episode's START event and closes it, renamed into place, on
 carry their episode number, so a message that overtakes its START (topics are not ordered with
 respect to each other under ROS) waits in a small buffer instead of being lost. Bags always use
 the canonical topic names of `farl_common.topics`, whatever the graph remapped them to.
+
+An operator's "discard" or "rerecord" mark (the teleop node, after a demonstration) deletes the
+bag of the episode that just ended. Messages stamped before an episode's START (a recovery demo's
+unrecorded approach) are not part of it.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +36,12 @@ class RecorderParams:
 class EpisodeRecorderNode(Node):
     name = "episode_recorder"
     Params = RecorderParams
-    inputs = tuple(
-        Input(t, TOPIC_TYPES[t], f"on_{t}", qos="events" if t == "episode_event" else "default") for t in EPISODE_TOPICS
+    inputs = (
+        *(
+            Input(t, TOPIC_TYPES[t], f"on_{t}", qos="events" if t == "episode_event" else "default")
+            for t in EPISODE_TOPICS
+        ),
+        Input("operator_mark", TOPIC_TYPES["operator_mark"], "on_operator_mark"),
     )
 
     def on_start(self) -> None:
@@ -42,6 +51,8 @@ class EpisodeRecorderNode(Node):
         self.early: list[tuple[str, Any]] = []
         self.closed: list[Path] = []
         self.dropped = 0
+        self.discarded: list[Path] = []
+        self._discard_when_closed = False
 
     def _put(self, topic: str, msg: Any) -> None:
         assert self.writer is not None
@@ -85,6 +96,26 @@ class EpisodeRecorderNode(Node):
         self.writer.set_metadata("outcome", str(msg.outcome))
         self.closed.append(self.writer.close())
         self.writer = None
+        if self._discard_when_closed:
+            self._discard_last()
+
+    def on_operator_mark(self, msg: Any) -> None:
+        if str(msg.data).strip().lower() not in ("discard", "rerecord"):
+            return
+        if self.writer is not None:  # the mark overtook the episode's END: discard once it is closed
+            self._discard_when_closed = True
+            return
+        self._discard_last()
+
+    def _discard_last(self) -> None:
+        self._discard_when_closed = False
+        if not self.closed:
+            self.log("warning", "discard: no episode bag to discard")
+            return
+        bag = self.closed.pop()
+        shutil.rmtree(bag, ignore_errors=True)
+        self.discarded.append(bag)
+        self.log("info", f"discarded {bag.name} (operator)")
 
     def _open(self, start: Any) -> None:
         if self.writer is not None:
@@ -98,8 +129,9 @@ class EpisodeRecorderNode(Node):
             metadata={"task": str(start.task), "kind": str(start.kind), "seed": int(start.seed)},
         )
         self._put("episode_event", start)
+        t0 = M.stamp_ns(start)
         for topic, msg in self.early:
-            if int(msg.episode) == self.episode:
+            if int(msg.episode) == self.episode and M.stamp_ns(msg) >= t0:
                 self._put(topic, msg)
         self.early = [(t, m) for t, m in self.early if int(m.episode) > self.episode]
 

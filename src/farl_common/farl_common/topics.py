@@ -17,6 +17,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "policy_version": "/farl/policy_version",
     "objects": "/farl/perception/objects",
     "operator_mark": "/farl/operator/mark",
+    "action_shielded": "/farl/action/shielded",
 }
 
 TOPIC_TYPES: dict[str, str] = {
@@ -29,6 +30,7 @@ TOPIC_TYPES: dict[str, str] = {
     "policy_version": "std_msgs/msg/UInt32",
     "objects": T.OBJECTS,
     "operator_mark": "std_msgs/msg/String",
+    "action_shielded": T.ACTION,
 }
 
 # What an episode bag holds: enough to retrain from and to replay (paper Sec. III, design principle 4).

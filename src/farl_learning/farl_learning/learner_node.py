@@ -1,9 +1,11 @@
 """The learner node: online PPO from episode bags (paper Sec. III-B).
 
 After each episode end it reads the bags it has not seen; episodes played by the current policy
-version are on-policy data. Once `min_new_steps` such transitions have arrived it runs one PPO
-update, writes the checkpoint atomically (the policy node may read it at any moment) and announces
-the new version. An unreadable bag is reported and skipped; it is not retried.
+version are on-policy data. Steps where the shield swapped or a person took over stay out of the
+policy term (PPO's ratio needs the policy's own draws) but count in the value targets. Once
+`min_new_steps` such transitions have arrived it runs one PPO update, writes the checkpoint
+atomically (the policy node may read it at any moment) and announces the new version. An
+unreadable bag is reported and skipped; it is not retried.
 """
 
 from __future__ import annotations
@@ -90,7 +92,13 @@ class LearnerNode(Node):
                 continue
             self.pending.append(
                 self.learner.on_policy_trajectory(
-                    ep.obs, ep.action, ep.reward, ep.cost, bool(ep.done[-1]), ep.next_obs[-1], ep.swapped
+                    ep.obs,
+                    ep.action,
+                    ep.reward,
+                    ep.cost,
+                    bool(ep.done[-1]),
+                    ep.next_obs[-1],
+                    ep.swapped | ep.intervened,  # neither the shield's nor a person's actions are the policy's
                 )
             )
             self.pending_steps += len(ep)

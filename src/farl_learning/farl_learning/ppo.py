@@ -6,6 +6,10 @@ gives the plain Uni-O4 baseline. PPO trains on what was executed (the safe trans
 with the clipped objective of eq. 3. With `lagrangian=True` it is PPO-Lagrangian: a cost critic
 and a multiplier that grows while the failure rate per episode exceeds `cost_limit`.
 
+With a `person` (farl_teleop's scripted person) a human stand-in may take over from the shield's
+output; their actions stay out of the policy term as shield swaps do, the episode counts as an IR
+failure, and each takeover is written as a recovery episode bag under OUT/takeovers.
+
 Rollouts always end at episode boundaries, so a checkpoint after an update holds everything a
 resumed run needs (weights, optimisers, random generators, counters) and a killed run resumes
 bit-identically from its last update.
@@ -71,6 +75,8 @@ class PPOConfig:
     lagrange_lr: float = 0.05
     horizon_steps: int = 200
     seed: int = 0
+    rate_hz: float = 5.0
+    """Control rate: the clock a scripted person's reaction and release times run on."""
 
 
 @dataclass
@@ -267,7 +273,9 @@ class PPOTrainer:
         action_filter: ActionFilter | None = None,
         out_dir: str | Path | None = None,
         log=None,
+        person: Any = None,
     ) -> None:
+        """`person`: a `farl_teleop.takeover.PersonAtControls` factory's settings, or None."""
         from farl_sim.failure_env import FailureBenchEnv
 
         self.cfg = cfg or PPOConfig()
@@ -285,6 +293,9 @@ class PPOTrainer:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log = log
+        self.person = person
+        self.persons = [person.make(task) for _ in range(self.cfg.num_envs)] if person is not None else None
+        self._seeds = [0] * self.cfg.num_envs
 
     @property
     def updates(self) -> int:
@@ -333,14 +344,22 @@ class PPOTrainer:
         seed = self.cfg.seed * 1_000_003 + self.next_episode
         self.next_episode += 1
         obs, _ = self.envs[i].reset(seed=seed)
+        if self.persons is not None:
+            self.persons[i].new_episode(obs)
+        self._seeds[i] = seed
         return obs
+
+    @staticmethod
+    def _new_stats() -> dict[str, Any]:
+        return {"return": 0.0, "swaps": 0, "success": False, "takeover_steps": 0}
 
     def collect(self) -> list[Trajectory]:
         cfg = self.cfg
         obs = [self._reset(i) for i in range(cfg.num_envs)]
         trajs = [Trajectory([], [], [], [], [], [], swapped=[]) for _ in range(cfg.num_envs)]
         counts = [0] * cfg.num_envs
-        stats = [{"return": 0.0, "swaps": 0, "success": False} for _ in range(cfg.num_envs)]
+        counts_in_episode = [0] * cfg.num_envs
+        stats = [self._new_stats() for _ in range(cfg.num_envs)]
         active = list(range(cfg.num_envs))
         done_trajs: list[Trajectory] = []
         while active:
@@ -351,21 +370,33 @@ class PPOTrainer:
                 sample = mean + log_std.exp() * torch.randn(mean.shape, generator=self.gen)
                 proposed = sample.clamp(-1, 1).numpy().astype(np.float64)
             res = self.filter.filter(o, proposed)
-            executed = torch.as_tensor(res.executed, dtype=torch.float32)
+            acts, not_own = res.executed.copy(), np.asarray(res.swapped, dtype=bool).copy()
+            ending = [False] * len(active)
+            if self.persons is not None:
+                for j, i in enumerate(active):
+                    d = self.persons[i].step(o[j], acts[j], counts_in_episode[i] / cfg.rate_hz)
+                    acts[j], ending[j] = d.action, d.released and self.person.takeover_end == "end_episode"
+                    not_own[j] |= d.intervened
+                    stats[i]["takeover_steps"] += int(d.intervened)
+            executed = torch.as_tensor(acts, dtype=torch.float32)
             with torch.no_grad():
                 logp = self.policy.log_prob(ot, executed).numpy()
                 val = self.value(ot).numpy()
             still = []
             for j, i in enumerate(active):
-                nobs, r, term, trunc, info = self.envs[i].step(res.executed[j])
+                nobs, r, term, trunc, info = self.envs[i].step(acts[j])
+                trunc = trunc or ending[j]
+                counts_in_episode[i] += 1
+                if self.persons is not None:
+                    self.persons[i].record(o[j], acts[j], r, info, term, trunc, nobs)
                 t = trajs[i]
                 t.obs.append(o[j])
-                t.act.append(res.executed[j])
+                t.act.append(acts[j])
                 t.logp.append(float(logp[j]))
                 t.val.append(float(val[j]))
                 t.rew.append(float(r) * cfg.reward_scale)
                 t.cost.append(float(info["cost"]))
-                t.swapped.append(bool(res.swapped[j]))
+                t.swapped.append(bool(not_own[j]))
                 counts[i] += 1
                 self.steps += 1
                 st = stats[i]
@@ -374,25 +405,33 @@ class PPOTrainer:
                 st["success"] |= bool(info["success"])
                 if term or trunc:
                     t.terminated, t.last_obs = bool(term), nobs
+                    broke, intervened = bool(info["failure"]), st["takeover_steps"] > 0
                     self.episodes.append(
                         {
                             "episode": len(self.episodes),
                             "step": self.steps,
                             "return": st["return"],
-                            "failure": bool(info["failure"]),
+                            "failure": broke or intervened,  # an IR failure: broken, or a person stepped in
+                            "broke": broke,
+                            "takeover_steps": st["takeover_steps"],
                             "success": st["success"],
                             "swaps": st["swaps"],
                             "length": len(t.rew),
                             "version": self.updates,
                         }
                     )
+                    if self.persons is not None and self.out_dir is not None:
+                        self.persons[i].save_takeovers(
+                            self.out_dir / "takeovers", self.task, self.episodes[-1]["episode"], self._seeds[i]
+                        )
                     self._log_episode(self.episodes[-1])
                     done_trajs.append(t)
                     if counts[i] >= cfg.steps_per_env:
                         continue
                     trajs[i] = Trajectory([], [], [], [], [], [], swapped=[])
-                    stats[i] = {"return": 0.0, "swaps": 0, "success": False}
+                    stats[i] = self._new_stats()
                     nobs = self._reset(i)
+                    counts_in_episode[i] = 0
                 obs[i] = nobs
                 still.append(i)
             active = still

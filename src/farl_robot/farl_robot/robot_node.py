@@ -8,6 +8,12 @@ state comes from perception (`objects`): while an object is unseen for longer th
 `scene_object_timeout_s` the arm holds and no state goes out. A person can end an episode as a
 failure or success (`operator_mark`: "failure" | "success"); a failure mark is an IR failure.
 
+With `wait_for_start` (demonstrations from the teleop node) an episode begins on a "start" mark and
+"stop" ends it with the scene's outcome; "rerecord" repeats the last episode's seed. A recovery
+demo begins with an approach: after the first "start" the arm is homed and driven by the person
+while states go out without an episode start (the recorder keeps none of it); the second "start"
+opens the episode there, at step 0.
+
 Robot errors: the driver recovers (clears the error, retreats home) and the episode ends as
 `aborted` with the reason; when recovery fails the arm stays stopped, the node says why in one
 line and exits non-zero. Episodes follow one another with seeds `seed`, `seed + 1`, ...; after
@@ -31,7 +37,8 @@ from farl_robot.driver import RobotDriver, RobotError, RobotFault
 from farl_robot.envelope import HardEnvelope, UnsafeCommand
 from farl_robot.scene import Scene, StaleState, StepOutcome
 
-MARKS = ("failure", "success")
+MARKS = ("failure", "success", "start", "stop", "rerecord", "keep", "discard")
+"""keep and discard are the recorder's; the robot accepts them silently."""
 
 
 @dataclass
@@ -43,6 +50,7 @@ class RobotParams:
     episodes: int = field(default=1, metadata={"doc": "episodes to run; 0 runs until stopped"})
     seed: int = field(default=0, metadata={"doc": "seed of the first episode"})
     kind: str = field(default="online", metadata={"doc": "episode kind written to the events"})
+    wait_for_start: bool = field(default=False, metadata={"doc": "episodes begin on a start mark (teleop demos)"})
     stale_timeout_s: float = field(default=1.0, metadata={"doc": "hold still after this long without an action"})
     max_step_m: float = field(default=0.01, metadata={"doc": "largest hand step per tick"})
     workspace_min_m: list[float] = field(default_factory=lambda: [-0.5, 0.40, 0.05])
@@ -166,6 +174,10 @@ class RobotNode(Node):
         self.pending: np.ndarray | None = None
         self.awaiting_outcome = False
         self.mark = ""
+        self.start_requested = False
+        self.approach = False
+        self.begin_recording = False
+        self.repeats = 0
         self.policy_version = 0
         self.state_sent_ns = 0
         self.stale_warned = False
@@ -173,6 +185,7 @@ class RobotNode(Node):
         self.refused = 0
         self.held_ticks = 0
         self.halted = False
+        self.halt_reason = ""
         self.finished: list[dict[str, Any]] = []
         self.driver.connect()
 
@@ -216,8 +229,26 @@ class RobotNode(Node):
         if text not in MARKS:
             self.log("warning", f"operator mark {text!r} ignored: send one of {', '.join(MARKS)}")
             return
+        if text in ("keep", "discard"):
+            return
+        if text == "rerecord":
+            self.repeats += 1
+            return
+        if text == "start":
+            if self.rec is None:
+                self.start_requested = True
+            elif self.approach:
+                self.begin_recording = True
+            return
+        if text == "stop" and self.approach:
+            self.log("info", f"approach of episode {self.episode} abandoned")
+            self.rec, self.obs, self.pending, self.awaiting_outcome, self.approach = None, None, None, False, False
+            return
         if self.rec is None:
             self.log("warning", f"operator mark {text!r} between episodes ignored")
+            return
+        if text == "stop" and not self.awaiting_outcome:
+            self._end_episode(self.now_ns())
             return
         self.mark = text
         self.log("info", f"operator marked episode {self.episode} {text}")
@@ -238,7 +269,13 @@ class RobotNode(Node):
             if self.params.episodes and self.episode + 1 >= self.params.episodes:
                 self.ctx.request_shutdown()
                 return
+            if self.params.wait_for_start and not self.start_requested:
+                return
+            self.start_requested = False
             self._start_episode()
+            return
+        if self.begin_recording and not self.awaiting_outcome:
+            self._begin_recording()
             return
         if self.obs is None or self.awaiting_outcome:
             self._observe()  # waiting for perception: the first state, or the state after a step
@@ -285,7 +322,7 @@ class RobotNode(Node):
         outcome = self._with_mark(self.scene.evaluate(obs))
         t = self.now_ns()
         info = {"failure": outcome.failure, "success": outcome.success, "cost": outcome.cost}
-        truncated = self.step + 1 >= self.params.horizon_steps and not outcome.terminated
+        truncated = (self.step + 1 >= self.params.horizon_steps or self.mark == "stop") and not outcome.terminated
         self.publish(
             "step_feedback", self.rec.feedback(t, self.step, outcome.reward, info, outcome.terminated, truncated)
         )
@@ -305,13 +342,13 @@ class RobotNode(Node):
         if self.mark == "failure":
             return StepOutcome(o.reward, 1.0, True, False, True, o.hazard_distance_m)
         if self.mark == "success":
-            return StepOutcome(o.reward, o.cost, o.failure, not o.failure, o.terminated, o.hazard_distance_m)
+            return StepOutcome(o.reward, o.cost, o.failure, not o.failure, True, o.hazard_distance_m)
         return o
 
     # episodes -----------------------------------------------------------------------------------
     def _start_episode(self) -> None:
         self.episode += 1
-        seed = self.params.seed + self.episode
+        seed = self.params.seed + self.episode - self.repeats
         self.driver.home(seed)
         new_episode = getattr(self.scene, "new_episode", None)
         if new_episode is not None:
@@ -326,8 +363,25 @@ class RobotNode(Node):
             policy_version=self.policy_version,
         )
         self.step, self.obs, self.pending, self.awaiting_outcome, self.mark = 0, None, None, False, ""
-        self.publish("episode_event", self.rec.start(self.now_ns()))
+        self.approach = self.params.wait_for_start and self.params.kind == "recovery"
+        self.begin_recording = False
+        if self.approach:
+            self.log("info", f"episode {self.episode}: approach (not recorded) until the next start")
+        else:
+            self.publish("episode_event", self.rec.start(self.now_ns()))
         self._observe()
+
+    def _begin_recording(self) -> None:
+        """The recovery demo starts here: a fresh episode record at step 0, from the current state."""
+        assert self.rec is not None and self.obs is not None
+        self.approach = self.begin_recording = False
+        rec = self.rec
+        self.rec = EpisodeMessages(
+            self.msgs, task=rec.task, kind=rec.kind, episode=rec.episode, seed=rec.seed, layout=rec.layout
+        )
+        self.step, self.pending, self.mark = 0, None, ""
+        self.publish("episode_event", self.rec.start(self.now_ns()))
+        self._send_state(self.obs)
 
     def _send_state(self, obs: np.ndarray) -> None:
         assert self.rec is not None
@@ -338,6 +392,13 @@ class RobotNode(Node):
 
     def _end_episode(self, t_ns: int, outcome: str | None = None) -> None:
         assert self.rec is not None
+        if self.approach:  # an approach that ended (a failure, the horizon): no episode was recorded
+            self.log(
+                "warning", f"the approach of episode {self.episode} ended ({outcome or self.rec.outcome}); start again"
+            )
+            self.publish("episode_event", self.rec.end(t_ns, outcome))
+            self.rec, self.obs, self.pending, self.awaiting_outcome, self.approach = None, None, None, False, False
+            return
         self.rec.policy_version = self.policy_version
         self.publish("episode_event", self.rec.end(t_ns, outcome))
         self.finished.append(
@@ -362,6 +423,7 @@ class RobotNode(Node):
             self._halt(str(err))
 
     def _halt(self, reason: str) -> None:
+        self.halt_reason = reason
         self.log("error", reason)
         self.driver.stop()
         if self.rec is not None:

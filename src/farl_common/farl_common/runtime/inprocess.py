@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,9 +79,17 @@ class InProcessRuntime:
     """Hosts nodes on a simulated clock. `run()` processes events until shutdown or a limit."""
 
     def __init__(
-        self, start_ns: int = 0, latency_s: float = 0.0, record_to: str | Path | None = None, storage: str = "mcap"
+        self,
+        start_ns: int = 0,
+        latency_s: float = 0.0,
+        record_to: str | Path | None = None,
+        storage: str = "mcap",
+        realtime: bool = False,
     ) -> None:
+        """`realtime`: simulated time keeps pace with the wall clock (a person at the controls)."""
         self.now_ns = int(start_ns)
+        self.realtime = realtime
+        self._wall0: tuple[float, int] | None = None
         self.latency_ns = int(latency_s * 1e9)
         self.msgs = TypestoreFactory()
         self.logs: list[LogRecord] = []
@@ -155,10 +164,20 @@ class InProcessRuntime:
             if max_events is not None and n >= max_events:
                 break
             t, _, fn = heapq.heappop(self._queue)
+            if self.realtime:
+                self._wait_until(t)
             self.now_ns = t
             fn()
             n += 1
         return n
+
+    def _wait_until(self, t_ns: int) -> None:
+        if self._wall0 is None:
+            self._wall0 = (time.monotonic(), self.now_ns)
+        wall, sim = self._wall0
+        delay = wall + (t_ns - sim) / 1e9 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     def close(self) -> Path | None:
         """Shut nodes down (in reverse order of adding) and close the recording, if any."""
