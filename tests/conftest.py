@@ -7,7 +7,6 @@ import warnings
 
 import pytest
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 warnings.filterwarnings("ignore", module="metaworld")
 
 

@@ -129,6 +129,40 @@ def test_a_person_takes_over_over_dds_and_the_bag_says_so(ros, tmp_path) -> None
     assert teleop.node.takeovers_by_episode.get(0, 0) >= ep.intervened.sum()
 
 
+def test_a_demonstration_recorded_over_dds_from_fake_spacemouse_reports(ros, tmp_path) -> None:
+    """Record mode under rclpy: SpaceMouse reports (pyspacemouse's decoding) -> teleop node -> robot ->
+    recorder; the bag is one labelled task demo of the person's actions."""
+    from farl_common.bags import read_episode
+    from farl_common.runtime.rclpy_host import RclpyHost
+    from farl_teleop.devices import SpaceMouse
+    from farl_teleop.mapping import AxisMapping
+    from farl_teleop.operators import DeviceOperator
+    from farl_teleop.teleop_node import TeleopNode, TeleopParams
+    from tests.mocks.fake_spacemouse import FakeHID, fake_spacemouse
+
+    t0 = time.monotonic() + 4.0  # DDS discovery first
+    hid = FakeHID(lambda: time.monotonic() - t0)
+    hid.press(0.0, 0).move(0.5, y=0.8).move(2.5, y=0.0).press(3.0, 0).press(4.0, 0)  # start, move, stop, keep
+    op = DeviceOperator(
+        SpaceMouse(factory=lambda: fake_spacemouse(hid)), AxisMapping.from_names(["x", "y", "z"], 0.1, 1)
+    )
+    robot = RclpyHost(RobotNode, params=RobotParams(episodes=0, rate_hz=10.0, kind="task", wait_for_start=True))
+    teleop = RclpyHost(
+        TeleopNode, params=TeleopParams(kind="task", episodes=1), make=lambda p: TeleopNode(p, operator=op)
+    )
+    recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "demos")))
+    hosts = [recorder, teleop, robot]
+    try:
+        spin(hosts, lambda: teleop.done and recorder.node.closed, timeout_s=60)
+    finally:
+        for h in hosts:
+            h.close()
+    assert recorder.node.closed, "no demonstration bag was written"
+    ep = read_episode(recorder.node.closed[0])
+    assert ep.kind == "task" and 20 <= len(ep) <= 35 and (ep.source == 2).all()
+    assert (ep.action[:, 1] > 0.5).sum() >= 10
+
+
 def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_path) -> None:
     args = [
         sys.executable,
@@ -149,6 +183,24 @@ def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_pat
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("[robot] no robot at 127.0.0.9:") or "franky is not installed" in lines[-1]
     assert "Traceback" not in out.stderr
+
+
+def test_the_perception_node_without_a_camera_says_why_in_one_line(tmp_path) -> None:
+    import numpy as np
+
+    from farl_perception.calibration import save_calibration
+
+    calib = save_calibration(tmp_path / "cam.yaml", np.eye(4), 0.0, "test")
+    for extra, words in (
+        (["-p", f"calibration:={tmp_path / 'missing.yaml'}"], "calibration file not found"),
+        (["-p", f"calibration:={calib}"], "no RealSense camera"),
+    ):
+        args = [sys.executable, "-m", "farl_perception.perception_node", "--ros-args", *extra]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        assert out.returncode == 1, out.stderr
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert lines[-1].startswith("[perception] ") and words in lines[-1], lines[-1]
+        assert "Traceback" not in out.stderr
 
 
 def test_sigint_to_the_process_group_ends_the_robot_node_cleanly() -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _cmd_demos(args: argparse.Namespace) -> int:
@@ -145,6 +142,18 @@ def _cmd_record(args: argparse.Namespace) -> int:
     print(f"kept {len(result.bags)} episode bags in {result.out_dir}, discarded {len(result.discarded)}")
     if result.bags:
         inspect_bags(result.out_dir)
+    return 0
+
+
+def _cmd_perception(args: argparse.Namespace) -> int:
+    from farl_bringup.perception_tools import calibrate_from_points, view
+
+    if args.action == "view":
+        if args.frames < 1:
+            raise ValueError(f"--frames must be >= 1, got {args.frames}")
+        view(args.task, args.frames, Path(args.out), args.source, args.config, args.seed)
+    else:
+        calibrate_from_points(Path(args.points), Path(args.out))
     return 0
 
 
@@ -360,6 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-review", action="store_true", help="keep every episode without asking")
     r.set_defaults(fn=_cmd_record)
 
+    pc = sub.add_parser("perception", help="perception tools: view what the camera finds; calibrate the camera")
+    pcs = pc.add_subparsers(dest="action", required=True)
+    pv = pcs.add_parser("view", help="annotated frames (boxes, base-frame positions) as PNGs; sim: error vs truth")
+    pv.add_argument("--task", required=True)
+    pv.add_argument("--source", choices=["mujoco", "realsense"], default="mujoco")
+    pv.add_argument("--frames", type=int, default=50)
+    pv.add_argument("--out", default="runs/perception_view", help="folder for the PNGs (default: %(default)s)")
+    pv.add_argument("--config", default=None, help="config with the perception section (default: the task's)")
+    pv.add_argument("--seed", type=int, default=0)
+    pk = pcs.add_parser("calibrate", help="camera-to-base extrinsics from points touched with the hand")
+    pk.add_argument("--points", required=True, help="YAML with `camera:` and `base:` lists of [x, y, z] in metres")
+    pk.add_argument("--out", required=True, help="calibration file to write (perception.calibration)")
+    pc.set_defaults(fn=_cmd_perception)
+
     b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")
     b.add_argument("--tasks", default="fragile_push_wall")
     b.add_argument("--methods", default="farl,uni_o4")
@@ -386,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     from farl_common.bags import BagError
     from farl_common.config import ConfigError
     from farl_learning.checkpoint import CheckpointError
+    from farl_perception.calibration import CalibrationError
 
     try:
         return int(args.fn(args) or 0)
@@ -393,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         ConfigError,
         BagError,
         CheckpointError,
+        CalibrationError,
         FileExistsError,
         FileNotFoundError,
         ValueError,

@@ -18,6 +18,7 @@ from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
 from farl_common.runtime.node import Node, NodeError
 from farl_learning.learner_node import LearnerNode, LearnerParams, online_checkpoint
 from farl_learning.policy_node import PolicyNode, PolicyParams
+from farl_perception.perception_node import PerceptionNode, PerceptionParams
 from farl_robot.robot_node import RobotNode, RobotParams, check_real_params
 from farl_safety_shield.shield_node import ShieldNode, ShieldParams
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
@@ -119,6 +120,10 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
         NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
         NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
     ]
+    if cfg.perception.enabled:
+        specs.append(
+            NodeSpec("farl_perception", "perception_node", PerceptionNode, perception_params(cfg), dict(cfg.topics))
+        )
     if cfg.policy.kind == "scripted":
         policy = ScriptedPolicyParams(
             task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s
@@ -160,12 +165,52 @@ def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
     params = RobotParams(
         **section, task=cfg.task, rate_hz=cfg.rate_hz, episodes=episodes, seed=seed, kind=cfg.episodes.kind
     )
+    if r.backend == "sim" and cfg.perception.enabled:
+        params.scene_perceived = True
+        params.scene_objects = sim_object_names(cfg.task)
     if r.backend == "franky":
         try:
             check_real_params(params)
         except NodeError as err:
             raise ConfigError(f"{cfg.task}: {err}") from None
     return params
+
+
+def sim_object_names(task: str) -> list[str]:
+    """What a camera finds in a FailureBench scene: the pushed object, and the vase where there is one."""
+    return ["object", "obstacle"] if get_task(task).hazard == "vase" else ["object"]
+
+
+SIM_HSV = {"object": ((22, 120, 120), (35, 255, 255), 0.02), "obstacle": ((100, 150, 80), (125, 255, 255), 0.025)}
+"""HSV ranges and surface-to-centre offsets of the sim scene's painted objects (farl_perception.mujoco_source)."""
+
+
+def perception_params(cfg: FarlConfig) -> PerceptionParams:
+    """The perception node's parameters: the `perception:` section, the scene's objects, the graph's rate."""
+    pc = cfg.perception
+    sim = cfg.robot.backend == "sim"
+    if sim and pc.source != "mujoco":
+        raise ConfigError(f"{cfg.task}: perception.source must be mujoco in simulation (the rendered camera)")
+    names = sim_object_names(cfg.task) if sim else list(cfg.scene.objects)
+    hsv_lo, hsv_hi, offsets = list(pc.hsv_lo), list(pc.hsv_hi), list(pc.depth_offset_m)
+    if sim and not hsv_lo:
+        hsv_lo = [v for n in names for v in SIM_HSV[n][0]]
+        hsv_hi = [v for n in names for v in SIM_HSV[n][1]]
+        offsets = offsets or [SIM_HSV[n][2] for n in names]
+    if len(hsv_lo) != 3 * len(names) or len(hsv_hi) != 3 * len(names):
+        raise ConfigError(
+            f"{cfg.task}: perception.hsv_lo/hsv_hi need 3 values per object ({', '.join(names)}): "
+            f"{3 * len(names)} each, got {len(hsv_lo)} and {len(hsv_hi)}"
+        )
+    offsets = offsets or [0.0] * len(names)
+    if len(offsets) != len(names):
+        raise ConfigError(f"{cfg.task}: perception.depth_offset_m needs one value per object ({', '.join(names)})")
+    section = {f.name: copy.copy(getattr(pc, f.name)) for f in dataclasses.fields(pc)}
+    for key in ("enabled", "hsv_lo", "hsv_hi", "depth_offset_m"):
+        del section[key]
+    return PerceptionParams(
+        **section, rate_hz=cfg.rate_hz, object_names=names, hsv_lo=hsv_lo, hsv_hi=hsv_hi, depth_offset_m=offsets
+    )
 
 
 def run_dir(cfg: FarlConfig) -> str:

@@ -16,6 +16,8 @@ from farl_bringup.graph_spec import bag_dir, graph_spec
 from farl_common.config import ConfigError, FarlConfig
 from farl_common.recorder_node import EpisodeRecorderNode
 from farl_common.runtime.inprocess import InProcessRuntime
+from farl_perception.mujoco_source import MujocoCameraSource
+from farl_perception.perception_node import PerceptionNode
 from farl_robot.robot_node import RobotNode
 from farl_safety_shield.shield_node import ShieldNode
 from farl_teleop.teleop_node import TeleopNode
@@ -44,7 +46,14 @@ def run_sim(
         )
     specs = graph_spec(cfg, episodes, seed, run_id)
     with InProcessRuntime() as rt:
-        nodes = [rt.add(spec.node_class(spec.params), spec.topics) for spec in specs]
+        nodes = []
+        for spec in specs:
+            if spec.node_class is PerceptionNode:  # the camera renders the sim robot's own scene
+                robot = next(n for n in nodes if isinstance(n, RobotNode))
+                source = MujocoCameraSource(robot.driver.env, spec.params.width_px, spec.params.height_px)
+                nodes.append(rt.add(PerceptionNode(spec.params, source=source), spec.topics))
+            else:
+                nodes.append(rt.add(spec.node_class(spec.params), spec.topics))
         robot = next(n for n in nodes if isinstance(n, RobotNode))
         recorder = next(n for n in nodes if isinstance(n, EpisodeRecorderNode))
         shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)

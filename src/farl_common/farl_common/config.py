@@ -81,6 +81,31 @@ class SceneConfig:
 
 
 @dataclass
+class PerceptionConfig:
+    """The camera (farl_perception): object positions in the base frame for the scene's objects.
+
+    On the real arm they are the task's state; in simulation (`source: mujoco`) a rendered camera
+    replaces the simulator's ground truth, so the policy acts on perceived state."""
+
+    enabled: bool = param(False, doc="run the perception node (sim: positions from the rendered camera)")
+    source: Literal["realsense", "mujoco"] = param("realsense", doc="realsense (D435) | mujoco (the sim scene)")
+    hsv_lo: list[int] = param(
+        [], unitless=True, doc="OpenCV HSV lower bounds, 3 per scene object (empty in sim: its paint)"
+    )
+    hsv_hi: list[int] = param([], unitless=True, doc="OpenCV HSV upper bounds, 3 per scene object")
+    depth_offset_m: list[float] = param([], doc="visible surface to the object's centre, one per object")
+    yolo_weights: str = param("", doc="YOLOv8 weights file; empty: colour filtering alone")
+    yolo_imgsz_px: int = param(416, lo=96, hi=1280, doc="YOLO input size (416: p95 57 ms on 2 cores)")
+    calibration: str = param("", doc="camera-to-base calibration file (farl perception calibrate)")
+    width_px: int = param(640, lo=64, hi=1920, doc="colour and depth width")
+    height_px: int = param(480, lo=48, hi=1080, doc="colour and depth height")
+    fps_hz: int = param(30, lo=6, hi=90, doc="camera frame rate")
+    frame_timeout_s: float = param(1.0, lo=0.05, hi=10.0, doc="no frame for this long: the camera is stale")
+    min_area_px: int = param(30, lo=1, hi=100_000, doc="smallest colour blob that counts as the object")
+    max_jump_m: float = param(0.08, lo=0.005, hi=1.0, doc="a larger jump is an outlier until seen 3 times")
+
+
+@dataclass
 class PolicyConfig:
     kind: Literal["scripted", "learned", "teleop"] = param(
         "scripted", doc="scripted expert, a checkpoint, or a person recording demonstrations (farl record)"
@@ -155,6 +180,7 @@ class FarlConfig:
     shield: ShieldConfig = field(default_factory=ShieldConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     teleop: TeleopConfig = field(default_factory=TeleopConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
 
 
 def _type_name(tp: Any) -> str:

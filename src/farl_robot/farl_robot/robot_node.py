@@ -76,6 +76,9 @@ class RobotParams:
     scene_hazard_min_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     scene_hazard_max_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     scene_obstacle_radius_m: float = field(default=0.04, metadata={"doc": "obstacle radius"})
+    scene_perceived: bool = field(
+        default=False, metadata={"doc": "sim backend: object positions from perception, not the simulator"}
+    )
 
 
 def real_rules(p: RobotParams):
@@ -113,6 +116,10 @@ def make_driver(p: RobotParams) -> tuple[RobotDriver, Scene]:
         from farl_robot.sim_driver import SimDriver
 
         sim = SimDriver(p.task, p.horizon_steps)
+        if p.scene_perceived:
+            from farl_robot.perceived_sim_scene import PerceivedSimScene
+
+            return sim, PerceivedSimScene(sim, list(p.scene_objects), p.scene_object_timeout_s)
         return sim, sim
     if p.backend == "franky":
         from farl_robot.franky_driver import FrankyDriver, FrankySettings

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import gymnasium as gym
 
 from farl_sim.tasks import ENV_IDS, TASKS, TaskSpec, get_task
 
-__all__ = ["ENV_IDS", "TASKS", "TaskSpec", "get_task", "make_env", "register_envs"]
+__all__ = ["ENV_IDS", "TASKS", "TaskSpec", "choose_gl_backend", "get_task", "make_env", "register_envs"]
+
+
+def choose_gl_backend() -> str:
+    """MuJoCo's offscreen OpenGL: `MUJOCO_GL` if set, else EGL (a GPU's, or Mesa's software one).
+
+    Mesa's software renderers (llvmpipe, behind EGL without a GPU and behind OSMesa) and triton, which
+    torch imports on its first optimiser step, each bring an LLVM: loaded renderer first, the process
+    segfaults on triton's import; triton first, both work. So triton is imported here, before any
+    GL context exists."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if os.environ["MUJOCO_GL"] in ("egl", "osmesa") and importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+    return os.environ["MUJOCO_GL"]
 
 
 def register_envs() -> None:
@@ -28,4 +44,5 @@ def make_env(task: str, **kwargs):
     return FailureBenchEnv(get_task(task), **kwargs)
 
 
+choose_gl_backend()
 register_envs()

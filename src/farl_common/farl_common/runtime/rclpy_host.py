@@ -16,7 +16,7 @@ import dataclasses
 import importlib
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,9 +140,11 @@ class RclpyHost:
         node_name: str | None = None,
         params: Any = None,
         remap: dict[str, str] | None = None,
+        make: Callable[[Any], Node] | None = None,
     ) -> None:
         """`params` (the node's Params) replaces the declared defaults, as a launch file's parameters would;
-        `remap` maps short topic names to graph topics, as a launch file's remappings would."""
+        `remap` maps short topic names to graph topics, as a launch file's remappings would; `make`
+        builds the node from its parameters (tests: a node given a device at the hardware boundary)."""
         from rcl_interfaces.msg import ParameterDescriptor
         from rclpy.node import Node as RosNode
 
@@ -155,7 +157,7 @@ class RclpyHost:
             desc = ParameterDescriptor(description=str(f.metadata.get("doc", "")))
             default = to_ros_value(getattr(params, f.name)) if params is not None else param_default(f)
             values[f.name] = self.ros_node.declare_parameter(f.name, default, desc).value
-        self.node = node_cls(params_from_values(node_cls.Params, values))
+        self.node = (make or node_cls)(params_from_values(node_cls.Params, values))
         self.publishers = {
             o.topic: self.ros_node.create_publisher(self.msgs.cls(o.typename), o.topic, qos_profile(o.qos))
             for o in node_cls.outputs

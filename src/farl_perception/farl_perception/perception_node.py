@@ -1,0 +1,159 @@
+"""The perception node: camera frames to object positions in the robot base frame, at 5 Hz.
+
+Each tick it reads the newest frame (RealSense, or the MuJoCo camera of the FailureBench scene in
+process), finds the objects and publishes `ObjectPositions` (sensor QoS): a position, a confidence
+(0 when not seen in this frame) and an age per object. A stalled camera publishes the last
+positions with growing ages, so the robot node holds on its perception-age rule instead of acting
+on an old state; a camera that is missing, weights that are not there or a calibration that does
+not parse stop the node with one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from farl_common import messages as M
+from farl_common import typestore as T
+from farl_common.runtime.node import Node, NodeError, Output, Timer
+from farl_perception.calibration import CalibrationError, load_calibration
+from farl_perception.detect import ColorRange
+from farl_perception.frames import CameraUnavailable, StaleFrame
+from farl_perception.pipeline import ObjectSpec, Perception, PerceptionSettings
+
+
+@dataclass
+class PerceptionParams:
+    source: str = field(default="realsense", metadata={"doc": "realsense | mujoco (the sim scene, in process only)"})
+    rate_hz: float = field(default=5.0, metadata={"doc": "positions published per second"})
+    object_names: list[str] = field(default_factory=lambda: ["object"], metadata={"doc": "objects to find"})
+    hsv_lo: list[int] = field(default_factory=lambda: [22, 120, 120], metadata={"doc": "HSV lower bound, 3 per object"})
+    hsv_hi: list[int] = field(default_factory=lambda: [35, 255, 255], metadata={"doc": "HSV upper bound, 3 per object"})
+    depth_offset_m: list[float] = field(
+        default_factory=lambda: [0.02], metadata={"doc": "surface to centre, per object"}
+    )
+    yolo_weights: str = field(default="", metadata={"doc": "YOLOv8 weights file; empty: colour alone"})
+    yolo_imgsz_px: int = field(default=416, metadata={"doc": "YOLO input size"})
+    calibration: str = field(default="", metadata={"doc": "camera-to-base calibration file (realsense)"})
+    width_px: int = field(default=640, metadata={"doc": "colour/depth width"})
+    height_px: int = field(default=480, metadata={"doc": "colour/depth height"})
+    fps_hz: int = field(default=30, metadata={"doc": "camera frame rate"})
+    frame_timeout_s: float = field(default=1.0, metadata={"doc": "no frame for this long: the camera is stale"})
+    min_area_px: int = field(default=30, metadata={"doc": "smallest colour blob that counts"})
+    max_jump_m: float = field(default=0.08, metadata={"doc": "a larger jump is an outlier until confirmed"})
+
+
+def settings_from_params(p: PerceptionParams, T_base_camera: np.ndarray) -> PerceptionSettings:
+    n = len(p.object_names)
+    if len(p.hsv_lo) != 3 * n or len(p.hsv_hi) != 3 * n or len(p.depth_offset_m) != n:
+        raise NodeError(
+            f"perception: {n} objects need 3 hsv_lo and 3 hsv_hi values each and one depth_offset_m each "
+            f"(got {len(p.hsv_lo)}, {len(p.hsv_hi)}, {len(p.depth_offset_m)})"
+        )
+    objects = [
+        ObjectSpec(
+            name,
+            ColorRange(tuple(p.hsv_lo[3 * i : 3 * i + 3]), tuple(p.hsv_hi[3 * i : 3 * i + 3])),  # type: ignore[arg-type]
+            float(p.depth_offset_m[i]),
+        )
+        for i, name in enumerate(p.object_names)
+    ]
+    return PerceptionSettings(
+        objects, T_base_camera, p.yolo_weights, p.yolo_imgsz_px, p.min_area_px, max_jump_m=p.max_jump_m
+    )
+
+
+class PerceptionNode(Node):
+    name = "perception"
+    Params = PerceptionParams
+    outputs = (Output("objects", T.OBJECTS, qos="sensor"),)
+    timers = (Timer("on_tick", "rate_hz"),)
+
+    def __init__(self, params: Any = None, source: Any = None) -> None:
+        """`source` replaces the camera the parameters name (the in-process sim: the MuJoCo camera)."""
+        super().__init__(params)
+        self._given = source
+
+    def on_start(self) -> None:
+        p = self.params
+        self.source = self._given or self._make_source()
+        try:
+            T_cam = getattr(self.source, "T_base_camera", None)
+            if T_cam is None:
+                if not p.calibration:
+                    raise NodeError(
+                        "perception: no calibration file given (calibration:=...; farl perception calibrate)"
+                    )
+                T_cam = load_calibration(p.calibration)
+            self.perception = Perception(settings_from_params(p, T_cam))
+            self.source.open()
+        except (CalibrationError, CameraUnavailable, FileNotFoundError) as err:
+            raise NodeError(str(err)) from None
+        except RuntimeError as err:  # ultralytics / weights
+            raise NodeError(f"perception: {err}") from None
+        for w in self.perception.warnings:
+            self.log("warning", w)
+        self.stale = False
+        self.frames = 0
+        self.last: Any = None
+
+    def _make_source(self):
+        p = self.params
+        if p.source == "realsense":
+            from farl_perception.realsense_source import RealSenseSource
+
+            return RealSenseSource(p.width_px, p.height_px, p.fps_hz, p.frame_timeout_s)
+        if p.source == "mujoco":
+            raise NodeError(
+                "perception: source mujoco renders the sim robot's own scene: it runs in process (farl sim)"
+            )
+        raise NodeError(f"perception: source {p.source!r}: choose realsense or mujoco")
+
+    def on_tick(self) -> None:
+        now = self.now_ns()
+        try:
+            frame = self.source.read(now) if self.source.name == "mujoco" else self.source.read()
+            frame.stamp_ns = now  # the graph's clock (sim time in process, ROS time under rclpy)
+        except StaleFrame as err:
+            if not self.stale:
+                self.log("warning", f"{err}: positions age until frames come back; the robot holds")
+                self.stale = True
+            self._publish(self.perception.tracker.update(now, {}), now)
+            return
+        if self.stale:
+            self.log("info", "camera frames are back")
+            self.stale = False
+        self.frames += 1
+        self.last = self.perception.process(frame)
+        self._publish(self.last.estimates, now)
+
+    def _publish(self, estimates, now: int) -> None:
+        pos = np.concatenate([e.position_m for e in estimates]) if estimates else np.zeros(0)
+        self.publish(
+            "objects",
+            self.msgs.new(
+                T.OBJECTS,
+                header=M.header(self.msgs, now, "base"),
+                names=[e.name for e in estimates],
+                positions_m=np.nan_to_num(pos, nan=0.0),
+                confidence=np.array([e.confidence for e in estimates], dtype=np.float64),
+                age_s=np.array([min(e.age_s, 1e9) for e in estimates], dtype=np.float64),
+            ),
+        )
+
+    def on_shutdown(self) -> None:
+        src = getattr(self, "source", None)
+        if src is not None:
+            src.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    from farl_common.runtime.rclpy_host import run_node
+
+    return run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
