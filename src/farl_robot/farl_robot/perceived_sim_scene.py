@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from farl_robot.driver import HandState
-from farl_robot.scene import Scene, StaleState, StepOutcome
+from farl_robot.scene import PerceivedObjects, Scene, StepOutcome
 
 OBJECT_SLOTS = {"object": slice(4, 7), "obstacle": slice(11, 14)}
 PREVIOUS = 18
@@ -27,32 +27,24 @@ class PerceivedSimScene(Scene):
         self.layout = sim.layout
         self.names = [n for n in names if n in OBJECT_SLOTS]
         self.timeout_s = timeout_s
-        self.seen: dict[str, tuple[np.ndarray, int]] = {}
+        self.objects = PerceivedObjects()
         self.previous: np.ndarray | None = None
 
     def new_episode(self) -> None:
         self.previous = None
-        self.seen = {}  # positions from before the reset are of another scene
+        self.objects = PerceivedObjects()  # positions from before the reset are of another scene
 
     def update(self, names: Sequence[str], positions_m: np.ndarray, stamp_ns: int, visible: Sequence[bool]) -> None:
-        pos = np.asarray(positions_m, dtype=np.float64).reshape(len(names), 3)
-        for name, p, ok in zip(names, pos, visible, strict=True):
-            if ok and np.all(np.isfinite(p)):
-                self.seen[name] = (p.copy(), int(stamp_ns))
+        self.objects.update(names, positions_m, stamp_ns, visible)
 
     def check_fresh(self, now_ns: int) -> None:
-        for name in self.names:
-            if name not in self.seen:
-                raise StaleState(f"no position of {name!r} from perception yet")
-            age_s = (now_ns - self.seen[name][1]) / 1e9
-            if age_s > self.timeout_s:
-                raise StaleState(f"{name!r} last seen {age_s:.2f} s ago (limit {self.timeout_s} s)")
+        self.objects.check_fresh(self.names, self.timeout_s, now_ns)
 
     def observe(self, hand: HandState, now_ns: int) -> np.ndarray:
         self.check_fresh(now_ns)
         obs = self.sim.observe(hand, now_ns).copy()
         for name in self.names:
-            obs[OBJECT_SLOTS[name]] = self.seen[name][0]
+            obs[OBJECT_SLOTS[name]] = self.objects.position(name)
         current = obs[:PREVIOUS].copy()
         obs[PREVIOUS : 2 * PREVIOUS] = self.previous if self.previous is not None else current
         self.previous = current

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from farl_robot.driver import HandState
-from farl_robot.scene import Scene, StaleState, StepOutcome
+from farl_robot.scene import PerceivedObjects, Scene, StepOutcome
 
 UNIT_QUAT = np.array([0.0, 0.0, 0.0, 1.0])
 
@@ -80,7 +80,7 @@ class PerceivedScene(Scene):
 
         self.rules = rules
         self.layout = OBS_LAYOUT
-        self.seen: dict[str, tuple[np.ndarray, int]] = {}
+        self.objects = PerceivedObjects()
         self.previous: np.ndarray | None = None
         self.operator_mark = ""
 
@@ -90,10 +90,7 @@ class PerceivedScene(Scene):
 
     def update(self, names: Sequence[str], positions_m: np.ndarray, stamp_ns: int, visible: Sequence[bool]) -> None:
         """Positions from perception (base frame, one row per name); unseen ones keep their last fix."""
-        pos = np.asarray(positions_m, dtype=np.float64).reshape(len(names), 3)
-        for name, p, ok in zip(names, pos, visible, strict=True):
-            if ok and np.all(np.isfinite(p)):
-                self.seen[name] = (p.copy(), int(stamp_ns))
+        self.objects.update(names, positions_m, stamp_ns, visible)
 
     def mark(self, outcome: str) -> None:
         if outcome not in ("failure", "success"):
@@ -101,16 +98,11 @@ class PerceivedScene(Scene):
         self.operator_mark = outcome
 
     def check_fresh(self, now_ns: int) -> None:
-        for name in self.rules.objects[:2]:
-            if name not in self.seen:
-                raise StaleState(f"no position of {name!r} from perception yet")
-            age_s = (now_ns - self.seen[name][1]) / 1e9
-            if age_s > self.rules.object_timeout_s:
-                raise StaleState(f"{name!r} last seen {age_s:.2f} s ago (limit {self.rules.object_timeout_s} s)")
+        self.objects.check_fresh(self.rules.objects[:2], self.rules.object_timeout_s, now_ns)
 
     def observe(self, hand: HandState, now_ns: int) -> np.ndarray:
         self.check_fresh(now_ns)
-        slots = [np.concatenate([self.seen[name][0], UNIT_QUAT]) for name in self.rules.objects[:2]]
+        slots = [np.concatenate([self.objects.position(name), UNIT_QUAT]) for name in self.rules.objects[:2]]
         second = slots[1] if len(slots) > 1 else np.zeros(7)
         current = np.concatenate([hand.pos_m, [hand.gripper_open], slots[0], second])
         prev = self.previous if self.previous is not None else current

@@ -10,6 +10,7 @@ trust (an object not seen recently) raises `StaleState`, and the robot node hold
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,3 +47,29 @@ class Scene(ABC):
     @abstractmethod
     def evaluate(self, obs: np.ndarray) -> StepOutcome:
         """Reward, cost and flags of the transition that led to `obs`."""
+
+
+class PerceivedObjects:
+    """The latest perceived position of each object (base frame) and when it was last seen."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[np.ndarray, int]] = {}
+
+    def update(self, names: Sequence[str], positions_m: np.ndarray, stamp_ns: int, visible: Sequence[bool]) -> None:
+        """One row per name; an object not visible (or not finite) keeps its last fix and its age grows."""
+        pos = np.asarray(positions_m, dtype=np.float64).reshape(len(names), 3)
+        for name, p, ok in zip(names, pos, visible, strict=True):
+            if ok and np.all(np.isfinite(p)):
+                self.seen[name] = (p.copy(), int(stamp_ns))
+
+    def check_fresh(self, names: Sequence[str], timeout_s: float, now_ns: int) -> None:
+        """`StaleState` naming the first object never seen or seen longer than `timeout_s` ago."""
+        for name in names:
+            if name not in self.seen:
+                raise StaleState(f"no position of {name!r} from perception yet")
+            age_s = (now_ns - self.seen[name][1]) / 1e9
+            if age_s > timeout_s:
+                raise StaleState(f"{name!r} last seen {age_s:.2f} s ago (limit {timeout_s} s)")
+
+    def position(self, name: str) -> np.ndarray:
+        return self.seen[name][0]
