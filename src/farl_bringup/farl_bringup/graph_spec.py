@@ -88,8 +88,15 @@ def _record_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     return [
         NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
         NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
+        *_perception(cfg),
         NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, "record", n), dict(cfg.topics)),
     ]
+
+
+def _perception(cfg: FarlConfig) -> list[NodeSpec]:
+    if not cfg.perception.enabled:
+        return []
+    return [NodeSpec("farl_perception", "perception_node", PerceptionNode, perception_params(cfg), dict(cfg.topics))]
 
 
 def _with_takeover(cfg: FarlConfig, specs: list[NodeSpec]) -> list[NodeSpec]:
@@ -120,10 +127,7 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
         NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
         NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
     ]
-    if cfg.perception.enabled:
-        specs.append(
-            NodeSpec("farl_perception", "perception_node", PerceptionNode, perception_params(cfg), dict(cfg.topics))
-        )
+    specs += _perception(cfg)
     if cfg.policy.kind == "scripted":
         policy = ScriptedPolicyParams(
             task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s
