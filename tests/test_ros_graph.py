@@ -163,6 +163,70 @@ def test_a_demonstration_recorded_over_dds_from_fake_spacemouse_reports(ros, tmp
     assert (ep.action[:, 1] > 0.5).sum() >= 10
 
 
+def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp_path) -> None:
+    """The robot's first state goes out before policy and shield exist (DDS keeps none for them); the
+    robot re-sends it while it holds, so the episode runs once they are up."""
+    import dataclasses
+
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    cfg = task_config("fragile_push_wall")
+    cfg.learner.run_dir = str(tiny_run)
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    cfg.robot.horizon_steps, cfg.robot.stale_timeout_s, cfg.rate_hz = 8, 0.3, 20.0
+    specs = {s.name: s for s in graph_spec(cfg, episodes=1)}
+    early = [RclpyHost(specs[n].node_class, params=specs[n].params) for n in ("episode_recorder", "robot")]
+    robot = early[1]
+    hosts = list(early)
+    try:
+        spin(hosts, lambda: False, timeout_s=3.0)  # the first state is out; nobody answers
+        assert robot.node.step == 0 and robot.node.held_ticks > 0
+        for n in ("learner", "policy", "safety_shield"):
+            params = specs[n].params
+            hosts.append(RclpyHost(specs[n].node_class, params=dataclasses.replace(params)))
+        spin(hosts, lambda: robot.done, timeout_s=60)
+    finally:
+        for h in hosts:
+            h.close()
+    assert robot.done and robot.node.finished and robot.node.finished[0]["steps"] == 8
+
+
+def test_parameters_are_read_only_and_floats_take_integer_literals(ros) -> None:
+    from rclpy.parameter import Parameter
+
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    host = RclpyHost(RobotNode, params=RobotParams(episodes=0))
+    try:
+        (result,) = host.ros_node.set_parameters([Parameter("rate_hz", value=10.0)])
+        assert not result.successful and "read-only" in result.reason
+        assert host.node.params.rate_hz == 5.0
+    finally:
+        host.close()
+    for value, code, words in (("10", 0, None), ("fast", 1, "parameter rate_hz: expected a number")):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "farl_robot.robot_node", "--ros-args", "-p", f"rate_hz:={value}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+        try:
+            time.sleep(4)
+            if code == 0:
+                assert proc.poll() is None, proc.communicate()[1]  # running at 10.0 Hz
+                os.killpg(proc.pid, __import__("signal").SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == code, err
+        assert "Traceback" not in err
+        if words:
+            assert words in err.strip().splitlines()[-1]
+
+
 def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_path) -> None:
     args = [
         sys.executable,

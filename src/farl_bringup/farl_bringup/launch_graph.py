@@ -2,7 +2,7 @@
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
 `shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
-`out_dir`, `use_sim_time`. `policy:=teleop` records demonstrations of `kind` with the SpaceMouse
+`out_dir`. `policy:=teleop` records demonstrations of `kind` with the SpaceMouse
 (or keyboard); `takeover:=true` lets a person take over from the policy. `mode:=sim` (the default) runs the
 FailureBench scene; `mode:=real` reads `config/franka_<task>.yaml` and starts the franky driver
 instead of the sim robot. When the robot node has run its episodes and exits, or any node
@@ -36,7 +36,6 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "takeover": ("", "true: a person may take over from the policy (default: the config's teleop.takeover)"),
     "episodes": ("", "episodes to run (default: the config's)"),
     "out_dir": ("", "episode bag folder (default: the config's recorder.out_dir)"),
-    "use_sim_time": ("false", "follow /clock"),
 }
 
 
@@ -112,14 +111,14 @@ def launch_description(task: str):
     def nodes(context):
         args = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
         cfg = launch_config(task, args, config_dir)
-        use_sim_time = args["use_sim_time"].lower() in ("true", "1")
         actions = []
         for spec in graph_spec(cfg):
             node = RosNode(
                 package=spec.package,
                 executable=spec.executable,
                 name=spec.name,
-                parameters=[{**spec.ros_parameters(), "use_sim_time": use_sim_time}],
+                # No use_sim_time: every node runs on wall time, and nothing in the graph publishes /clock.
+                parameters=[spec.ros_parameters()],
                 remappings=spec.remappings(),
                 output="screen",
                 emulate_tty=True,

@@ -188,6 +188,7 @@ class RobotNode(Node):
         self.policy_version = 0
         self.state_sent_ns = 0
         self.stale_warned = False
+        self.resent_ns = 0
         self.perception_warned = ""
         self.refused = 0
         self.held_ticks = 0
@@ -294,6 +295,7 @@ class RobotNode(Node):
                 if not self.stale_warned:
                     self.log("warning", f"no valid action for {waited_s:.2f} s: holding still")
                     self.stale_warned = True
+                self._resend_state()
             return
         try:
             self.scene.check_fresh(self.now_ns())
@@ -389,6 +391,16 @@ class RobotNode(Node):
         self.step, self.pending, self.mark = 0, None, ""
         self.publish("episode_event", self.rec.start(self.now_ns()))
         self._send_state(self.obs)
+
+    def _resend_state(self) -> None:
+        """The same state again, once per `stale_timeout_s` while nothing answers: a policy or shield
+        that started after the first one went out (DDS does not keep it for late joiners) still gets it."""
+        assert self.rec is not None and self.obs is not None
+        now = self.now_ns()
+        if (now - max(self.state_sent_ns, self.resent_ns)) / 1e9 < self.params.stale_timeout_s:
+            return
+        self.resent_ns = now
+        self.publish("state", self.rec.state(now, self.step, self.obs))
 
     def _send_state(self, obs: np.ndarray) -> None:
         assert self.rec is not None

@@ -97,8 +97,10 @@ def params_from_values(params_cls: type, values: dict[str, Any]) -> Any:
             continue
         v = values[f.name]
         tp = hints[f.name]
-        if tp is float and isinstance(v, int):
-            v = float(v)
+        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)  # `-p rate_hz:=10` means 10.0
+        elif tp is float and not isinstance(v, float):
+            raise NodeError(f"parameter {f.name}: expected a number, got {v!r}")
         elif typing.get_origin(tp) is list and v is not None:
             v = list(v)
         elif typing.get_origin(tp) is tuple and v is not None:
@@ -153,8 +155,15 @@ class RclpyHost:
         cli = [a for k, v in (remap or {}).items() for a in ("-r", f"{k}:={v}")]
         self.ros_node = RosNode(node_name or node_cls.name, cli_args=["--ros-args", *cli] if cli else None)
         values = {}
+        hints = typing.get_type_hints(node_cls.Params)
         for f in node_cls.param_fields():
-            desc = ParameterDescriptor(description=str(f.metadata.get("doc", "")))
+            # Read once at start: declared read-only, so `ros2 param set` is refused rather than ignored.
+            # A float accepts an integer literal (dynamic typing; params_from_values checks the type).
+            desc = ParameterDescriptor(
+                description=str(f.metadata.get("doc", "")),
+                read_only=True,
+                dynamic_typing=hints[f.name] is float,
+            )
             default = to_ros_value(getattr(params, f.name)) if params is not None else param_default(f)
             values[f.name] = self.ros_node.declare_parameter(f.name, default, desc).value
         self.node = (make or node_cls)(params_from_values(node_cls.Params, values))
