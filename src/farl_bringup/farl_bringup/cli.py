@@ -125,6 +125,7 @@ def _ir_failure(ep: dict) -> bool:
 def _cmd_record(args: argparse.Namespace) -> int:
     from farl_bringup.inspect_bags import inspect_bags
     from farl_bringup.record import record_config, run_record
+    from farl_teleop.mapping import help_line
 
     if args.episodes is not None and args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
@@ -136,6 +137,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         f"{args.episodes or 'unlimited'} episodes -> {args.out}; Ctrl-C stops (finished episodes are kept)",
         flush=True,
     )
+    print(f"  {help_line(args.device)}", flush=True)
     result = run_record(
         cfg, kind=args.kind, device=args.device, out=args.out, episodes=args.episodes or 0, seed=args.seed
     )

@@ -98,3 +98,24 @@ def help_line(device: str) -> str:
     if device == "keyboard":
         return "i/k j/l u/o move, e start/stop, g gripper, s success, f failure; after: a keep, d discard, r redo"
     return "left start/stop (hold: failure), right gripper (hold: success); after: left keep, right discard, hold redo"
+
+
+_PHASE_HELP = {
+    "keyboard": {
+        "idle": "e: start",
+        "approach": "i/k j/l u/o move; e: record from here",
+        "recording": "e stop, s success, f failure, g gripper",
+        "review": "a keep, d discard, r redo",
+    },
+    "spacemouse": {
+        "idle": "left: start",
+        "approach": "move; left: record from here",
+        "recording": "left stop, hold left failure, hold right success, right gripper",
+        "review": "left keep, right discard, hold redo",
+    },
+}
+
+
+def phase_help(device: str, phase: str) -> str:
+    """The buttons that matter now, short enough for the live status line."""
+    return _PHASE_HELP.get(device, _PHASE_HELP["spacemouse"]).get(phase, "")

@@ -29,7 +29,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
 from farl_teleop.devices import DeviceLost, DeviceUnavailable
-from farl_teleop.mapping import AxisMapping, bindings_for, help_line
+from farl_teleop.mapping import AxisMapping, bindings_for, help_line, phase_help
 from farl_teleop.operators import DeviceOperator, Operator, OperatorInput, ScriptedPerson
 from farl_teleop.takeover import TAKEOVER_ENDS, TakeoverArbiter
 
@@ -351,7 +351,7 @@ class TeleopNode(Node):
             what = "TAKEOVER" if self.arbiter.active(self.now_s()) else "policy"
         return (
             f"[{p.kind if p.mode == 'record' else 'online'}] episode {ep} step {step:3d} | hazard {hazard} | "
-            f"kept {self.kept} | {what} | {help_line(p.device)}"
+            f"kept {self.kept} | {what}{' | ' + hint if (hint := phase_help(p.device, self.phase)) else ''}"
         )
 
     def _print_status(self) -> None:
