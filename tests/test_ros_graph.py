@@ -227,6 +227,49 @@ def test_parameters_are_read_only_and_floats_take_integer_literals(ros) -> None:
             assert words in err.strip().splitlines()[-1]
 
 
+def test_replay_publishes_a_bag_on_its_topics_in_time_order(ros, tmp_path) -> None:
+    """`farl replay --ros`: a subscriber sees every state of the bag, in step order, and the episode
+    events with farl's transient-local QoS."""
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    from farl_bringup.replay_ros import publish_bags
+    from farl_common.runtime.rclpy_host import RclpyMessages, qos_profile
+
+    cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "scripted"
+    cfg.robot.horizon_steps = 12
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    run_sim(cfg, episodes=1, seed=0)
+    msgs = RclpyMessages()
+    node = rclpy.create_node("replay_listener")
+    steps, events = [], []
+    node.create_subscription(
+        msgs.cls("farl_interfaces/msg/TaskState"), "/farl/state", lambda m: steps.append(m.step), 50
+    )
+    node.create_subscription(
+        msgs.cls("farl_interfaces/msg/EpisodeEvent"), "/farl/episode_event", events.append, qos_profile("events")
+    )
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [ex.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)])
+    spinner.start()
+    try:
+        time.sleep(2.0)  # discovery
+        sent = publish_bags(tmp_path / "bags", speed=4.0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (len(steps) < 13 or len(events) < 2):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        spinner.join()
+        node.destroy_node()
+    assert sent == 13 + 12 + 12 + 2  # states, actions, feedback, start and end
+    assert steps == list(range(13)) and len(events) == 2
+
+
 def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_path) -> None:
     args = [
         sys.executable,

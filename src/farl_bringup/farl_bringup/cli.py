@@ -159,6 +159,29 @@ def _cmd_perception(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    if args.ros:
+        from farl_bringup.replay_ros import publish_bags
+
+        n = publish_bags(args.path, args.speed, on_bag=lambda p, k: print(f"  {p.name}: {k} messages", flush=True))
+        print(f"published {n} messages from {args.path} at {args.speed:g}x the recorded rate")
+        return 0
+    from farl_bringup.pipeline import shield_settings
+    from farl_bringup.replay import print_report, replay
+    from farl_common.config import task_config
+    from farl_learning.checkpoint import load
+
+    run = Path(args.run)
+    task = load(run / "task_policy.pt", "task_policy")["task"]
+    sh = shield_settings(task_config(task), run, args.shield)
+    eps = args.eps_safe if args.eps_safe is not None else sh["eps_safe"]
+    source = "--eps-safe" if args.eps_safe is not None else sh["source"]
+    out = Path(args.out) if args.out else Path(args.path).parent / f"replay_{args.shield}"
+    report = replay(args.path, run, args.shield, eps, sh["horizon"], sh["gamma_risk"], source, out)
+    print_report(report, out)
+    return 2 if report.errors else 0
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import PretrainConfig, pretrain
 
@@ -393,6 +416,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--pretrain-scale", type=float, default=1.0)
     b.add_argument("--out", required=True)
     b.set_defaults(fn=_cmd_bench)
+
+    rp = sub.add_parser(
+        "replay", help="re-run a shield over episode bags and compare, or (--ros) publish bags on ROS 2 topics"
+    )
+    rp.add_argument("path", help="an episode bag or a folder of them")
+    rp.add_argument("--shield", choices=["world_model", "q_risk", "reachability"], default="world_model")
+    rp.add_argument("--run", default="runs/fragile_push_wall/run", help="pre-trained run (default: %(default)s)")
+    rp.add_argument("--eps-safe", type=float, default=None, help="default: the run's shield.json, else the config's")
+    rp.add_argument("--out", default=None, help="report and plots (default: PATH/../replay_<shield>)")
+    rp.add_argument("--ros", action="store_true", help="publish the bags' topics in time order (needs rclpy)")
+    rp.add_argument("--speed", type=float, default=1.0, help="--ros: multiple of the recorded rate (default: 1)")
+    rp.set_defaults(fn=_cmd_replay)
 
     i = sub.add_parser("inspect", help="list the episodes in a bag or a folder of bags")
     i.add_argument("path")
