@@ -169,3 +169,24 @@ def test_finite_vector_refuses_nan_and_wrong_size():
         M.finite_vector([1, np.inf], 2, "x")
     with pytest.raises(ValueError, match="expected 2"):
         M.finite_vector([1, 2, 3], 2, "x")
+
+
+def test_bags_store_farl_qos_so_bag_play_offers_events_transient_local(tmp_path):
+    import yaml
+
+    from farl_bringup.sim_graph import run_sim
+    from farl_common.config import task_config
+
+    cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "scripted"
+    cfg.robot.horizon_steps = 3
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    (bag,) = run_sim(cfg, episodes=1, seed=0).bags
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    qos = {
+        t["topic_metadata"]["name"]: t["topic_metadata"]["offered_qos_profiles"]
+        for t in meta["topics_with_message_count"]
+    }
+    events, state = qos["/farl/episode_event"], qos["/farl/state"]
+    assert "transient_local" in str(events).lower() and "100" in str(events)
+    assert "volatile" in str(state).lower() and "reliable" in str(state).lower()

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from farl_common import typestore as T
@@ -32,6 +33,25 @@ STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 KIND_CODES = {"task": 0, "recovery": 1, "failure": 2, "online": 3}
 SOURCE_TELEOP = 2
 """farl_interfaces/ActionCommand's SOURCE_TELEOP."""
+
+
+def offered_qos(topic: str) -> Qos:
+    """The QoS farl publishes `topic` with, stored with its connection: `ros2 bag play` then offers the
+    episode events transient local (keep last 100), as farl's own subscribers require, and the rest
+    reliable, keep last 10 (farl_common.runtime.node.QosName)."""
+    events = topic == DEFAULT_TOPICS["episode_event"]
+    zero = QosTime(0, 0)  # rosbag2's "not set"
+    return Qos(
+        QosHistory.KEEP_LAST,
+        100 if events else 10,
+        QosReliability.RELIABLE,
+        QosDurability.TRANSIENT_LOCAL if events else QosDurability.VOLATILE,
+        zero,
+        zero,
+        QosLiveliness.AUTOMATIC,
+        zero,
+        False,
+    )
 
 
 class BagError(RuntimeError):
@@ -66,7 +86,9 @@ class EpisodeBagWriter:
     def write_raw(self, topic: str, typename: str, data: bytes, t_ns: int) -> None:
         conn = self._connections.get(topic)
         if conn is None:
-            conn = self._writer.add_connection(topic, typename, typestore=self._factory.store)
+            conn = self._writer.add_connection(
+                topic, typename, typestore=self._factory.store, offered_qos_profiles=[offered_qos(topic)]
+            )
             self._connections[topic] = conn
         self._writer.write(conn, int(t_ns), data)
         self.count += 1
