@@ -51,6 +51,14 @@ def spin(hosts, done, timeout_s: float) -> None:
         ex.remove_node(h.ros_node)
 
 
+def spin_and_close(hosts, done, timeout_s: float) -> None:
+    try:
+        spin(hosts, done, timeout_s)
+    finally:
+        for h in hosts:
+            h.close()
+
+
 def test_every_node_class_starts_with_its_config_parameters(ros, tiny_run, tmp_path) -> None:
     """The learned graph's nodes (robot, recorder, learner, policy, shield, teleop) declare and read their
     parameters."""
@@ -83,11 +91,7 @@ def test_the_recorder_writes_a_bag_from_dds_messages_equal_to_the_in_process_one
     policy = RclpyHost(ScriptedPolicyNode, params=ScriptedPolicyParams(seed=3), remap=GRAPH)
     recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds")))
     hosts = [recorder, policy, robot]
-    try:
-        spin(hosts, lambda: robot.done and recorder.node.closed, timeout_s=60)
-    finally:
-        for h in hosts:
-            h.close()
+    spin_and_close(hosts, lambda: robot.done and recorder.node.closed, timeout_s=60)
     assert recorder.node.closed, "no bag was written from DDS messages"
     dds = load_dataset(tmp_path / "dds", strict=True)
 
@@ -118,11 +122,7 @@ def test_a_person_takes_over_over_dds_and_the_bag_says_so(ros, tmp_path) -> None
     )
     recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds")))
     hosts = [recorder, teleop, policy, robot]
-    try:
-        spin(hosts, lambda: robot.done and recorder.node.closed, timeout_s=90)
-    finally:
-        for h in hosts:
-            h.close()
+    spin_and_close(hosts, lambda: robot.done and recorder.node.closed, timeout_s=90)
     ep = load_dataset(tmp_path / "dds", strict=True).episodes[0]
     assert ep.intervened.any() and ep.ir_failure
     assert (~ep.intervened).any()  # the policy acted before the person stepped in
@@ -152,11 +152,7 @@ def test_a_demonstration_recorded_over_dds_from_fake_spacemouse_reports(ros, tmp
     )
     recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "demos")))
     hosts = [recorder, teleop, robot]
-    try:
-        spin(hosts, lambda: teleop.done and recorder.node.closed, timeout_s=60)
-    finally:
-        for h in hosts:
-            h.close()
+    spin_and_close(hosts, lambda: teleop.done and recorder.node.closed, timeout_s=60)
     assert recorder.node.closed, "no demonstration bag was written"
     ep = read_episode(recorder.node.closed[0])
     assert ep.kind == "task" and 20 <= len(ep) <= 35 and (ep.source == 2).all()

@@ -5,28 +5,20 @@ The failure column is the paper's IR failure: something broke, or a person took 
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from farl_common.bags import BagError, Episode, iter_bag_paths, read_episode
+from farl_common.bags import Episode, read_episodes
 
 
 def inspect_bags(root: Path, plot: Path | None = None) -> int:
     """Print the episodes under `root`; returns 2 if any bag was unreadable (after listing the rest)."""
     episodes: list[Episode] = []
     errors: list[str] = []
-    paths = list(iter_bag_paths(root))
-    if not paths:
-        raise BagError(f"{root}: no episode bags here")
     print(f"{'episode bag':48s} {'kind':9s} {'task':18s} {'steps':>5s} {'return':>9s} {'outcome':8s} failure")
-    for p in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ep = read_episode(p)
-        except BagError as err:
-            errors.append(str(err))
+    for p, ep, err in read_episodes(root):
+        if ep is None:
+            errors.append(err)
             print(f"{p.name:48s} UNREADABLE")
             continue
         episodes.append(ep)

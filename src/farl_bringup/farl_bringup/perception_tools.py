@@ -46,7 +46,7 @@ def view(task: str, frames: int, out: Path, source: str = "mujoco", config: str 
         print(f"note: {w}")
     try:
         for k in tqdm(range(frames), desc=f"perception view ({source})", unit="frame"):
-            frame = src.read(k * 200_000_000) if source == "mujoco" else src.read()
+            frame = src.read(k * 200_000_000 if env is not None else None)  # the sim steps at 5 Hz
             res = per.process(frame)
             for e in res.estimates:
                 if e.confidence == 0:

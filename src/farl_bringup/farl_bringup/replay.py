@@ -11,13 +11,12 @@ Demo and scripted bags have no stored decisions: only the new risks are reported
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from farl_common.bags import BagError, Episode, iter_bag_paths, read_episode
+from farl_common.bags import Episode, read_episodes
 
 
 @dataclass
@@ -109,20 +108,13 @@ def replay(
     """Re-run `critic_name` of `run` over every episode bag under `root`; write report and plots to `out`."""
     from farl_safety_shield.loader import load_critic
 
-    paths = list(iter_bag_paths(root))
-    if not paths:
-        raise BagError(f"{root}: no episode bags here")
+    bags = list(read_episodes(root))  # a folder without bags fails before the critic is loaded
     critic = load_critic(run, critic_name, horizon, gamma_risk)
     episodes, errors = [], []
-    for p in paths:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ep = read_episode(p)
-        except BagError as err:
-            errors.append(str(err))
-            continue
-        if len(ep):
+    for _, ep, err in bags:
+        if ep is None:
+            errors.append(err)
+        elif len(ep):
             episodes.append(replay_episode(ep, critic, eps_safe))
     report = ReplayReport(critic_name, eps_safe, eps_source, episodes, errors)
     if out is not None:

@@ -176,21 +176,6 @@ class Episode:
         return self.failed or bool(self.intervened.any())
 
 
-_STEP_ARRAYS = (
-    "obs",
-    "action",
-    "reward",
-    "cost",
-    "done",
-    "timeout",
-    "next_obs",
-    "proposed_action",
-    "risk",
-    "swapped",
-    "source",
-)
-
-
 def takeover_segments(ep: Episode) -> list[Episode]:
     """The stretches of an online episode where a person had taken over, each as a recovery episode:
     a person's rescue is a recovery demonstration (the paper's recovery data)."""
@@ -204,7 +189,11 @@ def takeover_segments(ep: Episode) -> list[Episode]:
         end = k
         while end < len(flags) and flags[end]:
             end += 1
-        part = {name: getattr(ep, name)[k:end] for name in _STEP_ARRAYS}
+        part = {
+            f.name: getattr(ep, f.name)[k:end]
+            for f in dataclasses.fields(ep)
+            if isinstance(getattr(ep, f.name), np.ndarray)  # every array of an Episode is per step
+        }
         out.append(dataclasses.replace(ep, **part, kind="recovery", outcome="takeover"))
         k = end
     return out
@@ -316,6 +305,23 @@ def iter_bag_paths(root: str | Path) -> Iterator[Path]:
         bag = meta.parent
         if not any(part.startswith(".") for part in bag.relative_to(root).parts):
             yield bag
+
+
+def read_episodes(root: str | Path) -> Iterator[tuple[Path, Episode | None, str]]:
+    """Every episode bag under `root` as (path, episode, "") or, for a bag that cannot be read,
+    (path, None, its one-line error); BagError when there is no bag at all."""
+    paths = list(iter_bag_paths(root))
+    if not paths:
+        raise BagError(f"{root}: no episode bags here")
+    for p in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ep = read_episode(p)
+        except BagError as err:
+            yield p, None, str(err)
+            continue
+        yield p, ep, ""
 
 
 @dataclass

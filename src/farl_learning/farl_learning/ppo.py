@@ -358,7 +358,6 @@ class PPOTrainer:
         obs = [self._reset(i) for i in range(cfg.num_envs)]
         trajs = [Trajectory([], [], [], [], [], [], swapped=[]) for _ in range(cfg.num_envs)]
         counts = [0] * cfg.num_envs
-        counts_in_episode = [0] * cfg.num_envs
         stats = [self._new_stats() for _ in range(cfg.num_envs)]
         active = list(range(cfg.num_envs))
         done_trajs: list[Trajectory] = []
@@ -374,7 +373,7 @@ class PPOTrainer:
             ending = [False] * len(active)
             if self.persons is not None:
                 for j, i in enumerate(active):
-                    d = self.persons[i].step(o[j], acts[j], counts_in_episode[i] / cfg.rate_hz)
+                    d = self.persons[i].step(o[j], acts[j], len(trajs[i].rew) / cfg.rate_hz)  # the episode's clock
                     acts[j], ending[j] = d.action, d.released and self.person.takeover_end == "end_episode"
                     not_own[j] |= d.intervened
                     stats[i]["takeover_steps"] += int(d.intervened)
@@ -386,9 +385,8 @@ class PPOTrainer:
             for j, i in enumerate(active):
                 nobs, r, term, trunc, info = self.envs[i].step(acts[j])
                 trunc = trunc or ending[j]
-                counts_in_episode[i] += 1
                 if self.persons is not None:
-                    self.persons[i].record(o[j], acts[j], r, info, term, trunc, nobs)
+                    self.persons[i].record(acts[j], r, info, term, trunc, nobs)
                 t = trajs[i]
                 t.obs.append(o[j])
                 t.act.append(acts[j])
@@ -431,7 +429,6 @@ class PPOTrainer:
                     trajs[i] = Trajectory([], [], [], [], [], [], swapped=[])
                     stats[i] = self._new_stats()
                     nobs = self._reset(i)
-                    counts_in_episode[i] = 0
                 obs[i] = nobs
                 still.append(i)
             active = still

@@ -36,8 +36,6 @@ def look_at(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 class MujocoCameraSource:
-    name = "mujoco"
-
     def __init__(self, env, width_px: int = 640, height_px: int = 480, fovy_deg: float = 45.0) -> None:
         """`env`: a FailureBenchEnv (the robot node's sim driver holds one)."""
         self.env, self.width, self.height, self.fovy = env, width_px, height_px, fovy_deg

@@ -114,8 +114,7 @@ class PerceptionNode(Node):
     def on_tick(self) -> None:
         now = self.now_ns()
         try:
-            frame = self.source.read(now) if self.source.name == "mujoco" else self.source.read()
-            frame.stamp_ns = now  # the graph's clock (sim time in process, ROS time under rclpy)
+            frame = self.source.read(now)  # stamped on the graph's clock (sim time in process, ROS time)
         except StaleFrame as err:
             if not self.stale:
                 self.log("warning", f"{err}: positions age until frames come back; the robot holds")

@@ -23,8 +23,6 @@ _QUEUE = 4
 
 
 class RealSenseSource:
-    name = "realsense"
-
     def __init__(
         self,
         width_px: int = 640,
@@ -109,8 +107,9 @@ class RealSenseSource:
         except RuntimeError:
             return 0.001
 
-    def read(self) -> Frame:
-        """The next aligned colour+depth frame; `StaleFrame` if none came within the timeout."""
+    def read(self, stamp_ns: int | None = None) -> Frame:
+        """The next aligned colour+depth frame, stamped `stamp_ns` (default: the wall clock now);
+        `StaleFrame` if none came within the timeout."""
         if self._sync is None:
             try:
                 self.open()
@@ -137,7 +136,7 @@ class RealSenseSource:
         color, depth = aligned.get_color_frame(), aligned.get_depth_frame()
         rgb = np.asarray(color.get_data()).reshape(self.height, self.width, 3).copy()
         z = np.asarray(depth.get_data(), dtype=np.float32).reshape(self.height, self.width) * self._depth_scale
-        return Frame(rgb, z, self.intrinsics, time.time_ns())
+        return Frame(rgb, z, self.intrinsics, time.time_ns() if stamp_ns is None else stamp_ns)
 
     def close(self) -> None:
         for s in self._sensors:

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from farl_common.bags import EpisodeBagWriter
+from farl_common.episode_bag import PERIOD_NS, T0_NS
 from farl_common.episode_messages import EpisodeMessages
 from farl_common.messages import TypestoreFactory
 from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
@@ -31,8 +32,6 @@ from farl_sim.tasks import get_task
 
 KINDS = ("task", "recovery", "failure")
 DEFAULT_EPISODES = {"task": 20, "recovery": 120, "failure": 40}
-_PERIOD_NS = 200_000_000  # 5 Hz, the real robot's rate
-_T0_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,14 @@ def _run(
 ) -> str:
     """Roll `policy` out, writing the episode; returns its outcome. A recovery succeeds when
     nothing broke and the object is no longer heading for the hazard (at rest, or moving away)."""
-    t = _T0_NS
+    t = T0_NS
     writer.write(DEFAULT_TOPICS["episode_event"], TOPIC_TYPES["episode_event"], rec.start(t), t)
     writer.write(DEFAULT_TOPICS["state"], TOPIC_TYPES["state"], rec.state(t, 0, obs), t)
     for k in range(steps):
         a = policy(obs)
         writer.write(DEFAULT_TOPICS["action_executed"], TOPIC_TYPES["action_executed"], rec.action(t, k, a, source), t)
         obs, reward, terminated, truncated, info = env.step(a)
-        t += _PERIOD_NS
+        t += PERIOD_NS
         writer.write(
             DEFAULT_TOPICS["step_feedback"],
             TOPIC_TYPES["step_feedback"],

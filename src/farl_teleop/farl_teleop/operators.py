@@ -23,6 +23,12 @@ class OperatorInput:
     gripper: float = -1.0
     """The gripper effort the person holds (toggled by presses), also while hands are off."""
 
+    def command(self) -> np.ndarray:
+        """What to execute: the person's action, or, hands off, a hold with the gripper as they left it."""
+        if self.action is None:
+            return np.array([0.0, 0.0, 0.0, self.gripper])
+        return np.asarray(self.action, dtype=np.float64)
+
 
 class Operator(ABC):
     name = "operator"

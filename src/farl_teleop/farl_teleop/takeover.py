@@ -46,10 +46,7 @@ class TakeoverArbiter:
     def decide(self, policy_action: np.ndarray, now_s: float) -> Decision:
         if self.active(now_s):
             self.in_takeover = True
-            action = self.last.action
-            if action is None:  # resting, not yet released: hold the hand where it is
-                action = np.array([0.0, 0.0, 0.0, self.last.gripper])
-            return Decision(np.asarray(action, dtype=np.float64), True, False)
+            return Decision(self.last.command(), True, False)  # resting, not yet released: a hold
         released, self.in_takeover = self.in_takeover, False
         return Decision(np.asarray(policy_action, dtype=np.float64), False, released)
 
@@ -93,36 +90,42 @@ class PersonAtControls:
         self.person = ScriptedPerson(task, settings.takeover_m, settings.carry_s)
         self.arbiter = TakeoverArbiter(settings.release_s)
         self.segments: list[Any] = []
-        self._intervening = False
+        """This episode's takeovers so far, each a `CollectedEpisode` of the person's steps."""
+        self._open: Any = None
+        """The takeover under way, if any: where the step being executed is recorded."""
 
     def new_episode(self, obs: np.ndarray) -> None:
         self.arbiter.reset()
         self.person.new_episode()
-        self.segments = []
-        self._intervening = False
+        self.segments, self._open = [], None
 
     def step(self, obs: np.ndarray, policy_action: np.ndarray, now_s: float) -> Decision:
+        from farl_common.episode_bag import CollectedEpisode
+
         self.arbiter.observe(self.person.poll(now_s, obs), now_s)
         d = self.arbiter.decide(policy_action, now_s)
-        self._intervening = d.intervened
+        if not d.intervened:
+            self._open = None
+        elif self._open is None:
+            self._open = CollectedEpisode(np.asarray(obs))
+            self.segments.append(self._open)
         return d
 
-    def record(self, obs, action, reward, info, terminated, truncated, next_obs) -> None:
-        from farl_common.episode_bag import CollectedEpisode, Step
+    def record(self, action, reward, info, terminated, truncated, next_obs) -> None:
+        """The outcome of the step `step` decided; kept when the person acted."""
+        from farl_common.episode_bag import Step
 
-        if not self._intervening:
-            self.close_segment()
-            return
-        if not self.segments or self.segments[-1][1]:
-            self.segments.append([CollectedEpisode(np.asarray(obs)), False])
-        self.segments[-1][0].steps.append(
-            Step(np.asarray(action), float(reward), dict(info), bool(terminated), bool(truncated), np.asarray(next_obs))
-        )
-        self._intervening = False
-
-    def close_segment(self) -> None:
-        if self.segments:
-            self.segments[-1][1] = True
+        if self._open is not None:
+            self._open.steps.append(
+                Step(
+                    np.asarray(action),
+                    float(reward),
+                    dict(info),
+                    bool(terminated),
+                    bool(truncated),
+                    np.asarray(next_obs),
+                )
+            )
 
     def save_takeovers(self, folder: Path, task: str, episode: int, seed: int) -> list[Path]:
         """Each takeover of the episode as a recovery bag; a bag already there (a resumed run) is kept."""
@@ -130,7 +133,7 @@ class PersonAtControls:
         from farl_sim.failure_env import OBS_LAYOUT
 
         out = []
-        for k, (seg, _) in enumerate(self.segments):
+        for k, seg in enumerate(self.segments):
             path = Path(folder) / f"takeover_{task}_ep{episode:06d}_{k}"
             if not path.exists():
                 broke = any(s.info.get("failure", False) for s in seg.steps)
@@ -145,5 +148,5 @@ class PersonAtControls:
                     outcome="failure" if broke else "success",
                 )
             out.append(path)
-        self.segments = []
+        self.segments, self._open = [], None
         return out

@@ -30,7 +30,7 @@ from farl_common import typestore as T
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
 from farl_teleop.devices import DeviceLost, DeviceUnavailable
 from farl_teleop.mapping import AxisMapping, bindings_for, help_line, phase_help
-from farl_teleop.operators import DeviceOperator, Operator, OperatorInput, ScriptedPerson
+from farl_teleop.operators import DeviceOperator, Operator, ScriptedPerson
 from farl_teleop.takeover import TAKEOVER_ENDS, TakeoverArbiter
 
 _REOPEN_PERIOD_S = 1.0
@@ -139,8 +139,8 @@ class TeleopNode(Node):
         self.state: tuple[int, int] | None = None
         self.obs: np.ndarray | None = None
         self.answered: tuple[int, int] | None = None
-        self.last_input = OperatorInput(None)
         self.arbiter = TakeoverArbiter(p.release_s)
+        """Holds the person's latest input; in takeover mode it also decides who acts."""
         self.takeovers_by_episode: dict[int, int] = {}
         self.takeover_episode = -1
         self.kept = 0
@@ -235,7 +235,6 @@ class TeleopNode(Node):
         except DeviceLost as err:
             self._unplugged(str(err))
             return
-        self.last_input = inp
         self.arbiter.observe(inp, self.now_s())
         for press in inp.presses:
             self._command(press)
@@ -244,11 +243,8 @@ class TeleopNode(Node):
         """Record mode: one action per state (the control rate), the person's or a hold."""
         if self.state is None or self.answered == self.state:
             return
-        action = self.last_input.action
-        if action is None:
-            action = np.array([0.0, 0.0, 0.0, self.last_input.gripper])
         self.answered = self.state
-        self.publish("action_executed", self._action(*self.state, action, 0))
+        self.publish("action_executed", self._action(*self.state, self.arbiter.last.command(), 0))
 
     def _action(self, episode: int, step: int, values: np.ndarray, policy_version: int) -> Any:
         return M.make_action(
@@ -265,9 +261,8 @@ class TeleopNode(Node):
         self.unplugs += 1
         was = self.phase
         self.phase = "unplugged"
-        self.last_input = OperatorInput(None)
+        self.arbiter.reset()  # nobody holds the controls
         if self.params.mode == "takeover":
-            self.arbiter.reset()
             self.log("error", f"{why}; takeover is off until it is back, the policy acts")
             return
         if was in ("recording", "approach"):
