@@ -88,6 +88,7 @@ def test_home_matches_the_panda_kinematics(sim_ip) -> None:
     d, _ = driver(sim_ip)
     hand = d.home(0)
     np.testing.assert_allclose(hand.pos_m, hand_pose(np.array(HOME))[:3, 3], atol=0.002)
+    np.testing.assert_allclose(d.hand_pose(), hand_pose(np.array(HOME)), atol=0.002)  # orientation too
     d.close()
 
 

@@ -19,6 +19,7 @@ from farl_bringup.sim_graph import run_sim
 from farl_common.bags import load_dataset
 from farl_common.config import task_config
 from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
+from farl_common.topics import DEFAULT_TOPICS
 from farl_robot.robot_node import RobotNode, RobotParams
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
 
@@ -29,6 +30,8 @@ rclpy = pytest.importorskip(
 pytest.importorskip("farl_interfaces.msg", reason="farl_interfaces not built: scripts/setup_ros.sh builds it")
 
 GRAPH = {"action_proposed": "action_executed"}  # no shield: the policy's action is executed
+CANONICAL = dict(DEFAULT_TOPICS)
+"""The topic names bags hold and `farl replay --ros` publishes on (a launch file's remappings)."""
 
 
 @pytest.fixture
@@ -187,6 +190,19 @@ def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp
     assert robot.done and robot.node.finished and robot.node.finished[0]["steps"] == 8
 
 
+def test_a_node_logs_at_every_severity_through_one_method(ros, tmp_path) -> None:
+    """rclpy refuses two severities from one call site; a camera coming back after a stall (a warning,
+    then an info line) raised inside the perception node's timer before `log` had one site each."""
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    host = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path)))
+    try:
+        for level in ("warning", "info", "error", "debug", "info", "warning"):
+            host.node.log(level, f"a {level} line")
+    finally:
+        host.close()
+
+
 def test_parameters_are_read_only_and_floats_take_integer_literals(ros) -> None:
     from rclpy.parameter import Parameter
 
@@ -264,6 +280,87 @@ def test_replay_publishes_a_bag_on_its_topics_in_time_order(ros, tmp_path) -> No
         node.destroy_node()
     assert sent == 13 + 12 + 12 + 2  # states, actions, feedback, start and end
     assert steps == list(range(13)) and len(events) == 2
+
+
+def test_camera_topics_over_dds_feed_perception_and_the_recorder(ros, tmp_path) -> None:
+    """A sim episode recorded with its camera frames, played over DDS: the perception node on the
+    camera topics (message_filters, or farl's synchroniser where it is not installed) finds the puck,
+    publishes the debug image, and a recorder with record_images writes the frames into a new bag."""
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    from farl_bringup.graph_spec import SIM_HSV
+    from farl_bringup.replay_ros import publish_bags
+    from farl_common.runtime.rclpy_host import RclpyHost, RclpyMessages, qos_profile
+    from farl_perception.calibration import save_calibration
+    from farl_perception.image_messages import decode_color
+    from farl_perception.mujoco_source import CAMERA_POS, CAMERA_TARGET, look_at
+    from farl_perception.perception_node import PerceptionNode, PerceptionParams
+    from farl_perception.recorded_sources import read_bag_frames
+
+    cfg = task_config("fragile_push_wall")
+    cfg.policy.kind = "scripted"
+    cfg.perception.enabled, cfg.perception.source, cfg.perception.record_images = True, "mujoco", True
+    cfg.perception.width_px, cfg.perception.height_px = 160, 120
+    cfg.robot.horizon_steps = 12
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    bag = run_sim(cfg, episodes=1, seed=0).bags[0]
+    recorded = list(read_bag_frames(bag))
+    calib = save_calibration(tmp_path / "cam.yaml", look_at(CAMERA_POS, CAMERA_TARGET), 0.0, "sim camera")
+    lo, hi, offset = SIM_HSV["object"]
+    perception = RclpyHost(
+        PerceptionNode,
+        params=PerceptionParams(
+            source="topics",
+            object_names=["object"],
+            hsv_lo=list(lo),
+            hsv_hi=list(hi),
+            depth_offset_m=[offset],
+            calibration=str(calib),
+            rate_hz=10.0,
+        ),
+        remap=CANONICAL,
+    )
+    recorder = RclpyHost(
+        EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds"), record_images=True), remap=CANONICAL
+    )
+    msgs = RclpyMessages()
+    listener = rclpy.create_node("perception_listener")
+    objects, debug = [], []
+    listener.create_subscription(
+        msgs.cls("farl_interfaces/msg/ObjectPositions"), CANONICAL["objects"], objects.append, qos_profile("sensor")
+    )
+    listener.create_subscription(
+        msgs.cls("sensor_msgs/msg/Image"), CANONICAL["debug_image"], debug.append, qos_profile("sensor")
+    )
+    ex = SingleThreadedExecutor()
+    for n in (perception.ros_node, recorder.ros_node, listener):
+        ex.add_node(n)
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [ex.spin_once(timeout_sec=0.02) for _ in iter(stop.is_set, True)])
+    spinner.start()
+    try:
+        time.sleep(2.0)  # discovery
+        publish_bags(bag, speed=0.5)  # the camera's pace, not the sim's
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not recorder.node.closed:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        spinner.join()
+        for h in (perception, recorder):
+            h.close()
+        listener.destroy_node()
+    assert perception.node.frames >= len(recorded) // 2 and perception.node.bad_images == 0
+    seen = [np.asarray(m.positions_m) for m in objects if m.confidence[0] > 0]
+    ep_states = load_dataset(bag, strict=True).obs[:, 4:7]
+    assert seen and min(np.linalg.norm(ep_states - seen[-1], axis=1)) < 0.01
+    assert debug and decode_color(debug[-1]).shape == (120, 160, 3)
+    assert recorder.node.closed, "the recorder wrote no bag from the replayed episode"
+    again = list(read_bag_frames(recorder.node.closed[0]))
+    assert len(again) >= len(recorded) // 2
+    np.testing.assert_array_equal(again[-1].frame.color, recorded[-1].frame.color)
 
 
 def test_a_robot_node_that_cannot_start_says_why_in_one_line_and_exits_1(tmp_path) -> None:

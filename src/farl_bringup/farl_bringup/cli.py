@@ -147,15 +147,54 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board_spec(args: argparse.Namespace):
+    from farl_perception.board_calibration import BoardSpec
+
+    spec = BoardSpec(args.board_kind, args.squares_x, args.squares_y, args.square_m, args.marker_m, args.dictionary)
+    spec.board()  # an impossible board is refused here, in one line
+    return spec
+
+
 def _cmd_perception(args: argparse.Namespace) -> int:
-    from farl_bringup.perception_tools import calibrate_from_points, view
+    from farl_bringup import perception_tools as tools
+    from farl_common.config import load_config, task_config
 
     if args.action == "view":
         if args.frames < 1:
             raise ValueError(f"--frames must be >= 1, got {args.frames}")
-        view(args.task, args.frames, Path(args.out), args.source, args.config, args.seed)
+        tools.view(args.task, args.frames, Path(args.out), args.source, args.config, args.seed, args.bags)
+    elif args.action == "calibrate":
+        if args.points:
+            tools.calibrate_from_points(Path(args.points), Path(args.out))
+        else:
+            tools.calibrate_from_board(Path(args.samples), Path(args.out))
+    elif args.action == "board":
+        tools.write_board(Path(args.out), _board_spec(args))
+    elif args.action == "capture-board":
+        if args.samples < 4:
+            raise ValueError(f"--samples must be >= 4, got {args.samples}")
+        cfg = load_config(args.config) if args.config else task_config(f"franka_{args.task}")
+        if args.robot_ip:
+            cfg.robot.robot_ip = args.robot_ip
+        tools.capture_board(cfg, Path(args.out), args.samples, _board_spec(args))
     else:
-        calibrate_from_points(Path(args.points), Path(args.out))
+        from farl_perception.detector_training import DetectorTrainingSettings
+
+        settings = DetectorTrainingSettings(
+            epochs=args.epochs,
+            imgsz_px=args.imgsz,
+            every=args.every,
+            max_frames=args.max_frames,
+            batch=args.batch,
+            weights=args.weights,
+            seed=args.seed,
+        )
+        for name in ("epochs", "imgsz_px", "every", "max_frames", "batch"):
+            if getattr(settings, name) < 1:
+                raise ValueError(f"--{name.replace('_px', '').replace('_', '-')} must be >= 1")
+        cfg = load_config(args.config) if args.config else task_config(args.task)
+        out = Path(args.out.replace("{task}", cfg.task))
+        tools.train_detector(cfg, args.bags, out, settings)
     return 0
 
 
@@ -394,18 +433,63 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-review", action="store_true", help="keep every episode without asking")
     r.set_defaults(fn=_cmd_record)
 
-    pc = sub.add_parser("perception", help="perception tools: view what the camera finds; calibrate the camera")
+    pc = sub.add_parser(
+        "perception", help="perception tools: view what the camera finds, calibrate the camera, train the detector"
+    )
     pcs = pc.add_subparsers(dest="action", required=True)
     pv = pcs.add_parser("view", help="annotated frames (boxes, base-frame positions) as PNGs; sim: error vs truth")
     pv.add_argument("--task", required=True)
-    pv.add_argument("--source", choices=["mujoco", "realsense"], default="mujoco")
-    pv.add_argument("--frames", type=int, default=50)
+    pv.add_argument(
+        "--source", choices=["mujoco", "realsense", "bag"], default="mujoco", help="camera (default: %(default)s)"
+    )
+    pv.add_argument("--bags", default=None, help="bag or folder of bags with camera frames, for --source bag")
+    pv.add_argument("--frames", type=int, default=50, help="frames to look at (default: %(default)s)")
     pv.add_argument("--out", default="runs/perception_view", help="folder for the PNGs (default: %(default)s)")
     pv.add_argument("--config", default=None, help="config with the perception section (default: the task's)")
-    pv.add_argument("--seed", type=int, default=0)
-    pk = pcs.add_parser("calibrate", help="camera-to-base extrinsics from points touched with the hand")
-    pk.add_argument("--points", required=True, help="YAML with `camera:` and `base:` lists of [x, y, z] in metres")
+    pv.add_argument("--seed", type=int, default=0, help="scene seed, sim (default: %(default)s)")
+    pk = pcs.add_parser("calibrate", help="camera-to-base extrinsics from touched points or board views")
+    how = pk.add_mutually_exclusive_group(required=True)
+    how.add_argument("--points", help="YAML with `camera:` and `base:` lists of [x, y, z] in metres")
+    how.add_argument("--samples", help="folder of board views with hand poses (farl perception capture-board)")
     pk.add_argument("--out", required=True, help="calibration file to write (perception.calibration)")
+
+    def board_options(p: argparse.ArgumentParser) -> None:
+        g = p.add_argument_group("board (measure the print: printers scale)")
+        g.add_argument(
+            "--board-kind", choices=["charuco", "aruco_grid"], default="charuco", help="(default: %(default)s)"
+        )
+        g.add_argument("--squares-x", type=int, default=5, help="squares (markers) across (default: %(default)s)")
+        g.add_argument("--squares-y", type=int, default=7, help="squares (markers) down (default: %(default)s)")
+        g.add_argument(
+            "--square-m", type=float, default=0.04, help="square side; grid: marker + gap (default: %(default)s)"
+        )
+        g.add_argument("--marker-m", type=float, default=0.03, help="marker side (default: %(default)s)")
+        g.add_argument("--dictionary", default="DICT_5X5_100", help="ArUco dictionary (default: %(default)s)")
+
+    pb = pcs.add_parser("board", help="the calibration board as a PNG to print, and its spec")
+    pb.add_argument("--out", default="board.png", help="image to write; its spec goes beside it (default: %(default)s)")
+    board_options(pb)
+    pcb = pcs.add_parser(
+        "capture-board", help="real arm: take board views (hand moved by a person) with the hand pose of each"
+    )
+    pcb.add_argument("--task", required=True, help="task whose franka_<task> config names the robot and camera")
+    pcb.add_argument("--out", required=True, help="folder for the samples (images + samples.yaml)")
+    pcb.add_argument("--samples", type=int, default=12, help="views to take (default: %(default)s)")
+    pcb.add_argument("--config", default=None, help="config file (default: config/franka_<task>.yaml)")
+    pcb.add_argument("--robot-ip", default=None, help="robot address (default: the config's)")
+    board_options(pcb)
+    pt = pcs.add_parser("train-detector", help="fine-tune YOLOv8n on frames from bags, labelled by the colour filter")
+    pt.add_argument("--bags", required=True, help="bag or folder of bags recorded with perception.record_images")
+    pt.add_argument("--task", required=True, help="task whose objects and colours label the frames")
+    pt.add_argument("--config", default=None, help="config with the perception section (default: the task's)")
+    pt.add_argument("--out", default="runs/detector_{task}", help="output folder (default: %(default)s)")
+    pt.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
+    pt.add_argument("--imgsz", type=int, default=416, help="network input size (default: %(default)s)")
+    pt.add_argument("--every", type=int, default=5, help="take every n-th frame of a bag (default: %(default)s)")
+    pt.add_argument("--max-frames", type=int, default=600, help="frames in all (default: %(default)s)")
+    pt.add_argument("--batch", type=int, default=8, help="(default: %(default)s)")
+    pt.add_argument("--weights", default="", help="start from these YOLOv8 weights (default: from scratch)")
+    pt.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     pc.set_defaults(fn=_cmd_perception)
 
     b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")

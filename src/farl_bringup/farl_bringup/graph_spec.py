@@ -84,13 +84,22 @@ def _record_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     if cfg.teleop.device == "scripted":
         raise ConfigError(f"{cfg.task}: teleop.device scripted only takes over; record with spacemouse or keyboard")
     robot = dataclasses.replace(robot_params(cfg, 0, s), wait_for_start=True)
-    recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
     return [
-        NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
+        _recorder(cfg, run_id),
         NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
         *_perception(cfg),
         NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, "record", n), dict(cfg.topics)),
     ]
+
+
+def _recorder(cfg: FarlConfig, run_id: str) -> NodeSpec:
+    recorder = RecorderParams(
+        out_dir=bag_dir(cfg),
+        storage=cfg.recorder.storage,
+        run_id=run_id,
+        record_images=cfg.perception.enabled and cfg.perception.record_images,
+    )
+    return NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics))
 
 
 def _perception(cfg: FarlConfig) -> list[NodeSpec]:
@@ -119,12 +128,11 @@ def _with_takeover(cfg: FarlConfig, specs: list[NodeSpec]) -> list[NodeSpec]:
 
 def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec]:
     robot = robot_params(cfg, n, s)
-    recorder = RecorderParams(out_dir=bag_dir(cfg), storage=cfg.recorder.storage, run_id=run_id)
     shielded = cfg.policy.kind == "learned" and cfg.shield.enabled
     # Without a shield in the graph, what the policy proposes is what the robot executes.
     policy_topics = dict(cfg.topics) if shielded else {**cfg.topics, "action_proposed": cfg.topics["action_executed"]}
     specs = [
-        NodeSpec("farl_common", "episode_recorder_node", EpisodeRecorderNode, recorder, dict(cfg.topics)),
+        _recorder(cfg, run_id),
         NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
     ]
     specs += _perception(cfg)
@@ -195,6 +203,8 @@ def perception_params(cfg: FarlConfig) -> PerceptionParams:
     sim = cfg.robot.backend == "sim"
     if sim and pc.source != "mujoco":
         raise ConfigError(f"{cfg.task}: perception.source must be mujoco in simulation (the rendered camera)")
+    if pc.source == "bag" and not pc.bag:
+        raise ConfigError(f"{cfg.task}: perception.source bag needs perception.bag (a bag or folder with images)")
     names = sim_object_names(cfg.task) if sim else list(cfg.scene.objects)
     hsv_lo, hsv_hi, offsets = list(pc.hsv_lo), list(pc.hsv_hi), list(pc.depth_offset_m)
     if sim and not hsv_lo:
@@ -210,10 +220,16 @@ def perception_params(cfg: FarlConfig) -> PerceptionParams:
     if len(offsets) != len(names):
         raise ConfigError(f"{cfg.task}: perception.depth_offset_m needs one value per object ({', '.join(names)})")
     section = {f.name: copy.copy(getattr(pc, f.name)) for f in dataclasses.fields(pc)}
-    for key in ("enabled", "hsv_lo", "hsv_hi", "depth_offset_m"):
+    for key in ("enabled", "hsv_lo", "hsv_hi", "depth_offset_m", "record_images"):
         del section[key]
     return PerceptionParams(
-        **section, rate_hz=cfg.rate_hz, object_names=names, hsv_lo=hsv_lo, hsv_hi=hsv_hi, depth_offset_m=offsets
+        **section,
+        publish_frames=pc.record_images and pc.source != "topics",  # from topics, the camera's own are recorded
+        rate_hz=cfg.rate_hz,
+        object_names=names,
+        hsv_lo=hsv_lo,
+        hsv_hi=hsv_hi,
+        depth_offset_m=offsets,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from farl_common.bags import BagError, iter_bag_paths
-from farl_common.topics import DEFAULT_TOPICS
+from farl_common.topics import short_name, topic_qos
 
 
 def publish_bags(root: str | Path, speed: float = 1.0, on_bag: Callable[[Path, int], None] | None = None) -> int:
@@ -44,7 +44,7 @@ def publish_bags(root: str | Path, speed: float = 1.0, on_bag: Callable[[Path, i
                     for conn, t_ns, raw in reader.messages():
                         pub = publishers.get(conn.topic)
                         if pub is None:
-                            qos = "events" if conn.topic == DEFAULT_TOPICS["episode_event"] else "default"
+                            qos = topic_qos(short_name(conn.topic) or "")
                             pub = node.create_publisher(msgs.cls(conn.msgtype), conn.topic, qos_profile(qos))
                             publishers[conn.topic] = pub
                         t0_bag = t_ns if t0_bag is None else t0_bag

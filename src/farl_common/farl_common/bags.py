@@ -24,7 +24,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from farl_common import typestore as T
 from farl_common.messages import TypestoreFactory
-from farl_common.topics import DEFAULT_TOPICS
+from farl_common.topics import DEFAULT_TOPICS, short_name, topic_qos
 
 PARTIAL_DIR = ".farl-partial"
 """Bags being written live in this hidden folder beside their final place, under their final name
@@ -37,15 +37,15 @@ SOURCE_TELEOP = 2
 
 def offered_qos(topic: str) -> Qos:
     """The QoS farl publishes `topic` with, stored with its connection: `ros2 bag play` then offers the
-    episode events transient local (keep last 100), as farl's own subscribers require, and the rest
-    reliable, keep last 10 (farl_common.runtime.node.QosName)."""
-    events = topic == DEFAULT_TOPICS["episode_event"]
+    episode events transient local (keep last 100), as farl's own subscribers require, camera images
+    best effort (keep last 5), and the rest reliable, keep last 10 (farl_common.runtime.node.QosName)."""
+    qos = topic_qos(short_name(topic) or "")
     zero = QosTime(0, 0)  # rosbag2's "not set"
     return Qos(
         QosHistory.KEEP_LAST,
-        100 if events else 10,
-        QosReliability.RELIABLE,
-        QosDurability.TRANSIENT_LOCAL if events else QosDurability.VOLATILE,
+        {"events": 100, "sensor": 5}.get(qos, 10),
+        QosReliability.BEST_EFFORT if qos == "sensor" else QosReliability.RELIABLE,
+        QosDurability.TRANSIENT_LOCAL if qos == "events" else QosDurability.VOLATILE,
         zero,
         zero,
         QosLiveliness.AUTOMATIC,

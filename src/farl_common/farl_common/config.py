@@ -88,7 +88,12 @@ class PerceptionConfig:
     replaces the simulator's ground truth, so the policy acts on perceived state."""
 
     enabled: bool = param(False, doc="run the perception node (sim: positions from the rendered camera)")
-    source: Literal["realsense", "mujoco"] = param("realsense", doc="realsense (D435) | mujoco (the sim scene)")
+    source: Literal["realsense", "topics", "bag", "mujoco"] = param(
+        "realsense",
+        doc="realsense (D435, opened by the node) | topics (realsense2_camera's image topics) | "
+        "bag (recorded frames) | mujoco (the sim scene)",
+    )
+    bag: str = param("", doc="bag or folder of bags with camera topics, for source bag")
     hsv_lo: list[int] = param(
         [], unitless=True, doc="OpenCV HSV lower bounds, 3 per scene object (empty in sim: its paint)"
     )
@@ -103,6 +108,10 @@ class PerceptionConfig:
     frame_timeout_s: float = param(1.0, lo=0.05, hi=10.0, doc="no frame for this long: the camera is stale")
     min_area_px: int = param(30, lo=1, hi=100_000, doc="smallest colour blob that counts as the object")
     max_jump_m: float = param(0.08, lo=0.005, hi=1.0, doc="a larger jump is an outlier until seen 3 times")
+    debug_image: bool = param(True, doc="publish the annotated image (boxes, positions) on debug_image")
+    record_images: bool = param(
+        False, doc="episode bags keep the camera frames perception used (farl perception train-detector)"
+    )
 
 
 @dataclass

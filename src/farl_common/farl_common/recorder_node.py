@@ -8,6 +8,10 @@ the canonical topic names of `farl_common.topics`, whatever the graph remapped t
 An operator's "discard" or "rerecord" mark (the teleop node, after a demonstration) deletes the
 bag of the episode that just ended. Messages stamped before an episode's START (a recovery demo's
 unrecorded approach) are not part of it.
+
+With `record_images` the camera topics (colour, aligned depth, camera_info) go into the open
+episode's bag too; they carry no episode number, so what counts is their stamp (from the episode's
+START on) and that the episode is still open.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from farl_common import messages as M
 from farl_common.bags import EpisodeBagWriter
 from farl_common.runtime.node import Input, Node
-from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, TOPIC_TYPES
+from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, IMAGE_TOPICS, TOPIC_TYPES, topic_qos
 
 _MAX_EARLY = 1000
 
@@ -31,6 +35,9 @@ class RecorderParams:
     out_dir: str = field(default="runs/bags", metadata={"doc": "folder the episode bags go to"})
     storage: str = field(default="mcap", metadata={"doc": "mcap or sqlite3"})
     run_id: str = field(default="", metadata={"doc": "prefix of bag names; empty = wall-clock time"})
+    record_images: bool = field(
+        default=False, metadata={"doc": "also record the camera topics (about 1.5 MB a frame at 640x480)"}
+    )
 
 
 class EpisodeRecorderNode(Node):
@@ -38,16 +45,23 @@ class EpisodeRecorderNode(Node):
     Params = RecorderParams
     inputs = (
         *(
-            Input(t, TOPIC_TYPES[t], f"on_{t}", qos="events" if t == "episode_event" else "default")
+            Input(t, TOPIC_TYPES[t], f"on_{t}", qos=topic_qos(t))  # type: ignore[arg-type]
             for t in EPISODE_TOPICS
         ),
         Input("operator_mark", TOPIC_TYPES["operator_mark"], "on_operator_mark"),
+        *(Input(t, TOPIC_TYPES[t], f"on_{t}", qos="sensor") for t in IMAGE_TOPICS),
     )
+
+    def wired_inputs(self):
+        if self.params.record_images:
+            return self.inputs
+        return tuple(i for i in self.inputs if not (isinstance(i, Input) and i.topic in IMAGE_TOPICS))
 
     def on_start(self) -> None:
         self.run_id = self.params.run_id or time.strftime("%Y%m%d-%H%M%S")
         self.writer: EpisodeBagWriter | None = None
         self.episode: int | None = None
+        self.start_ns = 0
         self.early: list[tuple[str, Any]] = []
         self.closed: list[Path] = []
         self.dropped = 0
@@ -84,6 +98,19 @@ class EpisodeRecorderNode(Node):
 
     def on_step_feedback(self, msg: Any) -> None:
         self._record("step_feedback", msg)
+
+    def _record_image(self, topic: str, msg: Any) -> None:
+        if self.writer is not None and M.stamp_ns(msg) >= self.start_ns:
+            self._put(topic, msg)
+
+    def on_camera_color(self, msg: Any) -> None:
+        self._record_image("camera_color", msg)
+
+    def on_camera_depth(self, msg: Any) -> None:
+        self._record_image("camera_depth", msg)
+
+    def on_camera_info(self, msg: Any) -> None:
+        self._record_image("camera_info", msg)
 
     def on_episode_event(self, msg: Any) -> None:
         if M.is_start(msg, self.msgs):
@@ -129,7 +156,7 @@ class EpisodeRecorderNode(Node):
             metadata={"task": str(start.task), "kind": str(start.kind), "seed": int(start.seed)},
         )
         self._put("episode_event", start)
-        t0 = M.stamp_ns(start)
+        t0 = self.start_ns = M.stamp_ns(start)
         for topic, msg in self.early:
             if int(msg.episode) == self.episode and M.stamp_ns(msg) >= t0:
                 self._put(topic, msg)

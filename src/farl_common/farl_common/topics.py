@@ -18,6 +18,11 @@ DEFAULT_TOPICS: dict[str, str] = {
     "objects": "/farl/perception/objects",
     "operator_mark": "/farl/operator/mark",
     "action_shielded": "/farl/action/shielded",
+    # realsense2_camera's names (namespace and node `camera`, depth aligned to colour)
+    "camera_color": "/camera/camera/color/image_raw",
+    "camera_depth": "/camera/camera/aligned_depth_to_color/image_raw",
+    "camera_info": "/camera/camera/color/camera_info",
+    "debug_image": "/farl/perception/debug_image",
 }
 
 TOPIC_TYPES: dict[str, str] = {
@@ -31,7 +36,28 @@ TOPIC_TYPES: dict[str, str] = {
     "objects": T.OBJECTS,
     "operator_mark": "std_msgs/msg/String",
     "action_shielded": T.ACTION,
+    "camera_color": T.IMAGE,
+    "camera_depth": T.IMAGE,
+    "camera_info": T.CAMERA_INFO,
+    "debug_image": T.IMAGE,
 }
+
+SENSOR_TOPICS = frozenset({"objects", "camera_color", "camera_depth", "camera_info", "debug_image"})
+
+
+def topic_qos(short: str) -> str:
+    """The QoS name (farl_common.runtime.node.QosName) farl uses on a topic, by short name: episode
+    events transient local, so late joiners see starts and ends; camera and perception output best
+    effort, as sensor drivers publish; the rest reliable."""
+    if short == "episode_event":
+        return "events"
+    return "sensor" if short in SENSOR_TOPICS else "default"
+
+
+def short_name(topic: str) -> str | None:
+    """The short name of a canonical topic name (as bags store them), or None."""
+    return next((k for k, v in DEFAULT_TOPICS.items() if v == topic), None)
+
 
 # What an episode bag holds: enough to retrain from and to replay (paper Sec. III, design principle 4).
 EPISODE_TOPICS: tuple[str, ...] = (
@@ -42,3 +68,7 @@ EPISODE_TOPICS: tuple[str, ...] = (
     "step_feedback",
     "episode_event",
 )
+
+IMAGE_TOPICS: tuple[str, ...] = ("camera_color", "camera_depth", "camera_info")
+"""What an episode bag also holds with `perception.record_images`: the frames perception saw
+(training data for `farl perception train-detector`, input for replaying perception)."""

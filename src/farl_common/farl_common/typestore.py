@@ -21,6 +21,8 @@ DECISION = f"{PACKAGE}/msg/ShieldDecision"
 EVENT = f"{PACKAGE}/msg/EpisodeEvent"
 FEEDBACK = f"{PACKAGE}/msg/StepFeedback"
 OBJECTS = f"{PACKAGE}/msg/ObjectPositions"
+IMAGE = "sensor_msgs/msg/Image"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 
 
 def msg_dir() -> Path:

@@ -1,11 +1,16 @@
 """The perception node: camera frames to object positions in the robot base frame, at 5 Hz.
 
-Each tick it reads the newest frame (RealSense, or the MuJoCo camera of the FailureBench scene in
-process), finds the objects and publishes `ObjectPositions` (sensor QoS): a position, a confidence
-(0 when not seen in this frame) and an age per object. A stalled camera publishes the last
-positions with growing ages, so the robot node holds on its perception-age rule instead of acting
-on an old state; a camera that is missing, weights that are not there or a calibration that does
-not parse stop the node with one line.
+Each tick it takes the newest frame, finds the objects and publishes `ObjectPositions` (sensor
+QoS): a position, a confidence (0 when not seen in this frame) and an age per object. Frames come
+from a RealSense it opens itself, from the camera topics (realsense2_camera, or a bag played back;
+colour, aligned depth and camera_info synchronised by message_filters' ApproximateTimeSynchronizer
+under ROS, `ApproximateTimeSync` in process), from recorded bags, or in process from the MuJoCo
+camera of the FailureBench scene. It also publishes an annotated debug image, and with
+`publish_frames` the frames it used, on the camera topics, so the recorder can keep them.
+
+A stalled camera publishes the last positions with growing ages, so the robot node holds on its
+perception-age rule instead of acting on an old state; a camera that is missing, weights that are
+not there or a calibration that does not parse stop the node with one line.
 """
 
 from __future__ import annotations
@@ -17,16 +22,27 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
-from farl_common.runtime.node import Node, NodeError, Output, Timer
+from farl_common.runtime.node import Node, NodeError, Output, SyncInput, Timer
+from farl_common.topics import IMAGE_TOPICS, TOPIC_TYPES
 from farl_perception.calibration import CalibrationError, load_calibration
 from farl_perception.detect import ColorRange
 from farl_perception.frames import CameraUnavailable, StaleFrame
-from farl_perception.pipeline import ObjectSpec, Perception, PerceptionSettings
+from farl_perception.image_messages import ImageError, color_msg, frame_from_msgs, frame_msgs
+from farl_perception.pipeline import ObjectSpec, Perception, PerceptionSettings, annotate
+from farl_perception.recorded_sources import SYNC_SLOP_S, BagFrames, TopicFrames
 
 
 @dataclass
 class PerceptionParams:
-    source: str = field(default="realsense", metadata={"doc": "realsense | mujoco (the sim scene, in process only)"})
+    source: str = field(
+        default="realsense",
+        metadata={"doc": "realsense | topics (camera topics) | bag (recorded frames) | mujoco (sim, in process)"},
+    )
+    bag: str = field(default="", metadata={"doc": "bag or folder of bags with camera topics, for source bag"})
+    publish_frames: bool = field(
+        default=False, metadata={"doc": "publish the frames used on the camera topics (recording them)"}
+    )
+    debug_image: bool = field(default=True, metadata={"doc": "publish the annotated image on debug_image"})
     rate_hz: float = field(default=5.0, metadata={"doc": "positions published per second"})
     object_names: list[str] = field(default_factory=lambda: ["object"], metadata={"doc": "objects to find"})
     hsv_lo: list[int] = field(default_factory=lambda: [22, 120, 120], metadata={"doc": "HSV lower bound, 3 per object"})
@@ -68,8 +84,18 @@ def settings_from_params(p: PerceptionParams, T_base_camera: np.ndarray) -> Perc
 class PerceptionNode(Node):
     name = "perception"
     Params = PerceptionParams
-    outputs = (Output("objects", T.OBJECTS, qos="sensor"),)
+    inputs = (
+        SyncInput(IMAGE_TOPICS, (T.IMAGE, T.IMAGE, T.CAMERA_INFO), "on_images", slop_s=SYNC_SLOP_S, qos="sensor"),
+    )
+    outputs = (
+        Output("objects", T.OBJECTS, qos="sensor"),
+        Output("debug_image", T.IMAGE, qos="sensor"),
+        *(Output(t, TOPIC_TYPES[t], qos="sensor") for t in IMAGE_TOPICS),
+    )
     timers = (Timer("on_tick", "rate_hz"),)
+
+    def wired_inputs(self):
+        return self.inputs if self.params.source == "topics" else ()
 
     def __init__(self, params: Any = None, source: Any = None) -> None:
         """`source` replaces the camera the parameters name (the in-process sim: the MuJoCo camera)."""
@@ -97,10 +123,19 @@ class PerceptionNode(Node):
             self.log("warning", w)
         self.stale = False
         self.frames = 0
+        self.bad_images = 0
         self.last: Any = None
 
     def _make_source(self):
         p = self.params
+        if p.source == "topics":
+            if p.publish_frames:
+                raise NodeError("perception: publish_frames with source topics would echo the camera's own topics")
+            return TopicFrames(p.frame_timeout_s)
+        if p.source == "bag":
+            if not p.bag:
+                raise NodeError("perception: source bag needs bag:=PATH (a bag or folder recorded with images)")
+            return BagFrames(p.bag)
         if p.source == "realsense":
             from farl_perception.realsense_source import RealSenseSource
 
@@ -109,7 +144,17 @@ class PerceptionNode(Node):
             raise NodeError(
                 "perception: source mujoco renders the sim robot's own scene: it runs in process (farl sim)"
             )
-        raise NodeError(f"perception: source {p.source!r}: choose realsense or mujoco")
+        raise NodeError(f"perception: source {p.source!r}: choose realsense, topics, bag or mujoco")
+
+    def on_images(self, color: Any, depth: Any, info: Any) -> None:
+        try:
+            frame = frame_from_msgs(color, depth, info)
+        except ImageError as err:
+            if not self.bad_images:
+                self.log("error", f"camera topics: {err}; the robot holds")
+            self.bad_images += 1
+            return
+        self.source.push(frame, self.now_ns())
 
     def on_tick(self) -> None:
         now = self.now_ns()
@@ -121,12 +166,19 @@ class PerceptionNode(Node):
                 self.stale = True
             self._publish(self.perception.tracker.update(now, {}), now)
             return
+        if frame is None:
+            return  # camera topics: nothing new since the last tick
         if self.stale:
             self.log("info", "camera frames are back")
             self.stale = False
         self.frames += 1
         self.last = self.perception.process(frame)
         self._publish(self.last.estimates, now)
+        if self.params.publish_frames:
+            for topic, msg in zip(IMAGE_TOPICS, frame_msgs(self.msgs, frame, now), strict=True):
+                self.publish(topic, msg)
+        if self.params.debug_image:
+            self.publish("debug_image", color_msg(self.msgs, annotate(frame, self.last), now))
 
     def _publish(self, estimates, now: int) -> None:
         pos = np.concatenate([e.position_m for e in estimates]) if estimates else np.zeros(0)

@@ -106,6 +106,15 @@ class FrankyDriver(RobotDriver):
             raise RobotError(f"reading the robot state failed: {err}") from None
         return HandState(pos, opening)
 
+    def hand_pose(self) -> np.ndarray:
+        """4 x 4 end-effector pose in the base frame (camera calibration needs the orientation too)."""
+        franky = _franky()
+        try:
+            T = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.matrix, dtype=np.float64)
+        except franky.Exception as err:
+            raise RobotError(f"reading the robot state failed: {err}") from None
+        return T
+
     def execute(self, delta_m: np.ndarray, gripper: float) -> None:
         franky = _franky()
         assert self.quaternion is not None, "home() first"

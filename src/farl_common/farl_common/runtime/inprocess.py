@@ -108,7 +108,7 @@ class InProcessRuntime:
         topics = dict(topics or {})
         for out in node.outputs:
             self._declare_type(topics.get(out.topic, out.topic), out.typename, node)
-        for inp in node.inputs:
+        for inp in node.wired_inputs():
             if isinstance(inp, Input):
                 self._subscribe(node, topics.get(inp.topic, inp.topic), inp.typename, getattr(node, inp.callback))
             elif isinstance(inp, SyncInput):

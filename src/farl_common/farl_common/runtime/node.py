@@ -95,6 +95,11 @@ class Node:
         self._ctx: NodeContext | None = None
 
     # called by runtimes ----------------------------------------------------------------------
+    def wired_inputs(self) -> tuple[Input | SyncInput, ...]:
+        """The inputs this instance subscribes to: the declared ones, less any its parameters switch
+        off (a recorder without images does not take in camera frames it would throw away)."""
+        return self.inputs
+
     def bind(self, ctx: NodeContext) -> None:
         self._ctx = ctx
         self.on_start()

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from farl_common.runtime.node import Input, Node, NodeError, QosName, SyncInput
+from farl_common.runtime.sync import ApproximateTimeSync
 
 
 def ros_message_class(typename: str) -> type:
@@ -31,7 +32,10 @@ def ros_message_class(typename: str) -> type:
 
 
 def to_ros_value(value: Any) -> Any:
-    """rosidl setters reject numpy arrays (they check for sequences of Python scalars)."""
+    """rosidl setters reject numpy arrays (they check for sequences of Python scalars); bytes go
+    into a uint8[] field at memory speed (an image), where a list of ints would take 100 ms."""
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8:
+        return value.tobytes()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -121,8 +125,20 @@ class _RosContext:
         return self._host.ros_node.get_clock().now().nanoseconds
 
     def log(self, level: str, text: str) -> None:
+        # One call site per severity: rclpy refuses a second severity from the same line ("Logger
+        # severity cannot be changed between calls"), so a node that logged a warning and then an
+        # info line (a camera back after a stall) would raise inside its timer.
         logger = self._host.ros_node.get_logger()
-        getattr(logger, {"warning": "warn"}.get(level, level), logger.info)(text)
+        if level == "debug":
+            logger.debug(text)
+        elif level == "warning":
+            logger.warning(text)
+        elif level == "error":
+            logger.error(text)
+        elif level == "fatal":
+            logger.fatal(text)
+        else:
+            logger.info(text)
 
     def serialize(self, msg: Any, typename: str) -> bytes:
         from rclpy.serialization import serialize_message
@@ -172,7 +188,7 @@ class RclpyHost:
             for o in node_cls.outputs
         }
         self._keep: list[Any] = []
-        for inp in node_cls.inputs:
+        for inp in self.node.wired_inputs():
             if isinstance(inp, Input):
                 self._keep.append(
                     self.ros_node.create_subscription(
@@ -180,20 +196,34 @@ class RclpyHost:
                     )
                 )
             elif isinstance(inp, SyncInput):
-                import message_filters
-
-                qos = qos_profile(inp.qos)
-                subs = [
-                    message_filters.Subscriber(self.ros_node, self.msgs.cls(tn), t, qos_profile=qos)
-                    for t, tn in zip(inp.topics, inp.typenames, strict=True)
-                ]
-                sync = message_filters.ApproximateTimeSynchronizer(subs, inp.queue_size, inp.slop_s)
-                sync.registerCallback(getattr(self.node, inp.callback))
-                self._keep += [*subs, sync]
+                self._keep += self._synchronised(inp)
         for timer in node_cls.timers:
             rate_hz = float(getattr(self.node.params, timer.rate_param))
             self._keep.append(self.ros_node.create_timer(1.0 / rate_hz, getattr(self.node, timer.callback)))
         self.node.bind(_RosContext(self))
+
+    def _synchronised(self, inp: SyncInput) -> list[Any]:
+        """message_filters' ApproximateTimeSynchronizer where ROS 2 ships it (apt); farl's own, same
+        policy, where it does not (the PyPI wheels), with a line saying so."""
+        qos = qos_profile(inp.qos)
+        try:
+            import message_filters
+        except ImportError:
+            self.ros_node.get_logger().info(
+                f"message_filters not installed: synchronising {', '.join(inp.topics)} with farl's ApproximateTimeSync"
+            )
+            sync = ApproximateTimeSync(len(inp.topics), inp.slop_s, getattr(self.node, inp.callback), inp.queue_size)
+            return [
+                self.ros_node.create_subscription(self.msgs.cls(tn), t, lambda m, i=i: sync.add(i, m), qos)
+                for i, (t, tn) in enumerate(zip(inp.topics, inp.typenames, strict=True))
+            ]
+        subs = [
+            message_filters.Subscriber(self.ros_node, self.msgs.cls(tn), t, qos_profile=qos)
+            for t, tn in zip(inp.topics, inp.typenames, strict=True)
+        ]
+        sync = message_filters.ApproximateTimeSynchronizer(subs, inp.queue_size, inp.slop_s)
+        sync.registerCallback(getattr(self.node, inp.callback))
+        return [*subs, sync]
 
     def close(self) -> None:
         try:
