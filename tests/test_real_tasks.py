@@ -70,6 +70,9 @@ def test_launch_arguments() -> None:
         ({"policy": "teleop", "kind": "online"}, "task, recovery or failure"),
         ({"device": "joystick"}, "choose spacemouse"),
         ({"takeover": "yes"}, "true or false"),
+        ({"camera": "topics"}, "mode:=real takes realsense or topics"),
+        ({"mode": "real", "camera": "usb"}, "mode:=real takes realsense or topics"),
+        ({"record_images": "1"}, "true or false"),
     ]:
         if words is None:
             assert launch_config("bounded_soccer", args, CONFIGS).task == "franka_bounded_soccer"
@@ -79,8 +82,26 @@ def test_launch_arguments() -> None:
     cfg = launch_config("fragile_push_wall", {"policy": "teleop", "kind": "recovery", "device": "keyboard"}, CONFIGS)
     assert cfg.policy.kind == "teleop" and cfg.episodes.kind == "recovery" and cfg.teleop.device == "keyboard"
     assert launch_config("fragile_push_wall", {"takeover": "true", "device": "scripted"}, CONFIGS).teleop.takeover
+    real = {"mode": "real", "camera": "topics", "record_images": "true", "robot_ip": "172.16.0.2"}
+    cfg = launch_config("fragile_push_wall", real, CONFIGS)
+    assert cfg.perception.source == "topics" and cfg.perception.record_images
+    specs = {s.name: s for s in graph_spec(cfg)}
+    assert specs["perception"].params.source == "topics" and not specs["perception"].params.publish_frames
+    assert specs["episode_recorder"].params.record_images  # realsense2_camera's own topics are recorded
     with pytest.raises(ConfigError, match="bounded_push has no real-robot version"):
         launch_config("bounded_push", {"mode": "real"}, CONFIGS)
+
+
+def test_a_node_that_dies_fails_the_launch_and_a_finished_one_ends_it() -> None:
+    from farl_bringup.launch_graph import NodeFailed, node_exited
+
+    assert node_exited("robot", "robot_node", 0, False) == "robot node finished its episodes"
+    assert node_exited("episode_recorder", "episode_recorder_node", 0, False) == "episode_recorder exited"
+    assert node_exited("shield", "shield_node", -15, True) == "shield exited"  # stopped by the shutdown
+    with pytest.raises(NodeFailed, match="episode_recorder exited with code 1: the graph stops"):
+        node_exited("episode_recorder", "episode_recorder_node", 1, False)
+    with pytest.raises(NodeFailed, match="policy died of signal 9"):
+        node_exited("policy", "policy_node", -9, False)
 
 
 def rules(hazard: str, **kw) -> RealTaskRules:

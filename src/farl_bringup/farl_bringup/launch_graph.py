@@ -2,11 +2,12 @@
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
 `shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
-`out_dir`. `policy:=teleop` records demonstrations of `kind` with the SpaceMouse
-(or keyboard); `takeover:=true` lets a person take over from the policy. `mode:=sim` (the default) runs the
-FailureBench scene; `mode:=real` reads `config/franka_<task>.yaml` and starts the franky driver
-instead of the sim robot. When the robot node has run its episodes and exits, or any node
-exits, the whole launch shuts down.
+`out_dir`, `camera` (realsense | topics), `record_images`. `policy:=teleop` records
+demonstrations of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take
+over from the policy. `mode:=sim` (the default) runs the FailureBench scene; `mode:=real` reads
+`config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot node has run its episodes and exits, or any node
+exits, the whole launch shuts down; a node that exits with an error (or dies of a signal)
+makes `ros2 launch` exit 1 with one line naming it (`node_exited`).
 
 The argument handling is plain Python (`launch_config`), tested without ROS.
 """
@@ -36,6 +37,12 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "takeover": ("", "true: a person may take over from the policy (default: the config's teleop.takeover)"),
     "episodes": ("", "episodes to run (default: the config's)"),
     "out_dir": ("", "episode bag folder (default: the config's recorder.out_dir)"),
+    "camera": (
+        "",
+        "real mode: realsense (perception opens the D435) | topics (realsense2_camera's, with "
+        "align_depth.enable:=true) (default: the config's perception.source)",
+    ),
+    "record_images": ("", "true: episode bags keep the camera frames, for farl perception train-detector"),
 }
 
 
@@ -92,7 +99,36 @@ def launch_config(task: str, args: dict[str, str], config_dir: str | Path) -> Fa
         cfg.episodes.count = int(episodes)
     if args.get("out_dir"):
         cfg.recorder.out_dir = args["out_dir"]
+    if camera := args.get("camera"):
+        if mode != "real" or camera not in ("realsense", "topics"):
+            raise ConfigError(f"camera:={camera}: mode:=real takes realsense or topics (the sim renders its own)")
+        cfg.perception.source = camera  # type: ignore[assignment]
+    if record := args.get("record_images"):
+        if record.lower() not in ("true", "false"):
+            raise ConfigError(f"record_images:={record}: true or false")
+        cfg.perception.record_images = record.lower() == "true"
     return cfg
+
+
+class NodeFailed(RuntimeError):
+    """A required node exited with an error: raised inside the launch loop, which logs it in one
+    line ("Caught exception in launch"), shuts the graph down and makes `ros2 launch` exit 1."""
+
+
+def node_exited(name: str, executable: str, returncode: int | None, shutting_down: bool) -> str:
+    """What a node's exit means for the launch: the reason to shut the graph down, or NodeFailed.
+
+    Every node is required: the graph cannot run without any of them. Exit 0 is a node that finished
+    (the robot after its episodes) or was told to stop; while the launch is already shutting down
+    (Ctrl-C, another node's exit) no code counts as a new failure."""
+    if returncode == 0 or shutting_down:
+        return "robot node finished its episodes" if executable == "robot_node" else f"{name} exited"
+    how = (
+        f"died of signal {-returncode}"
+        if returncode is not None and returncode < 0
+        else f"exited with code {returncode}"
+    )
+    raise NodeFailed(f"{name} {how}: the graph stops (see the node's last lines above)")
 
 
 def launch_description(task: str):
@@ -124,12 +160,12 @@ def launch_description(task: str):
                 emulate_tty=True,
             )
             actions.append(node)
-            reason = "robot node finished its episodes" if spec.executable == "robot_node" else f"{spec.name} exited"
-            actions.append(
-                RegisterEventHandler(
-                    OnProcessExit(target_action=node, on_exit=[EmitEvent(event=Shutdown(reason=reason))])
-                )
-            )
+
+            def on_exit(event, ctx, spec=spec):
+                reason = node_exited(spec.name, spec.executable, event.returncode, ctx.is_shutdown)
+                return [EmitEvent(event=Shutdown(reason=reason))]
+
+            actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit)))
         return actions
 
     return LaunchDescription(
