@@ -2,12 +2,13 @@
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
 `shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
-`out_dir`, `camera` (realsense | topics), `record_images`. `policy:=teleop` records
-demonstrations of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take
-over from the policy. `mode:=sim` (the default) runs the FailureBench scene; `mode:=real` reads
-`config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot node has run its episodes and exits, or any node
-exits, the whole launch shuts down; a node that exits with an error (or dies of a signal)
-makes `ros2 launch` exit 1 with one line naming it (`node_exited`).
+`out_dir`, `camera` (realsense | topics), `record_images`. `policy:=teleop` records demonstrations
+of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take over from the
+policy. `mode:=sim` (the default) runs the FailureBench scene; `mode:=real` reads
+`config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot
+node has run its episodes and exits, or any node exits, the whole launch shuts down; a node that
+exits with an error (or dies of a signal) makes `ros2 launch` exit 1 with one line naming it
+(`node_exited`).
 
 The argument handling is plain Python (`launch_config`), tested without ROS.
 """
