@@ -94,7 +94,16 @@ def test_the_recorder_writes_a_bag_from_dds_messages_equal_to_the_in_process_one
     policy = RclpyHost(ScriptedPolicyNode, params=ScriptedPolicyParams(seed=3), remap=GRAPH)
     recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds")))
     hosts = [recorder, policy, robot]
-    spin_and_close(hosts, lambda: robot.done and recorder.node.closed, timeout_s=60)
+    try:
+        spin(hosts, lambda: robot.done and recorder.node.closed, timeout_s=60)
+        # A recorder (re)started now is handed the finished episode's events (transient local): no bag.
+        late = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "late")))
+        hosts.append(late)
+        spin(hosts, lambda: late.node.skipped, timeout_s=10)
+    finally:
+        for h in hosts:
+            h.close()
+    assert late.node.skipped == [0] and not list((tmp_path / "late").rglob("metadata.yaml"))
     assert recorder.node.closed, "no bag was written from DDS messages"
     dds = load_dataset(tmp_path / "dds", strict=True)
 

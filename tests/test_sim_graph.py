@@ -161,3 +161,36 @@ def test_recorder_keeps_messages_that_overtake_their_start_and_drops_unfinished(
     recorder.on_episode_event(rec2.start(30))
     rt.close()  # shut down mid-episode: no half bag
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r_task_bounded_push_ep00003"]
+
+
+def test_a_recorder_that_starts_late_writes_no_bag_of_old_or_joined_episodes(tmp_path):
+    """What a restarted recorder is handed by the transient-local events: STARTs and ENDs of episodes
+    whose states are gone, and the START of the episode under way, whose first steps it missed."""
+    from farl_common.episode_messages import EpisodeMessages
+
+    rt = InProcessRuntime()
+    recorder = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="late")), {})
+    old = [
+        EpisodeMessages(rt.msgs, task="bounded_push", kind="online", episode=e, seed=e, layout=[("s", 2)])
+        for e in (0, 1)
+    ]
+    for e in old:
+        recorder.on_episode_event(e.start(100))
+        recorder.on_episode_event(e.end(200))
+    now = EpisodeMessages(rt.msgs, task="bounded_push", kind="online", episode=2, seed=2, layout=[("s", 2)])
+    recorder.on_episode_event(now.start(300))
+    recorder.on_state(now.state(400, 7, np.zeros(2)))  # step 7: the recorder joined mid-episode
+    recorder.on_action_executed(now.action(400, 7, np.zeros(4)))
+    recorder.on_episode_event(now.end(500))
+    nxt = EpisodeMessages(rt.msgs, task="bounded_push", kind="online", episode=3, seed=3, layout=[("s", 2)])
+    recorder.on_episode_event(nxt.start(600))  # the first whole episode it sees is recorded
+    recorder.on_state(nxt.state(600, 0, np.zeros(2)))
+    recorder.on_action_executed(nxt.action(600, 0, np.zeros(4)))
+    recorder.on_step_feedback(nxt.feedback(700, 0, 1.0, {}, False, True))
+    recorder.on_state(nxt.state(700, 1, np.ones(2)))
+    recorder.on_episode_event(nxt.end(700))
+    rt.close()
+    assert recorder.skipped == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["late_online_bounded_push_ep00003"]
+    assert len(read_episode(tmp_path / "late_online_bounded_push_ep00003")) == 1
+    assert any("joined episode 2 at step 7" in r.text for r in rt.logs)

@@ -9,6 +9,10 @@ An operator's "discard" or "rerecord" mark (the teleop node, after a demonstrati
 bag of the episode that just ended. Messages stamped before an episode's START (a recovery demo's
 unrecorded approach) are not part of it.
 
+Episode events are transient local, so a recorder that starts late (or restarts) is handed up to
+100 old STARTs and ENDs. An episode whose END comes before any of its states, or whose first state
+is not step 0 (the recorder joined mid-episode), is not written: a bag holds whole episodes only.
+
 With `record_images` the camera topics (colour, aligned depth, camera_info) go into the open
 episode's bag too; they carry no episode number, so what counts is their stamp (from the episode's
 START on) and that the episode is still open.
@@ -67,6 +71,10 @@ class EpisodeRecorderNode(Node):
         self.dropped = 0
         self.discarded: list[Path] = []
         self._discard_when_closed = False
+        self.states = 0
+        """States written into the open episode's bag."""
+        self.skipped: list[int] = []
+        """Episodes not recorded: ended before this recorder saw a state, or joined mid-episode."""
 
     def _put(self, topic: str, msg: Any) -> None:
         assert self.writer is not None
@@ -77,6 +85,11 @@ class EpisodeRecorderNode(Node):
     def _record(self, topic: str, msg: Any) -> None:
         ep = int(msg.episode)
         if self.writer is not None and ep == self.episode:
+            if topic == "state":
+                if self.states == 0 and int(msg.step) > 0:
+                    self._skip(f"joined episode {ep} at step {int(msg.step)} (it began before this recorder)")
+                    return
+                self.states += 1
             self._put(topic, msg)
         elif self.episode is None or ep > self.episode:
             self.early.append((topic, msg))
@@ -119,12 +132,22 @@ class EpisodeRecorderNode(Node):
         if self.writer is None or int(msg.episode) != self.episode:
             self.dropped += 1
             return
+        if self.states == 0:  # an old episode from the events' history: its states are gone
+            self._skip(f"episode {self.episode} ended before this recorder saw any of it")
+            return
         self._put("episode_event", msg)
         self.writer.set_metadata("outcome", str(msg.outcome))
         self.closed.append(self.writer.close())
         self.writer = None
         if self._discard_when_closed:
             self._discard_last()
+
+    def _skip(self, why: str) -> None:
+        assert self.writer is not None and self.episode is not None
+        self.writer.abort()
+        self.writer = None
+        self.skipped.append(self.episode)
+        self.log("info", f"{why}: not recorded")
 
     def on_operator_mark(self, msg: Any) -> None:
         if str(msg.data).strip().lower() not in ("discard", "rerecord"):
@@ -149,6 +172,7 @@ class EpisodeRecorderNode(Node):
             self.log("warning", f"episode {self.episode} never ended; its partial bag is dropped")
             self.writer.abort()
         self.episode = int(start.episode)
+        self.states = 0
         name = f"{self.run_id}_{start.kind}_{start.task}_ep{self.episode:05d}"
         self.writer = EpisodeBagWriter(
             Path(self.params.out_dir) / name,
@@ -159,7 +183,7 @@ class EpisodeRecorderNode(Node):
         t0 = self.start_ns = M.stamp_ns(start)
         for topic, msg in self.early:
             if int(msg.episode) == self.episode and M.stamp_ns(msg) >= t0:
-                self._put(topic, msg)
+                self._record(topic, msg)
         self.early = [(t, m) for t, m in self.early if int(m.episode) > self.episode]
 
     def on_shutdown(self) -> None:
