@@ -92,17 +92,21 @@ def test_interfaces_build_every_msg():
         assert f'"msg/{msg.name}"' in cmake
 
 
-def test_bringup_installs_launch_and_config():
+def test_bringup_installs_launch_and_config_from_inside_the_package():
+    """The usual ROS layout: nothing outside the package is globbed (a --symlink-install build would
+    otherwise leave link folders in the tree); the top-level names are links into it."""
     setup = (ROOT / "src" / "farl_bringup" / "setup.py").read_text()
-    assert 'glob("../../launch/*.launch.py")' in setup and 'glob("../../config/*.yaml")' in setup
+    assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup and "../" not in setup
     here = Path.cwd()
     os.chdir(ROOT / "src" / "farl_bringup")
     try:
         from glob import glob
 
-        assert len(glob("../../launch/*.launch.py")) == 5 and len(glob("../../config/*.yaml")) == 8
+        assert len(glob("launch/*.launch.py")) == 5 and len(glob("config/*.yaml")) == 8
     finally:
         os.chdir(here)
+    for name in ("launch", "config"):
+        assert (ROOT / name).is_symlink() and (ROOT / name).resolve() == ROOT / "src" / "farl_bringup" / name
 
 
 @pytest.mark.parametrize("launch", sorted((ROOT / "launch").glob("*.launch.py")), ids=lambda p: p.name)

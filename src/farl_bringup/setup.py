@@ -11,9 +11,10 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        # The repository keeps launch/ and config/ at its top (shared/design.md); install them here.
-        ("share/" + package_name + "/launch", glob("../../launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("../../config/*.yaml")),
+        # The usual ROS layout: launch/ and config/ live in this package (the repository's top-level
+        # launch/ and config/ are links here), so `colcon build --symlink-install` leaves the tree clean.
+        ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
