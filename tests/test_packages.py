@@ -117,3 +117,12 @@ def test_launch_files_define_generate_launch_description(launch):
     task = launch.name.removesuffix(".launch.py")
     assert f'launch_description("{task}")' in launch.read_text()
     assert (ROOT / "config" / f"{task}.yaml").is_file()
+
+
+def test_docker_and_the_readme_install_farl_pinned_with_setuptools_below_80_before_colcon():
+    """torch 2.14.1 wants setuptools >= 77; colcon's --symlink-install silently copies from 80 on."""
+    for path in (ROOT / "docker" / "Dockerfile", ROOT / "README.md"):
+        text = path.read_text()
+        pip = text.index('-e ".[hardware]" "setuptools>=77.0.3,<80"')
+        assert pip < text.index("colcon build --symlink-install"), path
+    assert "torch torchvision" not in (ROOT / "docker" / "Dockerfile").read_text()  # pins come from pyproject

@@ -73,6 +73,8 @@ def test_launch_arguments() -> None:
         ({"camera": "topics"}, "mode:=real takes realsense or topics"),
         ({"mode": "real", "camera": "usb"}, "mode:=real takes realsense or topics"),
         ({"record_images": "1"}, "true or false"),
+        ({"namespace": "arm 1"}, "namespace:=arm 1: letters"),
+        ({"namespace": "1arm"}, "namespace:=1arm: letters"),
     ]:
         if words is None:
             assert launch_config("bounded_soccer", args, CONFIGS).task == "franka_bounded_soccer"
@@ -90,6 +92,22 @@ def test_launch_arguments() -> None:
     assert specs["episode_recorder"].params.record_images  # realsense2_camera's own topics are recorded
     with pytest.raises(ConfigError, match="bounded_push has no real-robot version"):
         launch_config("bounded_push", {"mode": "real"}, CONFIGS)
+
+
+def test_launch_paths_are_absolute_and_a_namespace_moves_every_topic(tmp_path) -> None:
+    from farl_bringup.launch_graph import absolute_paths
+
+    cfg = launch_config("fragile_push_wall", {"namespace": "arm1"}, CONFIGS)
+    paths = dict(absolute_paths(cfg, tmp_path))
+    assert paths["run"] == str(tmp_path / "runs/fragile_push_wall/run") and cfg.learner.run_dir.startswith(
+        str(tmp_path)
+    )
+    assert paths["bags"] == str(tmp_path / "runs/fragile_push_wall/bags")
+    cfg.recorder.out_dir = "/data/bags"
+    assert dict(absolute_paths(cfg, tmp_path))["bags"] == "/data/bags"  # absolute stays
+    robot = next(s for s in graph_spec(cfg) if s.name == "robot")
+    assert ("state", "farl/state") in robot.remappings("arm1")  # relative: under the node's namespace
+    assert ("state", "/farl/state") in robot.remappings()
 
 
 def test_a_node_that_dies_fails_the_launch_and_a_finished_one_ends_it() -> None:

@@ -42,11 +42,15 @@ class NodeSpec:
     def ros_parameters(self) -> dict[str, Any]:
         return dataclasses.asdict(self.params)
 
-    def remappings(self) -> list[tuple[str, str]]:
+    def remappings(self, namespace: str = "") -> list[tuple[str, str]]:
+        """Short topic name -> graph topic, for the topics this node uses. Under a namespace the graph
+        topics become relative, so `/farl/state` is `<namespace>/farl/state`."""
         used = {i.topic for i in self.node_class.inputs if hasattr(i, "topic")}
         used |= {t for i in self.node_class.inputs for t in getattr(i, "topics", ())}
         used |= {o.topic for o in self.node_class.outputs}
-        return sorted((short, full) for short, full in self.topics.items() if short in used)
+        return sorted(
+            (short, full.lstrip("/") if namespace else full) for short, full in self.topics.items() if short in used
+        )
 
 
 def bag_dir(cfg: FarlConfig) -> str:

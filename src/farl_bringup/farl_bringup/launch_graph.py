@@ -2,7 +2,7 @@
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
 `shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
-`out_dir`, `camera` (realsense | topics), `record_images`. `policy:=teleop` records demonstrations
+`out_dir`, `camera` (realsense | topics), `record_images`, `namespace`. `policy:=teleop` records demonstrations
 of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take over from the
 policy. `mode:=sim` (the default) runs the FailureBench scene; `mode:=real` reads
 `config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot
@@ -16,6 +16,7 @@ The argument handling is plain Python (`launch_config`), tested without ROS.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from farl_common.config import ConfigError, FarlConfig, load_config
@@ -44,7 +45,33 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
         "align_depth.enable:=true) (default: the config's perception.source)",
     ),
     "record_images": ("", "true: episode bags keep the camera frames, for farl perception train-detector"),
+    "namespace": ("", "put the graph's nodes and topics under this namespace (two arms on one network)"),
 }
+
+_NAMESPACE = re.compile(r"^/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")
+
+
+def absolute_paths(cfg: FarlConfig, base: str | Path) -> list[tuple[str, str]]:
+    """Relative files and folders of the config made absolute against `base` (the directory
+    `ros2 launch` was started in, as for `farl sim`), so every node, whatever its own working
+    directory, finds the run and writes its bags where the launch said. Returns (what, path) pairs."""
+    base = Path(base)
+    fields = [
+        ("run", cfg.learner, "run_dir"),
+        ("bags", cfg.recorder, "out_dir"),
+        ("policy checkpoint", cfg.policy, "checkpoint"),
+        ("calibration", cfg.perception, "calibration"),
+        ("YOLO weights", cfg.perception, "yolo_weights"),
+        ("recorded frames", cfg.perception, "bag"),
+    ]
+    out = []
+    for what, section, name in fields:
+        value = getattr(section, name)
+        if value:
+            if not Path(value).is_absolute():
+                setattr(section, name, str(base / value))
+            out.append((what, getattr(section, name).replace("{task}", cfg.task)))
+    return out
 
 
 def default_config(task: str, mode: str, config_dir: str | Path) -> Path:
@@ -104,6 +131,8 @@ def launch_config(task: str, args: dict[str, str], config_dir: str | Path) -> Fa
         if mode != "real" or camera not in ("realsense", "topics"):
             raise ConfigError(f"camera:={camera}: mode:=real takes realsense or topics (the sim renders its own)")
         cfg.perception.source = camera  # type: ignore[assignment]
+    if (ns := args.get("namespace")) and not _NAMESPACE.match(ns):
+        raise ConfigError(f"namespace:={ns}: letters, digits and _ in /-separated parts, each starting with a letter")
     if record := args.get("record_images"):
         if record.lower() not in ("true", "false"):
             raise ConfigError(f"record_images:={record}: true or false")
@@ -134,7 +163,7 @@ def node_exited(name: str, executable: str, returncode: int | None, shutting_dow
 
 def launch_description(task: str):
     from ament_index_python.packages import get_package_share_directory
-    from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+    from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
     from launch.event_handlers import OnProcessExit
     from launch.events import Shutdown
     from launch.substitutions import LaunchConfiguration
@@ -148,15 +177,18 @@ def launch_description(task: str):
     def nodes(context):
         args = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
         cfg = launch_config(task, args, config_dir)
-        actions = []
+        paths = absolute_paths(cfg, os.getcwd())
+        namespace = args.get("namespace", "")
+        actions = [LogInfo(msg=f"farl {cfg.task}: " + "; ".join(f"{what} {path}" for what, path in paths))]
         for spec in graph_spec(cfg):
             node = RosNode(
                 package=spec.package,
                 executable=spec.executable,
                 name=spec.name,
+                namespace=namespace,
                 # No use_sim_time: every node runs on wall time, and nothing in the graph publishes /clock.
                 parameters=[spec.ros_parameters()],
-                remappings=spec.remappings(),
+                remappings=spec.remappings(namespace),
                 output="screen",
                 emulate_tty=True,
             )
