@@ -95,4 +95,54 @@ def test_pretrain_refuses_demos_without_all_three_kinds(tmp_path, capsys):
     assert main(argv) == 2
     assert "no recovery or failure demos" in capsys.readouterr().err
     assert main(["finetune", "--run", str(tmp_path / "nope"), "--steps", "10"]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "no such run folder" in capsys.readouterr().err
+
+
+def test_an_unfinished_or_altered_run_is_refused_by_every_consumer(tiny_run, demo_dir, tmp_path, capsys):
+    """Pre-training killed between checkpoints leaves no manifest: nothing trains, calibrates,
+    replays or runs a graph on it; a checkpoint changed afterwards is named."""
+    import json
+    import shutil
+
+    from farl_learning.run_manifest import MANIFEST
+
+    manifest = json.loads((tiny_run / MANIFEST).read_text())
+    assert {"task_policy.pt", "recovery_policy.pt", "world_model.pt"} <= set(manifest["files"])
+    assert manifest["task"] == "fragile_push_wall" and manifest["demos"] == str(demo_dir)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / MANIFEST).unlink()
+    (run / "world_model.pt").unlink()  # killed while the world model trained
+    commands = [
+        ["finetune", "--run", str(run), "--steps", "10", "--out", str(tmp_path / "ft")],
+        ["calibrate-shield", "--run", str(run), "--demos", str(demo_dir)],
+        ["replay", str(demo_dir), "--run", str(run)],
+        ["sim", "fragile_push_wall", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "b")],
+    ]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert "pre-training did not finish" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "ft").exists() and not (tmp_path / "b").exists()
+    shutil.rmtree(run)
+    shutil.copytree(tiny_run, run)
+    with open(run / "recovery_policy.pt", "ab") as f:
+        f.write(b"\0")
+    assert main(commands[0]) == 2
+    assert "recovery_policy.pt changed since pre-training finished" in capsys.readouterr().err
+    assert main(["sim", "fragile_push_wall", "--run", str(tmp_path / "typo"), "--episodes", "1"]) == 2
+    assert "no such run folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+
+
+def test_demos_resume_where_they_stopped_and_match_an_uninterrupted_set(tmp_path, capsys):
+    from farl_common.bags import read_episode
+
+    argv = ["demos", "--task", "bounded_push", "--kind", "recovery", "--seed", "3"]
+    assert main([*argv, "--episodes", "2", "--out", str(tmp_path / "a")]) == 0  # "interrupted" after 2
+    assert main([*argv, "--episodes", "4", "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--episodes", "4", "--out", str(tmp_path / "b")]) == 0
+    a, b = sorted((tmp_path / "a").iterdir()), sorted((tmp_path / "b").iterdir())
+    assert [p.name for p in a] == [p.name for p in b] and len(a) == 4
+    assert [read_episode(p).seed for p in a] == [read_episode(p).seed for p in b]
+    assert main([*argv, "--episodes", "4", "--out", str(tmp_path / "a")]) == 0  # complete: nothing to do
+    assert len(list((tmp_path / "a").iterdir())) == 4

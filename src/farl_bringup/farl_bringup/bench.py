@@ -52,31 +52,27 @@ class BenchConfig:
 
 
 def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
-    from farl_bringup.pipeline import PretrainConfig, pretrain
-    from farl_common.bags import load_dataset
-    from farl_safety_shield.calibrate import calibrate
-    from farl_safety_shield.loader import CRITICS, load_critic
+    """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped."""
+    from farl_bringup.pipeline import PretrainConfig, calibrate_shield, pretrain
+    from farl_learning.run_manifest import IncompleteRun, check_run
+    from farl_safety_shield.loader import CRITICS
     from farl_sim.demos import generate_demos
 
     demos, held, run = out / "demos", out / "heldout", out / "run"
     for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
-        if not list(demos.glob(f"{kind}_*")):
-            generate_demos(task, kind, n, demos, seed=0, progress=progress)
+        generate_demos(task, kind, n, demos, seed=0, progress=progress, resume=True)
     for kind, n in zip(("task", "failure"), cfg.heldout_episodes, strict=True):
-        if not list(held.glob(f"{kind}_*")):
-            generate_demos(task, kind, n, held, seed=1, progress=progress)
-    if not (run / "pretrain.json").exists():
+        generate_demos(task, kind, n, held, seed=1, progress=progress, resume=True)
+    try:
+        check_run(run)
+    except IncompleteRun:
         pretrain(task, demos, run, PretrainConfig().scaled(cfg.pretrain_scale), progress=progress)
     calib_path = run / "shield.json"
-    if calib_path.exists():
-        return json.loads(calib_path.read_text())
-    held_ds = load_dataset(held)
-    calib = {}
+    done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
-        c = calibrate(load_critic(run, critic, cfg.horizon, cfg.gamma_risk), held_ds, cfg.horizon, cfg.max_false_alarm)
-        calib[critic] = {"eps_safe": c.eps_safe, "false_alarm": c.false_alarm, "missed": c.missed}
-    calib_path.write_text(json.dumps(calib, indent=2))
-    return calib
+        if critic not in done:
+            calibrate_shield(run, held, critic, cfg.horizon, cfg.gamma_risk, cfg.max_false_alarm, verbose=progress)
+    return json.loads(calib_path.read_text())
 
 
 def run_bench(

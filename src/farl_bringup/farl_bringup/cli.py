@@ -16,7 +16,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     for kind in kinds:
         n = args.episodes or DEFAULT_EPISODES[kind]
         t0 = time.perf_counter()
-        summary = generate_demos(args.task, kind, n, args.out, seed=args.seed, storage=args.storage)
+        summary = generate_demos(args.task, kind, n, args.out, seed=args.seed, storage=args.storage, resume=True)
         dt = time.perf_counter() - t0
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
         print(
@@ -26,23 +26,37 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_run(cfg, scale: float) -> None:
-    """The learned graph needs a pre-trained run: make demos, pre-train and calibrate if there is none yet."""
+def _prepare_run(cfg, scale: float, explicit: bool) -> None:
+    """The learned graph needs a complete, calibrated pre-trained run: the main job makes its default
+    one (demos resumed, pre-training redone if it was interrupted); an explicit `--run` must exist."""
     from farl_bringup.graph_spec import run_dir
+    from farl_bringup.pipeline import calibrate_shield
+    from farl_learning.run_manifest import IncompleteRun, check_run
+    from farl_sim.demos import generate_demos
+
+    run = Path(run_dir(cfg))
+    try:
+        check_run(run)
+    except IncompleteRun as err:
+        if explicit:  # only the main job's own default run is made implicitly
+            raise
+        demos = run.parent / "demos"
+        print(f"{err}\n  making demos in {demos} (resuming any) and pre-training (budget x{scale:g}; minutes on a CPU)")
+        _pretrain_default(cfg, run, demos, scale)
+    if explicit or (run / "shield.json").is_file():
+        return
+    held = run.parent / "heldout"
+    for kind, n in (("task", 10), ("failure", 20)):
+        generate_demos(cfg.task, kind, n, held, seed=cfg.episodes.seed + 1, resume=True)
+    calibrate_shield(run, held, cfg.shield.critic, cfg.shield.horizon_steps, cfg.shield.gamma_risk)
+
+
+def _pretrain_default(cfg, run: Path, demos: Path, scale: float) -> None:
     from farl_bringup.pipeline import PretrainConfig, pretrain
     from farl_sim.demos import DEFAULT_EPISODES, generate_demos
 
-    run = Path(run_dir(cfg))
-    if (run / "task_policy.pt").exists():
-        return
-    demos, held = run.parent / "demos", run.parent / "heldout"
-    print(
-        f"no pre-trained run at {run}: generating demos in {demos} and pre-training first "
-        f"(budget x{scale:g}; a few minutes on a CPU)"
-    )
     for kind, n in DEFAULT_EPISODES.items():
-        if not list(demos.glob(f"{kind}_*")):
-            generate_demos(cfg.task, kind, n, demos, seed=cfg.episodes.seed)
+        generate_demos(cfg.task, kind, n, demos, seed=cfg.episodes.seed, resume=True)
     pre = PretrainConfig().scaled(scale)
     # Behaviour cloning is cheap and is what makes the policy reach the puck at all: keep it at 1000
     # steps per member (500 were measured to leave a policy that never touches the puck).
@@ -51,10 +65,6 @@ def _prepare_run(cfg, scale: float) -> None:
             pre, part, replace(getattr(pre, part), bc_steps=max(1000, getattr(pre, part).bc_steps), ensemble_size=2)
         )
     pretrain(cfg.task, demos, run, pre, seed=cfg.episodes.seed)
-    for kind, n in (("task", 10), ("failure", 20)):
-        if not list(held.glob(f"{kind}_*")):
-            generate_demos(cfg.task, kind, n, held, seed=cfg.episodes.seed + 1)
-    calibrate_run(run, held, cfg.shield.critic, cfg.shield.horizon_steps, cfg.shield.gamma_risk)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -73,7 +83,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     if args.person:
         cfg.teleop.takeover, cfg.teleop.device = True, "scripted"
     if cfg.policy.kind == "learned":
-        _prepare_run(cfg, args.pretrain_scale)
+        _prepare_run(cfg, args.pretrain_scale, explicit=bool(args.run))
     n = args.episodes or cfg.episodes.count
     shield = ""
     if cfg.policy.kind == "learned" and cfg.shield.enabled:
@@ -208,10 +218,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import shield_settings
     from farl_bringup.replay import print_report, replay
     from farl_common.config import task_config
-    from farl_learning.checkpoint import load
+    from farl_learning.run_manifest import check_run
 
     run = Path(args.run)
-    task = load(run / "task_policy.pt", "task_policy")["task"]
+    task = check_run(run)["task"]
     sh = shield_settings(task_config(task), run, args.shield)
     eps = args.eps_safe if args.eps_safe is not None else sh["eps_safe"]
     source = "--eps-safe" if args.eps_safe is not None else sh["source"]
@@ -245,9 +255,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import finetune, shield_settings
     from farl_common.config import task_config
-    from farl_learning.checkpoint import load
+    from farl_learning.run_manifest import check_run
 
-    task = load(Path(args.run) / "task_policy.pt", "task_policy")["task"]
+    task = check_run(args.run)["task"]
     sh = shield_settings(task_config(task), Path(args.run), args.shield if args.shield != "none" else None)
     person = None
     if args.person:
@@ -290,7 +300,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    c = calibrate_run(
+    from farl_bringup.pipeline import calibrate_shield
+
+    c = calibrate_shield(
         Path(args.run), Path(args.demos), args.critic, args.horizon, args.gamma_risk, args.max_false_alarm
     )
     print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
@@ -301,34 +313,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         e, fa, miss = c.table[i]
         print(f"{e:9.3f} {fa:12.3f} {miss:15.3f}{'   <- chosen' if e == c.eps_safe else ''}")
     return 0
-
-
-def calibrate_run(
-    run: Path, held: Path, critic_name: str, horizon: int, gamma_risk: float, max_false_alarm: float = 0.05
-):
-    """Choose eps_safe for `critic_name` on held-out demos and record it in RUN/shield.json."""
-    import json
-
-    from farl_common.bags import load_dataset
-    from farl_safety_shield.calibrate import calibrate
-    from farl_safety_shield.loader import load_critic
-
-    c = calibrate(load_critic(run, critic_name, horizon, gamma_risk), load_dataset(held), horizon, max_false_alarm)
-    path = run / "shield.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[critic_name] = {
-        "eps_safe": c.eps_safe,
-        "false_alarm": c.false_alarm,
-        "missed": c.missed,
-        "horizon": horizon,
-        "gamma_risk": gamma_risk,
-    }
-    path.write_text(json.dumps(data, indent=2))
-    print(
-        f"calibrated {critic_name}: eps_safe {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, "
-        f"missed failures {c.missed:.1%} on held-out demos) -> {path}"
-    )
-    return c
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

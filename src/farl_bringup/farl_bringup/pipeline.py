@@ -15,10 +15,11 @@ from farl_common.bags import BagError, Dataset, load_dataset
 from farl_learning.checkpoint import load, save_atomic
 from farl_learning.data import Transitions
 from farl_learning.ppo import PPOConfig, PPOTrainer
+from farl_learning.run_manifest import MANIFEST, check_run, write_manifest
 from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4, value_from_checkpoint
 from farl_learning.world_model import WorldModelConfig, train_world_model, world_model_checkpoint
 from farl_safety_shield.critics import QRiskCritic, ReachabilityCritic, RiskQConfig
-from farl_safety_shield.loader import load_shield
+from farl_safety_shield.loader import load_critic, load_shield
 from farl_sim.demos import DemoConfig
 
 
@@ -71,6 +72,10 @@ def pretrain(
     cfg = cfg or PretrainConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # Until the new checkpoints are all written the run is not complete, and the old calibration
+    # belongs to the old critics.
+    (out / MANIFEST).unlink(missing_ok=True)
+    (out / "shield.json").unlink(missing_ok=True)
     ds = load_dataset(demos)
     tasks = {e.task for e in ds.episodes}
     if tasks != {task}:
@@ -120,6 +125,7 @@ def pretrain(
     metrics["seconds"] = time.perf_counter() - t0
     (out / "pretrain.json").write_text(json.dumps(metrics, indent=2, default=float))
     log.close()
+    write_manifest(out, task, {"demos": str(demos), "episodes": counts, "seed": seed, "pretrain": asdict(cfg)})
     return metrics
 
 
@@ -148,6 +154,41 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
         allow_fewer=True,
         config=DemoConfig(max_attempts_factor=20),
     )
+
+
+def calibrate_shield(
+    run: Path,
+    held: Path,
+    critic_name: str,
+    horizon: int,
+    gamma_risk: float,
+    max_false_alarm: float = 0.05,
+    verbose: bool = True,
+):
+    """Choose eps_safe for `critic_name` on held-out demos and record it, with H and gamma_risk, in
+    RUN/shield.json (the file `shield_settings` reads; one entry per critic, rewritten atomically)."""
+    from farl_safety_shield.calibrate import calibrate
+
+    check_run(run)
+    c = calibrate(load_critic(run, critic_name, horizon, gamma_risk), load_dataset(held), horizon, max_false_alarm)
+    path = run / "shield.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[critic_name] = {
+        "eps_safe": c.eps_safe,
+        "false_alarm": c.false_alarm,
+        "missed": c.missed,
+        "horizon": horizon,
+        "gamma_risk": gamma_risk,
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+    if verbose:
+        print(
+            f"calibrated {critic_name}: eps_safe {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, "
+            f"missed failures {c.missed:.1%} on held-out demos) -> {path}"
+        )
+    return c
 
 
 def shield_settings(cfg, run: Path, critic: str | None = None) -> dict[str, Any]:
@@ -192,6 +233,7 @@ def finetune(
     from torch.utils.tensorboard import SummaryWriter
 
     run = Path(run)
+    check_run(run)
     data = load(run / "task_policy.pt", "task_policy")
     task = data["task"]
     policy, value = policy_from_checkpoint(data).train(), value_from_checkpoint(data)

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from farl_learning.action_filter import ActionFilter, NoFilter
 from farl_learning.checkpoint import load, save_atomic
 from farl_learning.nets import GaussianPolicy, ValueNet
+from farl_sim.seeding import episode_seed
 
 
 @dataclass
@@ -341,7 +342,7 @@ class PPOTrainer:
 
     # rollouts ------------------------------------------------------------------------------------
     def _reset(self, i: int) -> np.ndarray:
-        seed = self.cfg.seed * 1_000_003 + self.next_episode
+        seed = episode_seed(self.cfg.seed, self.next_episode)
         self.next_episode += 1
         obs, _ = self.envs[i].reset(seed=seed)
         if self.persons is not None:

@@ -28,6 +28,7 @@ from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
 from farl_sim.experts import failure_driver, recovery_mover, task_expert
 from farl_sim.failure_env import OBS_LAYOUT, FailureBenchEnv
 from farl_sim.hazards import away_direction_xy
+from farl_sim.seeding import SEED_STRIDE, episode_seed
 from farl_sim.tasks import get_task
 
 KINDS = ("task", "recovery", "failure")
@@ -121,13 +122,16 @@ def generate_demos(
     progress: bool = True,
     failure_policy: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     allow_fewer: bool = False,
+    resume: bool = False,
 ) -> DemoSummary:
     """Write `episodes` bags of `kind` demonstrations of `task` into `out_dir`.
 
     With `failure_policy` (failure demos only) the episodes are rollouts of that policy, which gets
     the observation and a seeded generator for its noise, instead of the scripted ones: the paper's
     failures of the pre-trained policy under exploration noise. `allow_fewer` returns what the
-    attempt budget yielded instead of raising.
+    attempt budget yielded instead of raising. `resume` continues a set that was interrupted (or
+    extends a smaller one) in `out_dir`: the bags already there are kept and the next attempt is the
+    one after the last written, so the result is the set an uninterrupted run would have written.
     """
     spec = get_task(task)
     if kind not in KINDS:
@@ -140,25 +144,32 @@ def generate_demos(
         raise ValueError("failure_policy makes failure demos; kind must be 'failure'")
     prefix = f"{kind}{'_policy' if failure_policy else ''}_{spec.name}_s{seed}"
     clash = sorted(out.glob(f"{prefix}_ep*")) if out.exists() else []
+    written: list[Path] = []
+    outcomes: dict[str, int] = {}
+    attempts = 0
     if clash:
-        raise FileExistsError(
-            f"{out}: already holds {kind} demos for seed {seed} ({clash[0].name}, ...); pick another --out or --seed"
-        )
+        if not resume:
+            raise FileExistsError(
+                f"{out}: already holds {kind} demos for seed {seed} ({clash[0].name}, ...); "
+                "pick another --out or --seed, or resume it"
+            )
+        written, attempts, outcomes = _resume_point(clash, prefix, seed)
+        if len(written) >= episodes:
+            return DemoSummary(kind, written, attempts, outcomes)
     msgs = TypestoreFactory()
     env = FailureBenchEnv(spec)
     expert, driver, mover = task_expert(spec), failure_driver(spec), recovery_mover(spec, cfg.recovery_safe_m)
     gentle_driver = failure_driver(spec, speed=cfg.preroll_speed or spec.preroll_speed)
-    written: list[Path] = []
-    outcomes: dict[str, int] = {}
-    attempts = 0
-    bar = tqdm(total=episodes, desc=f"{kind} demos ({spec.name})", unit="ep", disable=not progress)
+    bar = tqdm(
+        total=episodes, initial=len(written), desc=f"{kind} demos ({spec.name})", unit="ep", disable=not progress
+    )
     try:
         while len(written) < episodes:
             if attempts >= episodes * cfg.max_attempts_factor:
                 if allow_fewer:
                     break
                 raise RuntimeError(f"{kind} demos: only {len(written)} of {episodes} usable after {attempts} attempts")
-            ep_seed = seed * 1_000_003 + attempts
+            ep_seed = episode_seed(seed, attempts)
             rng = np.random.default_rng([seed, attempts])
             attempts += 1
             obs, _ = env.reset(seed=ep_seed)
@@ -204,6 +215,23 @@ def generate_demos(
         bar.close()
         env.close()
     return DemoSummary(kind, written, attempts, outcomes)
+
+
+def _resume_point(bags: list[Path], prefix: str, seed: int) -> tuple[list[Path], int, dict[str, int]]:
+    """The bags of an interrupted set (numbered from 0 without gaps), the attempt to go on from
+    (each episode's seed is `seed * SEED_STRIDE + attempt`) and their outcomes."""
+    from farl_common.bags import read_episode
+
+    expected = [bags[0].parent / f"{prefix}_ep{i:05d}" for i in range(len(bags))]
+    if bags != expected:
+        raise FileExistsError(f"{bags[0].parent}: {prefix} bags are not numbered 0..{len(bags) - 1}: cannot resume")
+    outcomes: dict[str, int] = {}
+    last = None
+    for b in bags:
+        last = read_episode(b)
+        outcomes[last.outcome] = outcomes.get(last.outcome, 0) + 1
+    assert last is not None
+    return list(bags), int(last.seed) - seed * SEED_STRIDE + 1, outcomes
 
 
 class _Discard(Exception):
