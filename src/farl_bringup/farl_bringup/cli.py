@@ -41,7 +41,8 @@ def _prepare_run(cfg, scale: float, explicit: bool) -> None:
         if explicit:  # only the main job's own default run is made implicitly
             raise
         demos = run.parent / "demos"
-        print(f"{err}\n  making demos in {demos} (resuming any) and pre-training (budget x{scale:g}; minutes on a CPU)")
+        why = f"no pre-trained run at {run}" if not run.exists() else f"{err}; doing it again"
+        print(f"{why}: generating demos in {demos} and pre-training first (budget x{scale:g}; a few minutes on a CPU)")
         _pretrain_default(cfg, run, demos, scale)
     if explicit or (run / "shield.json").is_file():
         return

@@ -1,11 +1,4 @@
-"""ros2 launch farl_bringup bounded_push.launch.py [mode:=sim]
-[shield:=world_model|q_risk|reachability|none] [policy:=learned|scripted|teleop]
-[kind:=task|recovery|failure] [device:=spacemouse|keyboard|scripted] [takeover:=true]
-[episodes:=N] [out_dir:=DIR] [config:=FILE]
-[camera:=realsense|topics] [record_images:=true]
-
-Arguments are explained in farl_bringup.launch_graph (LAUNCH_ARGUMENTS); `ros2 launch ... --show-args` lists them.
-"""
+"""ros2 launch farl_bringup bounded_push.launch.py [arg:=value ...]; arguments: --show-args."""
 
 from farl_bringup.launch_graph import launch_description
 

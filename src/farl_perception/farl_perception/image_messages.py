@@ -25,33 +25,28 @@ class ImageError(ValueError):
     """An image message farl cannot use (encoding, size); the message says which and why."""
 
 
-def color_msg(f: M.MessageFactory, color: np.ndarray, stamp_ns: int, frame_id: str = CAMERA_FRAME) -> Any:
-    h, w = color.shape[:2]
+def _image(f: M.MessageFactory, pixels: np.ndarray, encoding: str, stamp_ns: int, frame_id: str) -> Any:
+    h, w = pixels.shape[:2]
+    data = np.ascontiguousarray(pixels).view(np.uint8).reshape(-1)
     return f.new(
         IMAGE,
         header=M.header(f, stamp_ns, frame_id),
         height=h,
         width=w,
-        encoding="rgb8",
+        encoding=encoding,
         is_bigendian=0,
-        step=3 * w,
-        data=np.ascontiguousarray(color, dtype=np.uint8).reshape(-1),
+        step=data.size // h,
+        data=data,
     )
+
+
+def color_msg(f: M.MessageFactory, color: np.ndarray, stamp_ns: int, frame_id: str = CAMERA_FRAME) -> Any:
+    return _image(f, np.asarray(color, dtype=np.uint8), "rgb8", stamp_ns, frame_id)
 
 
 def depth_msg(f: M.MessageFactory, depth_m: np.ndarray, stamp_ns: int, frame_id: str = CAMERA_FRAME) -> Any:
-    h, w = depth_m.shape
     mm = np.nan_to_num(np.asarray(depth_m, dtype=np.float64) * 1000.0, nan=0.0, posinf=0.0, neginf=0.0)
-    return f.new(
-        IMAGE,
-        header=M.header(f, stamp_ns, frame_id),
-        height=h,
-        width=w,
-        encoding="16UC1",
-        is_bigendian=0,
-        step=2 * w,
-        data=np.clip(np.rint(mm), 0, 65535).astype("<u2").view(np.uint8).reshape(-1),
-    )
+    return _image(f, np.clip(np.rint(mm), 0, 65535).astype("<u2"), "16UC1", stamp_ns, frame_id)
 
 
 def info_msg(f: M.MessageFactory, k: Intrinsics, stamp_ns: int, frame_id: str = CAMERA_FRAME) -> Any:
