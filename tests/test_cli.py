@@ -146,3 +146,81 @@ def test_demos_resume_where_they_stopped_and_match_an_uninterrupted_set(tmp_path
     assert [read_episode(p).seed for p in a] == [read_episode(p).seed for p in b]
     assert main([*argv, "--episodes", "4", "--out", str(tmp_path / "a")]) == 0  # complete: nothing to do
     assert len(list((tmp_path / "a").iterdir())) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "0", "--out", "x"], "must be >= 1, got 0"),
+        (["sim", "fragile_push_wall", "--episodes", "-2"], "must be >= 1, got -2"),
+        (["finetune", "--run", "r", "--steps", "0"], "--steps: must be >= 1, got 0"),
+        (["finetune", "--run", "r", "--steps", "-5"], "must be >= 1, got -5"),
+        (["finetune", "--run", "r", "--steps", "10", "--eps-safe", "1.5"], "between 0 and 1"),
+        (["bench", "--tasks", "nope_task", "--out", "x"], "unknown nope_task; choose from bounded_push"),
+        (["bench", "--methods", "farl,magic", "--out", "x"], "unknown magic; choose from farl"),
+        (["perception", "view", "--task", "fragile_push_wall", "--frames", "0"], "must be >= 1"),
+        (["replay", "x", "--ros", "--speed", "0"], "must be > 0"),
+    ],
+)
+def test_numbers_and_names_are_checked_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_every_option_says_what_it_is_and_its_default():
+    import argparse
+
+    from farl_bringup.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    checked = 0
+    for parser in parsers(build_parser()):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            checked += 1
+            name = action.option_strings[0] if action.option_strings else action.dest
+            assert action.help, f"{parser.prog} {name}: no help text"
+            if action.option_strings and action.default not in (None, False):
+                shown = ",".join(action.default) if isinstance(action.default, list) else action.default
+                assert f"(default: {shown})" in text, f"{parser.prog} {name}: default not shown"
+    assert checked > 80
+
+
+def test_an_unwritable_out_is_refused_before_any_work(capsys):
+    argv = ["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "1", "--out", "/proc/farl_out"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("farl demos: error: --out /proc/farl_out: cannot write in /proc") and "demos (" not in err
+
+
+def test_a_bug_below_farl_shows_its_traceback_and_farls_own_errors_one_line(monkeypatch, capsys):
+    import torch
+
+    import farl_bringup.cli as cli
+
+    def shape_bug(args):
+        return torch.zeros(2) @ torch.zeros(3)
+
+    monkeypatch.setattr(cli, "_cmd_inspect", shape_bug)
+    with pytest.raises(RuntimeError, match="size"):
+        main(["inspect", "anything"])  # a programming error is not dressed up as a user error
+
+    def own_check(args):
+        from farl_sim.demos import generate_demos
+
+        generate_demos("bounded_push", "task", 0, "unused")  # farl's own check raises ValueError
+
+    monkeypatch.setattr(cli, "_cmd_inspect", own_check)
+    assert main(["inspect", "anything"]) == 2
+    assert capsys.readouterr().err.strip() == "farl inspect: error: episodes must be >= 1, got 0"
+    with pytest.raises(ValueError):
+        main(["--debug", "inspect", "anything"])

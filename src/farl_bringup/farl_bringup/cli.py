@@ -138,8 +138,6 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from farl_bringup.record import record_config, run_record
     from farl_teleop.mapping import help_line
 
-    if args.episodes is not None and args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     cfg = record_config(args.task, args.mode, args.config)
     if args.no_review:
         cfg.teleop.review = False
@@ -171,8 +169,6 @@ def _cmd_perception(args: argparse.Namespace) -> int:
     from farl_common.config import load_config, task_config
 
     if args.action == "view":
-        if args.frames < 1:
-            raise ValueError(f"--frames must be >= 1, got {args.frames}")
         tools.view(args.task, args.frames, Path(args.out), args.source, args.config, args.seed, args.bags)
     elif args.action == "calibrate":
         if args.points:
@@ -182,8 +178,6 @@ def _cmd_perception(args: argparse.Namespace) -> int:
     elif args.action == "board":
         tools.write_board(Path(args.out), _board_spec(args))
     elif args.action == "capture-board":
-        if args.samples < 4:
-            raise ValueError(f"--samples must be >= 4, got {args.samples}")
         cfg = load_config(args.config) if args.config else task_config(f"franka_{args.task}")
         if args.robot_ip:
             cfg.robot.robot_ip = args.robot_ip
@@ -200,9 +194,6 @@ def _cmd_perception(args: argparse.Namespace) -> int:
             weights=args.weights,
             seed=args.seed,
         )
-        for name in ("epochs", "imgsz_px", "every", "max_frames", "batch"):
-            if getattr(settings, name) < 1:
-                raise ValueError(f"--{name.replace('_px', '').replace('_', '-')} must be >= 1")
         cfg = load_config(args.config) if args.config else task_config(args.task)
         out = Path(args.out.replace("{task}", cfg.task))
         tools.train_detector(cfg, args.bags, out, settings)
@@ -320,7 +311,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from farl_bringup.bench import BenchConfig, run_bench
 
     cfg = BenchConfig(steps=args.steps, seeds=args.seeds, pretrain_scale=args.pretrain_scale)
-    run_bench(args.tasks.split(","), args.methods.split(","), args.out, cfg)
+    run_bench(args.tasks, args.methods, args.out, cfg)
     print((Path(args.out) / "table.md").read_text())
     print(f"results: {Path(args.out) / 'results.json'}; plots: failure_episodes.png, curves.png")
     return 0
@@ -332,27 +323,98 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return inspect_bags(Path(args.path), plot=Path(args.plot) if args.plot else None)
 
 
+def at_least(lo: float, kind: type = int):
+    """An argparse type: a number of `kind` no smaller than `lo` (`--episodes 0` is refused, not ignored)."""
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text}")
+        return v
+
+    return parse
+
+
+def positive(kind: type = float):
+    def parse(text: str):
+        v = at_least(0.0, kind)(text)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return v
+
+    return parse
+
+
+def probability(text: str) -> float:
+    v = at_least(0.0, float)(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return v
+
+
+def names_of(valid: list[str]):
+    """An argparse type: a comma-separated list, each one of `valid`."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(valid)}")
+        return names
+
+    return parse
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option shows its default (none where there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """farl's parsers, sub-commands included, all show their defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from farl_bringup.bench import METHODS
     from farl_sim.tasks import TASKS
 
-    p = argparse.ArgumentParser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
+    p = _Parser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error, not just its line")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demos", help="generate scripted demonstrations (task, recovery, failure) as episode bags")
-    d.add_argument("--task", required=True, choices=sorted(TASKS))
-    d.add_argument("--kind", required=True, choices=["task", "recovery", "failure", "all"])
+    d.add_argument("--task", required=True, choices=sorted(TASKS), help="FailureBench task")
+    d.add_argument("--kind", required=True, choices=["task", "recovery", "failure", "all"], help="which demos")
     d.add_argument(
-        "--episodes", type=int, default=None, help="episodes per kind (default: task 20, recovery 120, failure 40)"
+        "--episodes",
+        type=at_least(1),
+        default=None,
+        help="episodes per kind (default: task 20, recovery 120, failure 40)",
     )
-    d.add_argument("--out", required=True, help="folder for the bags")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    d.add_argument("--out", required=True, help="folder for the bags (an interrupted set there is resumed)")
+    d.add_argument("--seed", type=at_least(0), default=0, help="seed of the set")
+    d.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage")
     d.set_defaults(fn=_cmd_demos)
 
     s = sub.add_parser("sim", help="run the mocked sim graph of a task in process")
-    s.add_argument("task", choices=sorted(TASKS))
-    s.add_argument("--episodes", type=int, default=None, help="default: the config's episodes.count")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("task", choices=sorted(TASKS), help="FailureBench task")
+    s.add_argument(
+        "--episodes", type=at_least(1), default=None, help="episodes to run (default: the config's episodes.count)"
+    )
+    s.add_argument("--seed", type=at_least(0), default=None, help="seed of the first episode (default: the config's)")
     s.add_argument("--config", default=None, help="config file (default: config/<task>.yaml)")
     s.add_argument("--out", default=None, help="bag folder (default: the config's recorder.out_dir)")
     s.add_argument("--policy", choices=["scripted", "learned"], default=None, help="override the config's policy.kind")
@@ -364,56 +426,75 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--pretrain-scale",
-        type=float,
+        type=positive(float),
         default=0.25,
         help="budget of the automatic pre-training when there is no run yet",
     )
     s.set_defaults(fn=_cmd_sim)
 
     pt = sub.add_parser("pretrain", help="offline: task policy, recovery policy, world model, risk critics")
-    pt.add_argument("--task", required=True, choices=sorted(TASKS))
+    pt.add_argument("--task", required=True, choices=sorted(TASKS), help="FailureBench task")
     pt.add_argument("--demos", required=True, help="folder of demo bags (task, recovery and failure)")
     pt.add_argument("--out", required=True, help="run folder for the checkpoints")
-    pt.add_argument("--scale", type=float, default=1.0, help="multiply every gradient-step budget (quick runs)")
-    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument(
+        "--scale", type=positive(float), default=1.0, help="multiply every gradient-step budget (quick runs)"
+    )
+    pt.add_argument("--seed", type=at_least(0), default=0, help="training seed")
     pt.set_defaults(fn=_cmd_pretrain)
 
     ft = sub.add_parser("finetune", help="online PPO from a pre-trained run, with or without the shield")
-    ft.add_argument("--run", required=True)
-    ft.add_argument("--steps", type=int, required=True)
-    ft.add_argument("--shield", choices=["world_model", "q_risk", "reachability", "none"], default="world_model")
-    ft.add_argument("--recovery", choices=["policy", "mppi"], default="policy")
-    ft.add_argument("--eps-safe", type=float, default=None, help="default: the run's shield.json, else 0.3")
+    ft.add_argument("--run", required=True, help="pre-trained run folder (farl pretrain --out)")
+    ft.add_argument("--steps", type=at_least(1), required=True, help="online environment steps in all")
+    ft.add_argument(
+        "--shield",
+        choices=["world_model", "q_risk", "reachability", "none"],
+        default="world_model",
+        help="risk critic of the shield; none is the Uni-O4 baseline",
+    )
+    ft.add_argument("--recovery", choices=["policy", "mppi"], default="policy", help="what replaces a risky action")
+    ft.add_argument(
+        "--eps-safe",
+        type=probability,
+        default=None,
+        help="risk threshold (default: the run's shield.json, else the config's)",
+    )
     ft.add_argument("--lagrangian", action="store_true", help="PPO-Lagrangian")
     ft.add_argument("--out", default=None, help="default: RUN/finetune_<shield>_s<seed>")
-    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--seed", type=at_least(0), default=0, help="seed of the fine-tuning")
     ft.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     ft.add_argument(
         "--person", action="store_true", help="a scripted person takes over near the hazard (counts as a failure)"
     )
-    ft.add_argument("--takeover-m", type=float, default=0.03, help="--person grabs this close to the hazard")
-    ft.add_argument("--carry-s", type=float, default=2.0, help="--person lets go after this long")
-    ft.add_argument("--release-s", type=float, default=1.0, help="the policy acts again this long after")
-    ft.add_argument("--takeover-end", choices=["resume", "end_episode"], default="resume")
+    ft.add_argument("--takeover-m", type=positive(float), default=0.03, help="--person grabs this close to the hazard")
+    ft.add_argument("--carry-s", type=positive(float), default=2.0, help="--person lets go after this long")
+    ft.add_argument("--release-s", type=at_least(0.0, float), default=1.0, help="the policy acts again this long after")
+    ft.add_argument(
+        "--takeover-end",
+        choices=["resume", "end_episode"],
+        default="resume",
+        help="after a takeover, the policy goes on or the episode ends",
+    )
     ft.set_defaults(fn=_cmd_finetune)
 
     cs = sub.add_parser("calibrate-shield", help="choose eps_safe from held-out task and failure demos")
-    cs.add_argument("--run", required=True)
+    cs.add_argument("--run", required=True, help="pre-trained run folder")
     cs.add_argument("--demos", required=True, help="held-out demo bags (task and failure)")
-    cs.add_argument("--critic", choices=["world_model", "q_risk", "reachability"], default="world_model")
-    cs.add_argument("--horizon", type=int, default=5)
-    cs.add_argument("--gamma-risk", type=float, default=0.9)
-    cs.add_argument("--max-false-alarm", type=float, default=0.05)
+    cs.add_argument("--critic", choices=["world_model", "q_risk", "reachability"], default="world_model", help="critic")
+    cs.add_argument("--horizon", type=at_least(1), default=5, help="H: steps the world model rolls ahead (eq. 10)")
+    cs.add_argument("--gamma-risk", type=probability, default=0.9, help="discount of the risk sum (eq. 10)")
+    cs.add_argument("--max-false-alarm", type=probability, default=0.05, help="largest share of safe steps flagged")
     cs.set_defaults(fn=_cmd_calibrate)
 
     r = sub.add_parser("record", help="record demonstrations (task, recovery, failure) with a SpaceMouse or keyboard")
     r.add_argument("--task", required=True, help="task (sim: a FailureBench task; real: its franka_ config)")
-    r.add_argument("--kind", required=True, choices=["task", "recovery", "failure"])
+    r.add_argument("--kind", required=True, choices=["task", "recovery", "failure"], help="what is demonstrated")
     r.add_argument("--mode", choices=["sim", "real"], default="sim", help="sim: FailureBench scene; real: franky")
-    r.add_argument("--device", choices=["spacemouse", "keyboard"], default="spacemouse")
+    r.add_argument("--device", choices=["spacemouse", "keyboard"], default="spacemouse", help="input device")
     r.add_argument("--out", required=True, help="folder for the episode bags")
-    r.add_argument("--episodes", type=int, default=None, help="stop after this many kept episodes (default: Ctrl-C)")
-    r.add_argument("--seed", type=int, default=None, help="seed of the first scene (sim)")
+    r.add_argument(
+        "--episodes", type=at_least(1), default=None, help="stop after this many kept episodes (default: Ctrl-C)"
+    )
+    r.add_argument("--seed", type=at_least(0), default=None, help="seed of the first scene (sim)")
     r.add_argument("--config", default=None, help="config file (default: config/<task>.yaml or franka_<task>.yaml)")
     r.add_argument("--no-review", action="store_true", help="keep every episode without asking")
     r.set_defaults(fn=_cmd_record)
@@ -423,15 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pcs = pc.add_subparsers(dest="action", required=True)
     pv = pcs.add_parser("view", help="annotated frames (boxes, base-frame positions) as PNGs; sim: error vs truth")
-    pv.add_argument("--task", required=True)
-    pv.add_argument(
-        "--source", choices=["mujoco", "realsense", "bag"], default="mujoco", help="camera (default: %(default)s)"
-    )
+    pv.add_argument("--task", required=True, help="task whose objects and colours perception looks for")
+    pv.add_argument("--source", choices=["mujoco", "realsense", "bag"], default="mujoco", help="camera")
     pv.add_argument("--bags", default=None, help="bag or folder of bags with camera frames, for --source bag")
-    pv.add_argument("--frames", type=int, default=50, help="frames to look at (default: %(default)s)")
-    pv.add_argument("--out", default="runs/perception_view", help="folder for the PNGs (default: %(default)s)")
+    pv.add_argument("--frames", type=at_least(1), default=50, help="frames to look at")
+    pv.add_argument("--out", default="runs/perception_view", help="folder for the PNGs")
     pv.add_argument("--config", default=None, help="config with the perception section (default: the task's)")
-    pv.add_argument("--seed", type=int, default=0, help="scene seed, sim (default: %(default)s)")
+    pv.add_argument("--seed", type=at_least(0), default=0, help="scene seed, sim")
     pk = pcs.add_parser("calibrate", help="camera-to-base extrinsics from touched points or board views")
     how = pk.add_mutually_exclusive_group(required=True)
     how.add_argument("--points", help="YAML with `camera:` and `base:` lists of [x, y, z] in metres")
@@ -441,25 +520,26 @@ def build_parser() -> argparse.ArgumentParser:
     def board_options(p: argparse.ArgumentParser) -> None:
         g = p.add_argument_group("board (measure the print: printers scale)")
         g.add_argument(
-            "--board-kind", choices=["charuco", "aruco_grid"], default="charuco", help="(default: %(default)s)"
+            "--board-kind",
+            choices=["charuco", "aruco_grid"],
+            default="charuco",
+            help="ChArUco or a grid of ArUco markers",
         )
-        g.add_argument("--squares-x", type=int, default=5, help="squares (markers) across (default: %(default)s)")
-        g.add_argument("--squares-y", type=int, default=7, help="squares (markers) down (default: %(default)s)")
-        g.add_argument(
-            "--square-m", type=float, default=0.04, help="square side; grid: marker + gap (default: %(default)s)"
-        )
-        g.add_argument("--marker-m", type=float, default=0.03, help="marker side (default: %(default)s)")
-        g.add_argument("--dictionary", default="DICT_5X5_100", help="ArUco dictionary (default: %(default)s)")
+        g.add_argument("--squares-x", type=at_least(2), default=5, help="squares (markers) across")
+        g.add_argument("--squares-y", type=at_least(2), default=7, help="squares (markers) down")
+        g.add_argument("--square-m", type=positive(float), default=0.04, help="square side; grid: marker + gap")
+        g.add_argument("--marker-m", type=positive(float), default=0.03, help="marker side")
+        g.add_argument("--dictionary", default="DICT_5X5_100", help="ArUco dictionary")
 
     pb = pcs.add_parser("board", help="the calibration board as a PNG to print, and its spec")
-    pb.add_argument("--out", default="board.png", help="image to write; its spec goes beside it (default: %(default)s)")
+    pb.add_argument("--out", default="board.png", help="image to write; its spec goes beside it")
     board_options(pb)
     pcb = pcs.add_parser(
         "capture-board", help="real arm: take board views (hand moved by a person) with the hand pose of each"
     )
     pcb.add_argument("--task", required=True, help="task whose franka_<task> config names the robot and camera")
     pcb.add_argument("--out", required=True, help="folder for the samples (images + samples.yaml)")
-    pcb.add_argument("--samples", type=int, default=12, help="views to take (default: %(default)s)")
+    pcb.add_argument("--samples", type=at_least(4), default=12, help="views to take")
     pcb.add_argument("--config", default=None, help="config file (default: config/franka_<task>.yaml)")
     pcb.add_argument("--robot-ip", default=None, help="robot address (default: the config's)")
     board_options(pcb)
@@ -467,42 +547,87 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--bags", required=True, help="bag or folder of bags recorded with perception.record_images")
     pt.add_argument("--task", required=True, help="task whose objects and colours label the frames")
     pt.add_argument("--config", default=None, help="config with the perception section (default: the task's)")
-    pt.add_argument("--out", default="runs/detector_{task}", help="output folder (default: %(default)s)")
-    pt.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
-    pt.add_argument("--imgsz", type=int, default=416, help="network input size (default: %(default)s)")
-    pt.add_argument("--every", type=int, default=5, help="take every n-th frame of a bag (default: %(default)s)")
-    pt.add_argument("--max-frames", type=int, default=600, help="frames in all (default: %(default)s)")
-    pt.add_argument("--batch", type=int, default=8, help="(default: %(default)s)")
+    pt.add_argument("--out", default="runs/detector_{task}", help="output folder")
+    pt.add_argument("--epochs", type=at_least(1), default=30, help="passes over the training frames")
+    pt.add_argument("--imgsz", type=at_least(32), default=416, help="network input size")
+    pt.add_argument("--every", type=at_least(1), default=5, help="take every n-th frame of a bag")
+    pt.add_argument("--max-frames", type=at_least(1), default=600, help="frames in all")
+    pt.add_argument("--batch", type=at_least(1), default=8, help="images per training step")
     pt.add_argument("--weights", default="", help="start from these YOLOv8 weights (default: from scratch)")
-    pt.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    pt.add_argument("--seed", type=at_least(0), default=0, help="training seed")
     pc.set_defaults(fn=_cmd_perception)
 
     b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")
-    b.add_argument("--tasks", default="fragile_push_wall")
-    b.add_argument("--methods", default="farl,uni_o4")
-    b.add_argument("--steps", type=int, default=100_000)
-    b.add_argument("--seeds", type=int, default=3)
-    b.add_argument("--pretrain-scale", type=float, default=1.0)
-    b.add_argument("--out", required=True)
+    b.add_argument(
+        "--tasks",
+        type=names_of(sorted(TASKS)),
+        default="fragile_push_wall",
+        help=f"comma-separated, of {', '.join(sorted(TASKS))}",
+    )
+    b.add_argument(
+        "--methods",
+        type=names_of(sorted(METHODS)),
+        default="farl,uni_o4",
+        help=f"comma-separated, of {', '.join(sorted(METHODS))}",
+    )
+    b.add_argument("--steps", type=at_least(1), default=100_000, help="online steps per run")
+    b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method")
+    b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
+    b.add_argument("--out", required=True, help="results folder (a re-run there resumes)")
     b.set_defaults(fn=_cmd_bench)
 
     rp = sub.add_parser(
         "replay", help="re-run a shield over episode bags and compare, or (--ros) publish bags on ROS 2 topics"
     )
     rp.add_argument("path", help="an episode bag or a folder of them")
-    rp.add_argument("--shield", choices=["world_model", "q_risk", "reachability"], default="world_model")
-    rp.add_argument("--run", default="runs/fragile_push_wall/run", help="pre-trained run (default: %(default)s)")
-    rp.add_argument("--eps-safe", type=float, default=None, help="default: the run's shield.json, else the config's")
+    rp.add_argument("--shield", choices=["world_model", "q_risk", "reachability"], default="world_model", help="critic")
+    rp.add_argument("--run", default="runs/fragile_push_wall/run", help="pre-trained run")
+    rp.add_argument(
+        "--eps-safe", type=probability, default=None, help="default: the run's shield.json, else the config's"
+    )
     rp.add_argument("--out", default=None, help="report and plots (default: PATH/../replay_<shield>)")
     rp.add_argument("--ros", action="store_true", help="publish the bags' topics in time order (needs rclpy)")
-    rp.add_argument("--speed", type=float, default=1.0, help="--ros: multiple of the recorded rate (default: 1)")
+    rp.add_argument("--speed", type=positive(float), default=1.0, help="--ros: multiple of the recorded rate")
     rp.set_defaults(fn=_cmd_replay)
 
     i = sub.add_parser("inspect", help="list the episodes in a bag or a folder of bags")
-    i.add_argument("path")
+    i.add_argument("path", help="an episode bag or a folder of them")
     i.add_argument("--plot", default=None, help="also save a PNG of returns and lengths per episode")
     i.set_defaults(fn=_cmd_inspect)
     return p
+
+
+FARL_SRC = Path(__file__).resolve().parents[2]
+"""src/: an error that a `raise` in farl's own code sends is a message for the user; one from deeper
+(torch, numpy: a shape mismatch, a dtype) is a bug, shown with its traceback."""
+
+
+def _raised_by_farl(err: BaseException) -> bool:
+    import linecache
+
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or not tb.tb_frame.f_code.co_filename.startswith(str(FARL_SRC)):
+        return False
+    return linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip().startswith("raise")
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output nobody can write: the nearest existing folder must take a file."""
+    import tempfile
+
+    target = Path(str(path).replace("{task}", "task"))
+    folder = target.parent if target.suffix else target
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {path}: cannot write in {folder} ({err.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -514,21 +639,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from farl_common.bags import BagError
     from farl_common.config import ConfigError
+    from farl_common.runtime.node import NodeError
     from farl_learning.checkpoint import CheckpointError
     from farl_perception.calibration import CalibrationError
 
+    own = (ConfigError, BagError, CheckpointError, CalibrationError, NodeError, FileExistsError, FileNotFoundError)
     try:
+        if getattr(args, "out", None):
+            check_writable(args.out)
         return int(args.fn(args) or 0)
-    except (
-        ConfigError,
-        BagError,
-        CheckpointError,
-        CalibrationError,
-        FileExistsError,
-        FileNotFoundError,
-        ValueError,
-        RuntimeError,
-    ) as err:
+    except own as err:
+        if args.debug:
+            raise
+        print(f"farl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError) as err:
+        # farl's own checks raise ValueError/RuntimeError with a message for the user; the same types
+        # from inside torch or numpy are bugs, shown whole. A full disk or a read-only folder is one line.
+        if args.debug or not (_raised_by_farl(err) or isinstance(err, OSError)):
+            raise
         print(f"farl {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
