@@ -144,6 +144,11 @@ def test_dataset_from_demos_selects_kinds(demo_dir):
     assert {e.kind for e in ds.episodes} == {"task", "recovery", "failure"}
     fail = ds.select(["failure"])
     assert fail.cost.sum() == 2 and fail.done.sum() == 2
+    # episode_index points into the selected episodes, not the full list
+    assert [fail.episodes[i].kind for i in np.unique(fail.episode_index)] == ["failure"] * len(fail.episodes)
+    np.testing.assert_array_equal(fail.obs, np.concatenate([e.obs for e in fail.episodes]))
+    sizes = np.bincount(fail.episode_index)
+    assert sizes.tolist() == [len(e) for e in fail.episodes]
     assert ds.obs.dtype == np.float32 and ds.obs.shape[1] == 39 and ds.action.shape[1] == 4
     np.testing.assert_array_equal(ds.obs[1:5], ds.next_obs[0:4])  # consecutive within an episode
     assert np.all(np.isfinite(ds.obs)) and len(ds) == len(ds.reward) == len(ds.kind)
@@ -190,3 +195,43 @@ def test_bags_store_farl_qos_so_bag_play_offers_events_transient_local(tmp_path)
     events, state = qos["/farl/episode_event"], qos["/farl/state"]
     assert "transient_local" in str(events).lower() and "100" in str(events)
     assert "volatile" in str(state).lower() and "reliable" in str(state).lower()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_bag(tmp_path):
+    """A real `farl demos` process whose files may not grow past 16 KiB (RLIMIT_FSIZE: the writes fail
+    as on a full disk): one line naming the bag, exit 2, no half bag anywhere, earlier bags intact."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    out = tmp_path / "demos"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "farl_bringup.cli",
+            "demos",
+            "--task",
+            "bounded_push",
+            "--kind",
+            "task",
+            "--episodes",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "could not write the bag (File too large); this episode is not saved" in last
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob(PARTIAL_DIR))

@@ -17,7 +17,12 @@ def test_demos_then_inspect(tmp_path, capsys):
     plot = tmp_path / "plot.png"
     assert main(["inspect", str(tmp_path), "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"task_obstructed_push_s0_ep00000 +task +obstructed_push +\d+ +[\d.]+ success +no", out)
+    assert re.search(
+        r"task_obstructed_push_s0_ep00000 +task +obstructed_push +\d+ +[\d.]+ success +no +"
+        r"scripted:obstructed_push:task$",
+        out,
+        re.M,
+    )
     assert re.search(r"failure +1 episodes .* failure episodes 1", out)
     assert plot.stat().st_size > 5000
 
@@ -53,6 +58,21 @@ def test_inspect_reports_a_corrupt_bag_and_lists_the_rest(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{bad.name}" in out and "UNREADABLE" in out and "unreadable: " in out
     assert "task_bounded_push_s0_ep00001" in out
+
+
+def test_inspect_reports_unfinished_bags_and_cleans_them(tmp_path, capsys):
+    from farl_common.bags import PARTIAL_DIR, EpisodeBagWriter
+
+    main(["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "1", "--out", str(tmp_path)])
+    w = EpisodeBagWriter(tmp_path / "crashed_ep")  # never closed: as a SIGKILL mid-episode leaves it
+    w.write("/x", "std_msgs/msg/UInt32", w._factory.new("std_msgs/msg/UInt32", data=1), 1)
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "crashed_ep" not in out and f"unfinished: 1 bag(s) in {tmp_path / PARTIAL_DIR}" in out
+    assert main(["inspect", str(tmp_path), "--clean"]) == 0
+    assert "removed 1 unfinished bag(s)" in capsys.readouterr().out
+    assert not (tmp_path / PARTIAL_DIR).exists() and len(list(tmp_path.iterdir())) == 1
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,16 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from farl_bringup.graph_spec import graph_spec
 from farl_bringup.sim_graph import run_sim
+from farl_common import messages as M
 from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
 from farl_common.runtime.inprocess import InProcessRuntime
+from farl_learning.checkpoint import weights_fingerprint
+from farl_learning.learner_node import LearnerNode, LearnerParams
 from farl_learning.policy_node import PolicyNode, PolicyParams
 
 
@@ -84,3 +88,41 @@ def test_policy_node_keeps_its_policy_when_a_reload_fails(run_copy):
     assert node.policy is before and node.version == 0 and node.reload_errors == 1
     with pytest.raises(Exception, match="not found"):
         rt.add(PolicyNode(PolicyParams(checkpoint=str(run_copy / "x.pt"), initial_checkpoint="")), {})
+
+
+def test_learner_trains_only_on_its_own_policys_episodes(run_copy, tmp_path):
+    """Scripted episodes in the learner's bag folder look online (kind online, version 0) but are the
+    expert's actions: their EpisodeEvent names the scripted policy, and the learner leaves them out."""
+    scripted = learned_config(tmp_path, run_copy, horizon=15)
+    scripted.policy.kind = "scripted"
+    run_sim(scripted, episodes=2, seed=0, run_id="S")
+    learned = run_sim(learned_config(tmp_path, run_copy, horizon=15, min_new_steps=10**6), episodes=1, seed=5)
+    labels = {read_episode(b).policy for b in (tmp_path / "bags").iterdir() if not b.name.startswith(".")}
+    assert labels == {"scripted:fragile_push_wall:expert", read_episode(learned.bags[0]).policy}
+    own = read_episode(learned.bags[0])
+    assert own.policy.startswith("learned:") and own.kind == "online"
+
+    rt = InProcessRuntime()
+    learner = rt.add(LearnerNode(LearnerParams(run_dir=str(run_copy), bag_dir=str(tmp_path / "bags"))), {})
+    assert learner.label == own.policy  # the same weights give the same label in another node
+    learner.on_episode_event(
+        M.make_event(
+            rt.msgs, t_ns=0, start=False, episode=0, task="fragile_push_wall", kind="online", outcome="timeout"
+        )
+    )
+    assert learner.pending_steps == len(own)
+    assert learner.skipped_off_policy == 2 and learner.foreign == {"scripted:fragile_push_wall:expert": 2}
+    assert sum("leaving out" in r.text for r in rt.logs) == 1  # one line per foreign policy, not per bag
+    rt.close()
+
+
+def test_policy_label_follows_the_weights(run_copy):
+    rt = InProcessRuntime()
+    path = str(run_copy / "task_policy.pt")
+    a = rt.add(PolicyNode(PolicyParams(checkpoint=path, initial_checkpoint="")), {})
+    b = rt.add(PolicyNode(PolicyParams(checkpoint=path, initial_checkpoint="", seed=3)), {})
+    assert a.policy_label == b.policy_label and a.policy_label.startswith("learned:")
+    with torch.no_grad():
+        next(b.policy.parameters()).add_(1e-6)
+    assert weights_fingerprint(b.policy) != weights_fingerprint(a.policy)
+    rt.close()

@@ -177,7 +177,7 @@ def test_record_task_demo_into_a_labelled_bag(tmp_path, capsys):
     assert np.all(np.diff(ep.obs[moving, 1]) >= -1e-3)  # and the hand went that way
     assert load_dataset(tmp_path / "demos", kinds=["task"]).episodes[0].kind == "task"
     [row] = inspected(tmp_path / "demos", capsys)
-    assert row[1:3] == ["task", "fragile_push_wall"] and row[-1] == "no"
+    assert row[1:3] == ["task", "fragile_push_wall"] and row[-2:] == ["no", "teleop:spacemouse"]
 
 
 def test_record_failure_demo_marked_with_a_long_press(tmp_path, capsys):
@@ -191,7 +191,7 @@ def test_record_failure_demo_marked_with_a_long_press(tmp_path, capsys):
     ep = read_episode(result.bags[0])
     assert ep.kind == "failure" and ep.outcome == "failure" and ep.cost[-1] == 1.0 and ep.done[-1]
     [row] = inspected(tmp_path / "demos", capsys)
-    assert row[1] == "failure" and row[-2:] == ["failure", "YES"]
+    assert row[1] == "failure" and row[-3:] == ["failure", "YES", "teleop:spacemouse"]
     assert len(load_dataset(tmp_path / "demos", kinds=["failure"])) == len(ep)
 
 

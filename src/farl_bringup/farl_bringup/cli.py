@@ -320,7 +320,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from farl_bringup.inspect_bags import inspect_bags
 
-    return inspect_bags(Path(args.path), plot=Path(args.plot) if args.plot else None)
+    return inspect_bags(Path(args.path), plot=Path(args.plot) if args.plot else None, clean=args.clean)
 
 
 def at_least(lo: float, kind: type = int):
@@ -592,7 +592,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="list the episodes in a bag or a folder of bags")
     i.add_argument("path", help="an episode bag or a folder of them")
-    i.add_argument("--plot", default=None, help="also save a PNG of returns and lengths per episode")
+    i.add_argument(
+        "--plot", default=None, help="also save a PNG per episode: kind, return, steps, swaps, policy version"
+    )
+    i.add_argument(
+        "--clean",
+        action="store_true",
+        help="remove the unfinished bags a crash left in .farl-partial folders (only when nothing is recording)",
+    )
     i.set_defaults(fn=_cmd_inspect)
     return p
 

@@ -5,18 +5,40 @@ The failure column is the paper's IR failure: something broke, or a person took 
 
 from __future__ import annotations
 
+import itertools
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from farl_common.bags import Episode, read_episodes
+from farl_common.bags import PARTIAL_DIR, BagError, Episode, read_episodes
 
 
-def inspect_bags(root: Path, plot: Path | None = None) -> int:
-    """Print the episodes under `root`; returns 2 if any bag was unreadable (after listing the rest)."""
+def partial_bags(root: Path) -> list[Path]:
+    """Unfinished bags under `root`: what a crash (or a recording in progress) left in `.farl-partial`."""
+    if not root.is_dir():
+        return []
+    return sorted(b for d in root.rglob(PARTIAL_DIR) if d.is_dir() for b in d.iterdir())
+
+
+def inspect_bags(root: Path, plot: Path | None = None, clean: bool = False) -> int:
+    """Print the episodes under `root`; returns 2 if any bag was unreadable (after listing the rest).
+    Unfinished bags are never read; they are counted, and removed with `clean`."""
     episodes: list[Episode] = []
     errors: list[str] = []
-    print(f"{'episode bag':48s} {'kind':9s} {'task':18s} {'steps':>5s} {'return':>9s} {'outcome':8s} failure")
-    for p, ep, err in read_episodes(root):
+    print(
+        f"{'episode bag':48s} {'kind':9s} {'task':18s} {'steps':>5s} {'return':>9s} {'outcome':8s} "
+        f"{'failure':7s} played by"
+    )
+    stream = read_episodes(root)
+    try:
+        first = next(stream)  # a folder with no finished bag raises here
+    except BagError:
+        if (partial := partial_bags(root)) and clean:
+            _remove(partial)
+        elif partial:
+            _report(partial)
+        raise
+    for p, ep, err in itertools.chain([first], stream):
         if ep is None:
             errors.append(err)
             print(f"{p.name:48s} UNREADABLE")
@@ -24,7 +46,7 @@ def inspect_bags(root: Path, plot: Path | None = None) -> int:
         episodes.append(ep)
         print(
             f"{p.name[:48]:48s} {ep.kind:9s} {ep.task[:18]:18s} {len(ep):5d} {ep.episode_return:9.1f} "
-            f"{ep.outcome:8s} {_failure(ep)}"
+            f"{ep.outcome:8s} {_failure(ep):7s} {_played_by(ep)}"
         )
     by_kind: dict[str, list[Episode]] = defaultdict(list)
     for ep in episodes:
@@ -43,10 +65,38 @@ def inspect_bags(root: Path, plot: Path | None = None) -> int:
         )
     for err in errors:
         print(f"unreadable: {err}")
+    partial = partial_bags(root)
+    if partial and clean:
+        _remove(partial)
+    elif partial:
+        _report(partial)
     if plot is not None and episodes:
-        _plot(episodes, plot)
+        _plot(episodes, plot, title=root.name)
         print(f"plot: {plot}")
     return 2 if errors else 0
+
+
+def _remove(partial: list[Path]) -> None:
+    for b in partial:
+        if b.is_dir():
+            shutil.rmtree(b, ignore_errors=True)
+        else:
+            b.unlink(missing_ok=True)
+        if not any(b.parent.iterdir()):
+            b.parent.rmdir()
+    print(f"removed {len(partial)} unfinished bag(s) from {PARTIAL_DIR} folders")
+
+
+def _report(partial: list[Path]) -> None:
+    print(
+        f"unfinished: {len(partial)} bag(s) in {partial[0].parent} (left by a crash, or being recorded now); "
+        "never read; `farl inspect --clean` removes them"
+    )
+
+
+def _played_by(ep: Episode) -> str:
+    label = ep.policy or "unlabelled"
+    return f"{label} v{ep.policy_version}" if label.startswith("learned:") else label
 
 
 def _failure(ep: Episode) -> str:
@@ -56,25 +106,62 @@ def _failure(ep: Episode) -> str:
     return f"YES (takeover, {took} steps)" if took else "no"
 
 
-def _plot(episodes: list[Episode], out: Path) -> None:
+KIND_COLOURS = {"task": "tab:blue", "recovery": "tab:green", "failure": "tab:red", "online": "tab:purple"}
+OUTCOME_COLOURS = {"success": "tab:green", "failure": "tab:red", "timeout": "tab:gray", "aborted": "tab:orange"}
+
+
+def _plot(episodes: list[Episode], out: Path, title: str = "") -> None:
+    """Per episode in bag order: its kind (the strip on top), return and steps coloured by outcome,
+    with the shield's swaps and a person's takeover steps on the steps panel and the policy version
+    that played each online episode."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
-    colours = {"success": "tab:green", "failure": "tab:red", "timeout": "tab:gray", "aborted": "tab:orange"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, values, label in (
-        (axes[0], [e.episode_return for e in episodes], "return"),
-        (axes[1], [len(e) for e in episodes], "steps"),
-    ):
-        ax.bar(range(len(episodes)), values, color=[colours.get(e.outcome, "tab:blue") for e in episodes])
-        ax.set_xlabel("episode (bag order)")
-        ax.set_ylabel(label)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
-    fig.legend(handles, list(colours), loc="upper center", ncol=4, frameon=False)
-    fig.suptitle(f"{len(episodes)} episodes", y=0.02, fontsize=9)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.92))
+    x = list(range(len(episodes)))
+    online = [e for e in episodes if e.kind == "online"]
+    rows = 4 if online else 3
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(11, 1.6 + 2.0 * (rows - 1)),
+        sharex=True,
+        gridspec_kw={"height_ratios": [0.35] + [1.0] * (rows - 1)},
+    )
+    strip = axes[0]
+    strip.bar(x, [1] * len(x), width=1.0, color=[KIND_COLOURS.get(e.kind, "tab:gray") for e in episodes])
+    strip.set_yticks([])
+    strip.set_ylabel("kind", rotation=0, ha="right", va="center")
+    outcome_colours = [OUTCOME_COLOURS.get(e.outcome, "tab:blue") for e in episodes]
+    axes[1].bar(x, [e.episode_return for e in episodes], color=outcome_colours)
+    axes[1].set_ylabel("return")
+    axes[2].bar(x, [len(e) for e in episodes], color=outcome_colours, label="_steps")
+    axes[2].plot(x, [int(e.swapped.sum()) for e in episodes], "k.", label="shield swaps")
+    took = [int(e.intervened.sum()) for e in episodes]
+    if any(took):
+        axes[2].plot(x, took, "m^", label="takeover steps")
+    axes[2].set_ylabel("steps")
+    axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].legend(loc="upper right", fontsize=8, frameon=False)
+    if online:
+        axes[3].step(x, [e.policy_version if e.kind == "online" else float("nan") for e in episodes], "C4", where="mid")
+        axes[3].set_ylabel("policy version")
+        axes[3].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("episode (bag order)")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    kinds = [k for k in KIND_COLOURS if any(e.kind == k for e in episodes)]
+    handles = [Patch(color=KIND_COLOURS[k], label=f"kind: {k}") for k in kinds]
+    handles += [Patch(color=c, label=f"outcome: {o}") for o, c in OUTCOME_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=8)
+    counts = ", ".join(f"{sum(e.kind == k for e in episodes)} {k}" for k in kinds)
+    fails = sum(e.ir_failure for e in episodes)
+    fig.suptitle(
+        f"{title}{': ' if title else ''}{len(episodes)} episodes ({counts}), {fails} failure episodes", fontsize=10
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

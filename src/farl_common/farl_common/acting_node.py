@@ -1,7 +1,8 @@
 """Base of every policy node: answers each state with one action for the same episode and step.
 
 A state it cannot trust (wrong size, NaN) gets no action, so the robot holds still rather than act
-on it. Subclasses say how to act and which source and policy version to stamp on the command.
+on it. Subclasses say how to act, which source and policy version to stamp on the command, and
+the label that names the policy in the episode bags (EpisodeEvent.policy).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class ActingNode(Node):
     def policy_version(self) -> int:
         return 0
 
+    @property
+    def policy_label(self) -> str:
+        raise NotImplementedError
+
     def on_state(self, msg: Any) -> None:
         try:
             obs = M.finite_vector(M.state_values(msg), self.obs_dim, f"state of episode {msg.episode} step {msg.step}")
@@ -48,5 +53,6 @@ class ActingNode(Node):
                 values=action,
                 source=self.source,
                 policy_version=self.policy_version,
+                policy=self.policy_label,
             ),
         )

@@ -1,7 +1,8 @@
 """Episode bags: one rosbag2 bag per episode, and a reader that turns a folder of them into arrays.
 
-A bag is written under a hidden temporary name (`.NAME.partial`) and renamed when closed, so a
-crash never leaves a half bag that looks whole; readers skip partial bags. Bags are plain rosbag2
+A bag is written in a hidden folder beside its final place (`.farl-partial/NAME`) and moved out when
+closed, so a crash never leaves a half bag that looks whole; readers never look inside that folder,
+and `farl inspect` reports (and `--clean` removes) what a crash left there. Bags are plain rosbag2
 (mcap by default, sqlite3 readable and writable): `ros2 bag play`, rosbags' AnyReader and mcap's
 readers open them with no farl code, and `ros2 bag record` output of the same topics trains too.
 """
@@ -31,6 +32,13 @@ PARTIAL_DIR = ".farl-partial"
 (rosbag2 names the storage file after the bag folder), and move out when closed."""
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 KIND_CODES = {"task": 0, "recovery": 1, "failure": 2, "online": 3}
+
+
+def kind_code(kind: str) -> int:
+    """A bag from another recorder may carry a kind farl does not write: it is treated as online data."""
+    return KIND_CODES.get(kind, KIND_CODES["online"])
+
+
 SOURCE_TELEOP = 2
 """farl_interfaces/ActionCommand's SOURCE_TELEOP."""
 
@@ -58,6 +66,11 @@ class BagError(RuntimeError):
     """A bag that cannot be read; the message is one line and starts with the bag's path."""
 
 
+class BagWriteError(BagError):
+    """A bag that could not be written (a full disk, a file-size limit, a folder gone): its partial bag
+    is removed, so nothing half-written is left to look like an episode."""
+
+
 class EpisodeBagWriter:
     """Writes one episode bag; the bag appears under its final name only once `close()` succeeds."""
 
@@ -76,9 +89,17 @@ class EpisodeBagWriter:
         self._writer = Writer(self._tmp, version=9, storage_plugin=STORAGES[storage])
         for k, v in (metadata or {}).items():
             self._writer.set_custom_data(f"farl.{k}", json.dumps(v))
-        self._writer.open()
         self._connections: dict[str, Any] = {}
         self.count = 0
+        try:
+            self._writer.open()
+        except OSError as err:
+            raise self._failed(err) from None
+
+    def _failed(self, err: OSError) -> BagWriteError:
+        self.abort()
+        why = err.strerror or str(err)
+        return BagWriteError(f"{self.path}: could not write the bag ({why}); this episode is not saved")
 
     def write(self, topic: str, typename: str, msg: Any, t_ns: int) -> None:
         self.write_raw(topic, typename, self._factory.serialize(msg, typename), t_ns)
@@ -90,15 +111,21 @@ class EpisodeBagWriter:
                 topic, typename, typestore=self._factory.store, offered_qos_profiles=[offered_qos(topic)]
             )
             self._connections[topic] = conn
-        self._writer.write(conn, int(t_ns), data)
+        try:
+            self._writer.write(conn, int(t_ns), data)
+        except OSError as err:
+            raise self._failed(err) from None
         self.count += 1
 
     def set_metadata(self, key: str, value: Any) -> None:
         self._writer.set_custom_data(f"farl.{key}", json.dumps(value))
 
     def close(self) -> Path:
-        self._writer.close()
-        self._tmp.rename(self.path)
+        try:
+            self._writer.close()
+            self._tmp.rename(self.path)
+        except OSError as err:
+            raise self._failed(err) from None
         try:
             self._tmp.parent.rmdir()
         except OSError:  # other bags still being written there
@@ -150,6 +177,9 @@ class Episode:
     layout: list[tuple[str, int]] = field(default_factory=list)
     source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     """Per step, who chose the executed action (ActionCommand.SOURCE_*: policy, recovery, teleop, scripted)."""
+    policy: str = ""
+    """What played the episode (EpisodeEvent.policy): `learned:<weights fingerprint>`, `scripted:...`,
+    `teleop:<device>`, `mixed`; empty for bags written before farl labelled them."""
 
     def __len__(self) -> int:
         return len(self.reward)
@@ -290,6 +320,7 @@ def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Epis
         seed=int(event.seed) if event is not None else -1,
         layout=layout,
         source=np.array([sources.get(k, 0) for k in steps], dtype=np.uint8),
+        policy=str(getattr(end, "policy", "")),
     )
 
 
@@ -362,7 +393,7 @@ class Dataset:
             done=cat("done"),
             timeout=cat("timeout"),
             next_obs=cat("next_obs"),
-            kind=np.concatenate([np.full(len(ep), KIND_CODES.get(ep.kind, 3), dtype=np.int8) for ep in episodes]),
+            kind=np.concatenate([np.full(len(ep), kind_code(ep.kind), dtype=np.int8) for ep in episodes]),
             episode_index=np.concatenate([np.full(len(ep), i, dtype=np.int32) for i, ep in enumerate(episodes)]),
             episodes=list(episodes),
             errors=list(errors or []),
@@ -371,7 +402,7 @@ class Dataset:
     def select(self, kinds: Iterable[str]) -> Dataset:
         codes = [KIND_CODES[k] for k in kinds]
         m = np.isin(self.kind, codes)
-        keep = sorted({int(i) for i in self.episode_index[m]})
+        keep = np.unique(self.episode_index[m])  # sorted: searchsorted below renumbers into it
         return Dataset(
             self.obs[m],
             self.action[m],
@@ -381,8 +412,8 @@ class Dataset:
             self.timeout[m],
             self.next_obs[m],
             self.kind[m],
-            self.episode_index[m],
-            [self.episodes[i] for i in keep],
+            np.searchsorted(keep, self.episode_index[m]).astype(np.int32),
+            [self.episodes[int(i)] for i in keep],
             self.errors,
         )
 

@@ -46,9 +46,12 @@ def write_episode_bag(
     source: str,
     outcome: str | None = None,
     number: int = 0,
+    policy: str = "",
 ) -> Path:
     """Write `episode` (states, executed actions, feedback, start and end events) to a new bag."""
-    rec = EpisodeMessages(TypestoreFactory(), task=task, kind=kind, episode=number, seed=seed, layout=layout)
+    rec = EpisodeMessages(
+        TypestoreFactory(), task=task, kind=kind, episode=number, seed=seed, layout=layout, policy=policy
+    )
     t = T0_NS
 
     def put(writer: EpisodeBagWriter, topic: str, msg: Any) -> None:

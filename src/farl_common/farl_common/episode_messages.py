@@ -26,11 +26,13 @@ class EpisodeMessages:
         seed: int,
         layout: Sequence[tuple[str, int]],
         policy_version: int = 0,
+        policy: str = "",
     ) -> None:
         self.msgs = msgs
         self.task, self.kind, self.episode, self.seed = task, kind, episode, seed
         self.layout = list(layout)
         self.policy_version = policy_version
+        self.policy = policy
         self.steps = 0
         self.episode_return = 0.0
         self.succeeded = False
@@ -62,6 +64,7 @@ class EpisodeMessages:
             values=values,
             source=source,
             policy_version=self.policy_version,
+            policy=self.policy,
         )
 
     def feedback(
@@ -101,6 +104,7 @@ class EpisodeMessages:
             kind=self.kind,
             outcome=outcome or self.outcome,
             policy_version=self.policy_version,
+            policy=self.policy,
             seed=self.seed,
             steps=self.steps,
             episode_return=self.episode_return,

@@ -91,6 +91,7 @@ def make_action(
     values: np.ndarray,
     source: str = "policy",
     policy_version: int = 0,
+    policy: str = "",
 ) -> Any:
     cls = f.cls(T.ACTION)
     return f.new(
@@ -100,6 +101,7 @@ def make_action(
         step=step,
         source=int(getattr(cls, f"SOURCE_{source.upper()}")),
         policy_version=policy_version,
+        policy=policy,
         values=np.asarray(values, dtype=np.float64),
     )
 
@@ -151,6 +153,7 @@ def make_event(
     kind: str,
     outcome: str = "",
     policy_version: int = 0,
+    policy: str = "",
     seed: int = -1,
     steps: int = 0,
     episode_return: float = 0.0,
@@ -169,6 +172,7 @@ def make_event(
         kind=kind,
         outcome=outcome,
         policy_version=policy_version,
+        policy=policy,
         seed=int(seed),
         steps=int(steps),
         episode_return=float(episode_return),

@@ -10,6 +10,7 @@ pickled Python object is refused.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -64,3 +65,13 @@ def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     if kind is not None and data.get("kind") != kind:
         raise CheckpointError(f"{path}: holds a {data.get('kind')!r}, expected a {kind!r}")
     return data
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """12 hex digits of SHA-256 over a module's weights: the same policy loaded from any file, in
+    any process, gets the same label (episodes name the policy that played them with it)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]

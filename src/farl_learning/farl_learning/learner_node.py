@@ -1,11 +1,13 @@
 """The learner node: online PPO from episode bags (paper Sec. III-B).
 
-After each episode end it reads the bags it has not seen; episodes played by the current policy
-version are on-policy data. Steps where the shield swapped or a person took over stay out of the
-policy term (PPO's ratio needs the policy's own draws) but count in the value targets. Once
-`min_new_steps` such transitions have arrived it runs one PPO update, writes the checkpoint
-atomically (the policy node may read it at any moment) and announces the new version. An
-unreadable bag is reported and skipped; it is not retried.
+After each episode end it reads the bags it has not seen; on-policy data are the online episodes
+whose EpisodeEvent names this learner's current policy (`learned:<weights fingerprint>`, which the
+policy node stamps on every action). Episodes of a scripted policy, a person, an older version or
+an unlabelled bag in the same folder are left out: PPO's ratio is only valid for its own draws.
+Steps where the shield swapped or a person took over stay out of the policy term (not the policy's
+draws either) but count in the value targets. Once `min_new_steps` such transitions have arrived
+it runs one PPO update, writes the checkpoint atomically (the policy node may read it at any
+moment) and announces the new version. An unreadable bag is reported and skipped, not retried.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.runtime.node import Input, Node, Output
-from farl_learning.checkpoint import load, save_atomic
+from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.ppo import PPOConfig, PPOLearner
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
 
@@ -62,11 +64,32 @@ class LearnerNode(Node):
         self.pending: list[Any] = []
         self.pending_steps = 0
         self.skipped_off_policy = 0
+        self.foreign: dict[str, int] = {}
         self.bad_bags: list[str] = []
 
     @property
     def version(self) -> int:
         return self.learner.updates
+
+    @property
+    def label(self) -> str:
+        """The policy label of this learner's current weights, as the policy node stamps it."""
+        return f"learned:{weights_fingerprint(self.learner.policy)}"
+
+    def _on_policy(self, ep: Any, label: str) -> bool:
+        if ep.kind == "online" and ep.policy == label and ep.policy_version == self.version and len(ep) > 0:
+            return True
+        self.skipped_off_policy += 1
+        played_by = ep.policy or "an unlabelled policy"
+        if ep.kind == "online" and not ep.policy.startswith("learned:") and played_by not in self.foreign:
+            self.log(
+                "warning",
+                f"leaving out {ep.path.name} and every other episode played by {played_by}: "
+                f"PPO learns only from its own policy's episodes ({label})",
+            )
+        if not ep.policy.startswith("learned:"):
+            self.foreign[played_by] = self.foreign.get(played_by, 0) + 1
+        return False
 
     def _save(self) -> None:
         save_atomic(self.path, {**self.base, **self.learner.state(), "kind": "task_policy"})
@@ -77,6 +100,7 @@ class LearnerNode(Node):
         bag_dir = Path(self.params.bag_dir)
         if not bag_dir.exists():
             return
+        label = self.label
         for bag in iter_bag_paths(bag_dir):
             if bag.name in self.seen:
                 continue
@@ -87,8 +111,7 @@ class LearnerNode(Node):
                 self.bad_bags.append(str(err))
                 self.log("error", f"skipping bag: {err}")
                 continue
-            if ep.kind != "online" or ep.policy_version != self.version or len(ep) == 0:
-                self.skipped_off_policy += 1
+            if not self._on_policy(ep, label):
                 continue
             self.pending.append(
                 self.learner.on_policy_trajectory(

@@ -13,7 +13,7 @@ import torch
 
 from farl_common.acting_node import ActingNode
 from farl_common.runtime.node import Input
-from farl_learning.checkpoint import CheckpointError, load
+from farl_learning.checkpoint import CheckpointError, load, weights_fingerprint
 from farl_learning.uni_o4 import policy_from_checkpoint
 
 
@@ -42,6 +42,7 @@ class PolicyNode(ActingNode):
             path = self.params.initial_checkpoint
         data = load(path)  # no policy at start: fail loudly, the graph must not run blind
         self.policy = policy_from_checkpoint(data)
+        self.label = f"learned:{weights_fingerprint(self.policy)}"
         self.version = int(data.get("version", 0))
         self.obs_dim = int(data["obs_dim"])
         self.gen = torch.Generator().manual_seed(self.params.seed)
@@ -50,6 +51,10 @@ class PolicyNode(ActingNode):
     @property
     def policy_version(self) -> int:
         return self.version
+
+    @property
+    def policy_label(self) -> str:
+        return self.label
 
     def on_version(self, msg: Any) -> None:
         if int(msg.data) <= self.version:
@@ -62,6 +67,7 @@ class PolicyNode(ActingNode):
             self.log("error", f"keeping policy version {self.version}: {err}")
             return
         self.policy, self.version = policy, int(data.get("version", msg.data))
+        self.label = f"learned:{weights_fingerprint(policy)}"
         self.log("info", f"policy version {self.version} loaded")
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -186,6 +186,7 @@ class RobotNode(Node):
         self.begin_recording = False
         self.repeats = 0
         self.policy_version = 0
+        self.episode_policy: str | None = None
         self.state_sent_ns = 0
         self.stale_warned = False
         self.resent_ns = 0
@@ -216,6 +217,11 @@ class RobotNode(Node):
             self.log("error", f"refused action: {err}")
             return
         self.policy_version = int(msg.policy_version)
+        label = str(msg.policy)
+        if self.episode_policy is None:
+            self.episode_policy = label
+        elif self.episode_policy != label:
+            self.episode_policy = "mixed"
 
     def on_objects(self, msg: Any) -> None:
         update = getattr(self.scene, "update", None)
@@ -372,6 +378,7 @@ class RobotNode(Node):
             policy_version=self.policy_version,
         )
         self.step, self.obs, self.pending, self.awaiting_outcome, self.mark = 0, None, None, False, ""
+        self.episode_policy = None
         self.approach = self.params.wait_for_start and self.params.kind == "recovery"
         self.begin_recording = False
         if self.approach:
@@ -389,6 +396,7 @@ class RobotNode(Node):
             self.msgs, task=rec.task, kind=rec.kind, episode=rec.episode, seed=rec.seed, layout=rec.layout
         )
         self.step, self.pending, self.mark = 0, None, ""
+        self.episode_policy = None
         self.publish("episode_event", self.rec.start(self.now_ns()))
         self._send_state(self.obs)
 
@@ -419,6 +427,7 @@ class RobotNode(Node):
             self.rec, self.obs, self.pending, self.awaiting_outcome, self.approach = None, None, None, False, False
             return
         self.rec.policy_version = self.policy_version
+        self.rec.policy = self.episode_policy or ""
         self.publish("episode_event", self.rec.end(t_ns, outcome))
         self.finished.append(
             {
@@ -427,6 +436,7 @@ class RobotNode(Node):
                 "steps": self.rec.steps,
                 "outcome": outcome or self.rec.outcome,
                 "policy_version": self.policy_version,
+                "policy": self.rec.policy,
             }
         )
         self.rec, self.obs, self.pending, self.awaiting_outcome = None, None, None, False

@@ -126,6 +126,7 @@ class ShieldNode(Node):
                 values=executed,
                 source="recovery" if swapped else "policy",
                 policy_version=int(msg.policy_version),
+                policy=str(msg.policy),
             ),
         )
         self._decision(msg, t, proposed, executed, risk, swapped)

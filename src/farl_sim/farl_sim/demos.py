@@ -194,7 +194,13 @@ def generate_demos(
                     continue
                 policy, source, steps = mover, "recovery", cfg.recovery_steps
             rec = EpisodeMessages(
-                msgs, task=spec.name, kind=kind, episode=len(written), seed=ep_seed, layout=OBS_LAYOUT
+                msgs,
+                task=spec.name,
+                kind=kind,
+                episode=len(written),
+                seed=ep_seed,
+                layout=OBS_LAYOUT,
+                policy=f"scripted:{spec.name}:{kind}",
             )
             path = out / f"{prefix}_ep{len(written):05d}"
             try:

@@ -36,6 +36,10 @@ class ScriptedPolicyNode(ActingNode):
         self.policy = SCRIPTS[self.params.script](self.params.task)
         self.rng = np.random.default_rng(self.params.seed)
 
+    @property
+    def policy_label(self) -> str:
+        return f"scripted:{self.params.task}:{self.params.script}"
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         action = np.asarray(self.policy(obs), dtype=np.float64)
         if self.params.action_noise_std > 0:

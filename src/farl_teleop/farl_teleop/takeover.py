@@ -146,6 +146,7 @@ class PersonAtControls:
                     layout=OBS_LAYOUT,
                     source="teleop",
                     outcome="failure" if broke else "success",
+                    policy="teleop:scripted",
                 )
             out.append(path)
         self.segments, self._open = [], None

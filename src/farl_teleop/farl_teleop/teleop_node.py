@@ -206,7 +206,7 @@ class TeleopNode(Node):
             if not was:
                 self.log("warning", f"takeover in episode {ep} at step {msg.step}: the person has the arm")
             self.takeovers_by_episode[ep] = self.takeovers_by_episode.get(ep, 0) + 1
-            self.publish("action_executed", self._action(ep, int(msg.step), d.action, msg.policy_version))
+            self.publish("action_executed", self._action(ep, int(msg.step), d.action, msg.policy_version, msg.policy))
             return
         if d.released:
             self.log("info", f"takeover released in episode {ep}: {self._after_takeover()}")
@@ -244,9 +244,10 @@ class TeleopNode(Node):
         if self.state is None or self.answered == self.state:
             return
         self.answered = self.state
-        self.publish("action_executed", self._action(*self.state, self.arbiter.last.command(), 0))
+        label = f"teleop:{self.params.device}"
+        self.publish("action_executed", self._action(*self.state, self.arbiter.last.command(), 0, label))
 
-    def _action(self, episode: int, step: int, values: np.ndarray, policy_version: int) -> Any:
+    def _action(self, episode: int, step: int, values: np.ndarray, policy_version: int, policy: str) -> Any:
         return M.make_action(
             self.msgs,
             t_ns=self.now_ns(),
@@ -255,6 +256,7 @@ class TeleopNode(Node):
             values=np.asarray(values, dtype=np.float64),
             source="teleop",
             policy_version=int(policy_version),
+            policy=policy,
         )
 
     def _unplugged(self, why: str) -> None:
