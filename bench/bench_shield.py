@@ -33,6 +33,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from farl_bringup.pipeline import PretrainConfig, finetune, pretrain
+    from farl_common.shield_settings import CRITICS, ShieldSettings
     from farl_learning.ppo import PPOConfig
     from farl_safety_shield.loader import load_shield
     from farl_sim import make_env
@@ -51,8 +52,8 @@ def main() -> None:
     for _ in range(200):
         states.append(obs)
         obs, *_ = env.step(env.action_space.sample())
-    for critic in ("world_model", "q_risk", "reachability"):
-        shield = load_shield(run, critic, "policy", eps_safe=0.3, horizon=5)
+    for critic in CRITICS:
+        shield = load_shield(run, ShieldSettings(critic=critic))
         lat = []
         for i in range(args.decisions):
             s = states[i % len(states)][None]
@@ -72,8 +73,7 @@ def main() -> None:
         tr = finetune(
             run,
             args.steps,
-            shield=shield_name,
-            eps_safe=0.3,
+            shield=ShieldSettings() if shield_name == "world_model" else None,
             out=Path(tmp.name) / f"ft_{shield_name}",
             ppo=ppo,
             progress=False,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from farl_common.bags import load_dataset
+from farl_common.shield_settings import ShieldSettings
 from farl_learning.action_filter import NoFilter
 from farl_learning.checkpoint import FORMAT, CheckpointError, load, save_atomic
 from farl_learning.data import Transitions
@@ -219,11 +220,13 @@ def test_pretrain_writes_every_checkpoint(tiny_run):
     assert (tiny_run / "pretrain.json").is_file() and any((tiny_run / "tb").iterdir())
     for critic in ("world_model", "q_risk", "reachability"):
         for recovery in ("policy", "mppi"):
-            shield = load_shield(tiny_run, critic, recovery, eps_safe=0.3)
+            shield = load_shield(tiny_run, ShieldSettings(critic=critic, recovery=recovery))
             res = shield.filter(np.zeros((3, 39)) + 0.1, np.zeros((3, 4)))
             assert res.executed.shape == (3, 4) and np.all(np.isfinite(res.risk))
     with pytest.raises(CheckpointError, match="no such run"):
-        load_shield(tiny_run / "nope")
+        load_shield(tiny_run / "nope", ShieldSettings())
+    with pytest.raises(ValueError, match="critic must be one of"):
+        ShieldSettings(critic="oracle")
 
 
 def _trainer(run, out, steps):
@@ -241,7 +244,7 @@ def _trainer(run, out, steps):
         value_warmup_updates=0,
         policy_lr=1e-4,
     )
-    shield = load_shield(run, "world_model", "policy", 0.3, task_policy=pol)
+    shield = load_shield(run, ShieldSettings(), task_policy=pol)
     return PPOTrainer("fragile_push_wall", pol, value_from_checkpoint(data), cfg, shield, out)
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from farl_common.shield_settings import CRITICS, CalibrationSettings, ShieldSettings
 
 METHODS: dict[str, dict[str, Any]] = {
     "farl": {"shield": "world_model", "recovery": "policy", "lagrangian": False},
@@ -39,30 +41,27 @@ class BenchConfig:
     seeds: int = 3
     demo_episodes: tuple[int, int, int] = (20, 120, 40)
     """Task, recovery and failure demonstrations."""
-    heldout_episodes: tuple[int, int] = (10, 20)
-    """Held-out task and failure demos for calibrating eps_safe."""
     pretrain_scale: float = 1.0
     """Multiplies every pre-training gradient-step budget."""
     eval_episodes: int = 30
     """Deterministic evaluation episodes before and after (20 gave returns 635 and 947 for the same policy
     on two seed sets: fewer say little)."""
-    max_false_alarm: float = 0.05
-    horizon: int = 5
-    gamma_risk: float = 0.9
+    shield: ShieldSettings = field(default_factory=ShieldSettings)
+    """H and gamma_risk of every shielded method (eps_safe is calibrated per critic)."""
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    """How eps_safe is calibrated, and on how many held-out demos."""
 
 
 def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
     """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped."""
-    from farl_bringup.pipeline import PretrainConfig, calibrate_shield, pretrain
+    from farl_bringup.pipeline import PretrainConfig, calibrate_shield, generate_heldout, pretrain
     from farl_learning.run_manifest import IncompleteRun, check_run
-    from farl_safety_shield.loader import CRITICS
     from farl_sim.demos import generate_demos
 
     demos, held, run = out / "demos", out / "heldout", out / "run"
     for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
         generate_demos(task, kind, n, demos, seed=0, progress=progress, resume=True)
-    for kind, n in zip(("task", "failure"), cfg.heldout_episodes, strict=True):
-        generate_demos(task, kind, n, held, seed=1, progress=progress, resume=True)
+    generate_heldout(task, held, 1, cfg.calibration, progress)
     try:
         check_run(run)
     except IncompleteRun:
@@ -71,7 +70,8 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dic
     done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
         if critic not in done:
-            calibrate_shield(run, held, critic, cfg.horizon, cfg.gamma_risk, cfg.max_false_alarm, verbose=progress)
+            settings = replace(cfg.shield, critic=critic)
+            calibrate_shield(run, held, settings, cfg.calibration, verbose=progress)
     return json.loads(calib_path.read_text())
 
 
@@ -106,14 +106,13 @@ def run_bench(
                 if key in entry["methods"] and entry["methods"][key].get("steps", 0) >= cfg.steps:
                     continue
                 t0 = time.perf_counter()
+                shield = None
+                if m["shield"] != "none":
+                    shield = replace(cfg.shield, critic=critic, recovery=m["recovery"]).calibrated(tdir / "run")
                 trainer = finetune(
                     tdir / "run",
                     cfg.steps,
-                    shield=m["shield"],
-                    recovery=m["recovery"],
-                    eps_safe=calib[critic]["eps_safe"],
-                    horizon=cfg.horizon,
-                    gamma_risk=cfg.gamma_risk,
+                    shield=shield,
                     lagrangian=m["lagrangian"],
                     out=tdir / "finetune" / method / f"seed{seed}",
                     seed=seed,
@@ -185,6 +184,7 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = [t for t in results if t != "config"]
     if not tasks:
@@ -228,6 +228,7 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
                 axes[i, 1].plot(c[:, 0], np.cumsum(c[:, 2]), color=colours[m], alpha=0.8, label=m if k == 0 else None)
         axes[i, 0].set_title(f"{t}: episode return (10-episode mean)", fontsize=9)
         axes[i, 1].set_title(f"{t}: cumulative failure episodes", fontsize=9)
+        axes[i, 1].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
         for ax in axes[i]:
             ax.set_xlabel("fine-tuning steps")
             ax.legend(fontsize=7)

@@ -8,6 +8,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from farl_common.shield_settings import CRITICS, RECOVERIES, CalibrationSettings, ShieldSettings
+
+_SHIELD, _CALIB = ShieldSettings(), CalibrationSettings()
+HELDOUT_SEED_OFFSET = 1
+"""The main job's held-out calibration demos use the next seed after its training demos'."""
+
 
 def _cmd_demos(args: argparse.Namespace) -> int:
     from farl_sim.demos import DEFAULT_EPISODES, generate_demos
@@ -30,9 +36,8 @@ def _prepare_run(cfg, scale: float, explicit: bool) -> None:
     """The learned graph needs a complete, calibrated pre-trained run: the main job makes its default
     one (demos resumed, pre-training redone if it was interrupted); an explicit `--run` must exist."""
     from farl_bringup.graph_spec import run_dir
-    from farl_bringup.pipeline import calibrate_shield
+    from farl_bringup.pipeline import calibrate_shield, generate_heldout
     from farl_learning.run_manifest import IncompleteRun, check_run
-    from farl_sim.demos import generate_demos
 
     run = Path(run_dir(cfg))
     try:
@@ -47,9 +52,9 @@ def _prepare_run(cfg, scale: float, explicit: bool) -> None:
     if explicit or (run / "shield.json").is_file():
         return
     held = run.parent / "heldout"
-    for kind, n in (("task", 10), ("failure", 20)):
-        generate_demos(cfg.task, kind, n, held, seed=cfg.episodes.seed + 1, resume=True)
-    calibrate_shield(run, held, cfg.shield.critic, cfg.shield.horizon_steps, cfg.shield.gamma_risk)
+    calib = CalibrationSettings()
+    generate_heldout(cfg.task, held, cfg.episodes.seed + HELDOUT_SEED_OFFSET, calib)
+    calibrate_shield(run, held, cfg.shield.settings(), calib)
 
 
 def _pretrain_default(cfg, run: Path, demos: Path, scale: float) -> None:
@@ -89,10 +94,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     shield = ""
     if cfg.policy.kind == "learned" and cfg.shield.enabled:
         from farl_bringup.graph_spec import run_dir
-        from farl_bringup.pipeline import shield_settings
 
-        sh = shield_settings(cfg, Path(run_dir(cfg)))
-        shield = f", shield {cfg.shield.critic} (eps_safe {sh['eps_safe']:.3f} from {sh['source']})"
+        sh = cfg.shield.settings(run_dir(cfg))
+        shield = f", shield {sh.critic} (eps_safe {sh.eps_safe:.3f} from {sh.eps_source})"
     print(
         f"farl sim {cfg.task}: {n} episodes, {cfg.policy.kind} policy{shield}"
         f"{', learner on' if cfg.policy.kind == 'learned' else ''}, {cfg.rate_hz:g} Hz simulated, "
@@ -207,18 +211,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         n = publish_bags(args.path, args.speed, on_bag=lambda p, k: print(f"  {p.name}: {k} messages", flush=True))
         print(f"published {n} messages from {args.path} at {args.speed:g}x the recorded rate")
         return 0
-    from farl_bringup.pipeline import shield_settings
     from farl_bringup.replay import print_report, replay
     from farl_common.config import task_config
     from farl_learning.run_manifest import check_run
 
     run = Path(args.run)
     task = check_run(run)["task"]
-    sh = shield_settings(task_config(task), run, args.shield)
-    eps = args.eps_safe if args.eps_safe is not None else sh["eps_safe"]
-    source = "--eps-safe" if args.eps_safe is not None else sh["source"]
+    sh = replace(task_config(task).shield.settings(), critic=args.shield).calibrated(run).with_eps(args.eps_safe)
     out = Path(args.out) if args.out else Path(args.path).parent / f"replay_{args.shield}"
-    report = replay(args.path, run, args.shield, eps, sh["horizon"], sh["gamma_risk"], source, out)
+    report = replay(args.path, run, sh, out)
     print_report(report, out)
     return 2 if report.errors else 0
 
@@ -245,12 +246,19 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from farl_bringup.pipeline import finetune, shield_settings
+    from farl_bringup.pipeline import finetune
     from farl_common.config import task_config
     from farl_learning.run_manifest import check_run
 
     task = check_run(args.run)["task"]
-    sh = shield_settings(task_config(task), Path(args.run), args.shield if args.shield != "none" else None)
+    sh = None
+    if args.shield != "none":
+        base = replace(task_config(task).shield.settings(), critic=args.shield, recovery=args.recovery)
+        sh = base.calibrated(args.run).with_eps(args.eps_safe)
+        print(
+            f"shield {sh.critic}: eps_safe {sh.eps_safe:.3f} ({sh.eps_source}), H {sh.horizon_steps}, "
+            f"gamma_risk {sh.gamma_risk}, recovery {sh.recovery}"
+        )
     person = None
     if args.person:
         from farl_teleop.takeover import PersonSettings
@@ -260,18 +268,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             f"scripted person: takes over {args.takeover_m * 100:.0f} cm from the hazard for {args.carry_s:g} s, "
             f"releases after {args.release_s:g} s ({args.takeover_end})"
         )
-    eps = args.eps_safe if args.eps_safe is not None else sh["eps_safe"]
-    if args.shield != "none":
-        source = "--eps-safe" if args.eps_safe is not None else sh["source"]
-        print(f"shield {args.shield}: eps_safe {eps:.3f} ({source}), H {sh['horizon']}, gamma_risk {sh['gamma_risk']}")
     trainer = finetune(
         args.run,
         args.steps,
-        shield=args.shield,
-        recovery=args.recovery,
-        eps_safe=eps,
-        horizon=sh["horizon"],
-        gamma_risk=sh["gamma_risk"],
+        shield=sh,
         lagrangian=args.lagrangian,
         out=args.out,
         seed=args.seed,
@@ -294,9 +294,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import calibrate_shield
 
-    c = calibrate_shield(
-        Path(args.run), Path(args.demos), args.critic, args.horizon, args.gamma_risk, args.max_false_alarm
-    )
+    settings = ShieldSettings(critic=args.critic, horizon_steps=args.horizon, gamma_risk=args.gamma_risk)
+    calib = CalibrationSettings(lookahead_steps=args.lookahead, max_false_alarm=args.max_false_alarm)
+    c = calibrate_shield(Path(args.run), Path(args.demos), settings, calib)
     print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
     print(f"{'eps_safe':>9s} {'false alarm':>12s} {'missed failure':>15s}")
     marks = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, c.eps_safe)
@@ -447,11 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--steps", type=at_least(1), required=True, help="online environment steps in all")
     ft.add_argument(
         "--shield",
-        choices=["world_model", "q_risk", "reachability", "none"],
-        default="world_model",
+        choices=[*CRITICS, "none"],
+        default=_SHIELD.critic,
         help="risk critic of the shield; none is the Uni-O4 baseline",
     )
-    ft.add_argument("--recovery", choices=["policy", "mppi"], default="policy", help="what replaces a risky action")
+    ft.add_argument("--recovery", choices=RECOVERIES, default=_SHIELD.recovery, help="what replaces a risky action")
     ft.add_argument(
         "--eps-safe",
         type=probability,
@@ -479,10 +479,28 @@ def build_parser() -> argparse.ArgumentParser:
     cs = sub.add_parser("calibrate-shield", help="choose eps_safe from held-out task and failure demos")
     cs.add_argument("--run", required=True, help="pre-trained run folder")
     cs.add_argument("--demos", required=True, help="held-out demo bags (task and failure)")
-    cs.add_argument("--critic", choices=["world_model", "q_risk", "reachability"], default="world_model", help="critic")
-    cs.add_argument("--horizon", type=at_least(1), default=5, help="H: steps the world model rolls ahead (eq. 10)")
-    cs.add_argument("--gamma-risk", type=probability, default=0.9, help="discount of the risk sum (eq. 10)")
-    cs.add_argument("--max-false-alarm", type=probability, default=0.05, help="largest share of safe steps flagged")
+    cs.add_argument("--critic", choices=CRITICS, default=_SHIELD.critic, help="critic")
+    cs.add_argument(
+        "--horizon",
+        type=at_least(1),
+        default=_SHIELD.horizon_steps,
+        help="H: steps the world model rolls ahead (eq. 10)",
+    )
+    cs.add_argument(
+        "--gamma-risk", type=probability, default=_SHIELD.gamma_risk, help="discount of the risk sum (eq. 10)"
+    )
+    cs.add_argument(
+        "--lookahead",
+        type=at_least(1),
+        default=_CALIB.lookahead_steps,
+        help="steps before a failure the shield should flag (labels the held-out failures; not H)",
+    )
+    cs.add_argument(
+        "--max-false-alarm",
+        type=probability,
+        default=_CALIB.max_false_alarm,
+        help="largest share of safe steps flagged",
+    )
     cs.set_defaults(fn=_cmd_calibrate)
 
     r = sub.add_parser("record", help="record demonstrations (task, recovery, failure) with a SpaceMouse or keyboard")
@@ -580,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="re-run a shield over episode bags and compare, or (--ros) publish bags on ROS 2 topics"
     )
     rp.add_argument("path", help="an episode bag or a folder of them")
-    rp.add_argument("--shield", choices=["world_model", "q_risk", "reachability"], default="world_model", help="critic")
+    rp.add_argument("--shield", choices=CRITICS, default=_SHIELD.critic, help="critic")
     rp.add_argument("--run", default="runs/fragile_push_wall/run", help="pre-trained run")
     rp.add_argument(
         "--eps-safe", type=probability, default=None, help="default: the run's shield.json, else the config's"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from farl_common.config import ConfigError, FarlConfig
@@ -154,17 +153,15 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s)
     specs.append(NodeSpec("farl_learning", "policy_node", PolicyNode, policy, policy_topics))
     if shielded:
-        from farl_bringup.pipeline import shield_settings
-
-        sh = shield_settings(cfg, Path(run))
+        sh = cfg.shield.settings(run)
         shield = ShieldParams(
             run_dir=run,
             policy_checkpoint=online,
-            critic=cfg.shield.critic,
-            recovery=cfg.shield.recovery,
-            eps_safe=sh["eps_safe"],
-            horizon_steps=sh["horizon"],
-            gamma_risk=sh["gamma_risk"],
+            critic=sh.critic,
+            recovery=sh.recovery,
+            eps_safe=sh.eps_safe,
+            horizon_steps=sh.horizon_steps,
+            gamma_risk=sh.gamma_risk,
         )
         specs.append(NodeSpec("farl_safety_shield", "shield_node", ShieldNode, shield, dict(cfg.topics)))
     return specs

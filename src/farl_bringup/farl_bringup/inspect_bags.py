@@ -106,7 +106,8 @@ def _failure(ep: Episode) -> str:
     return f"YES (takeover, {took} steps)" if took else "no"
 
 
-KIND_COLOURS = {"task": "tab:blue", "recovery": "tab:green", "failure": "tab:red", "online": "tab:purple"}
+KIND_COLOURS = {"task": "tab:cyan", "recovery": "tab:olive", "failure": "tab:brown", "online": "tab:purple"}
+"""Kinds and outcomes must never share a colour: the strip shows kinds, the bars outcomes."""
 OUTCOME_COLOURS = {"success": "tab:green", "failure": "tab:red", "timeout": "tab:gray", "aborted": "tab:orange"}
 
 
@@ -134,27 +135,37 @@ def _plot(episodes: list[Episode], out: Path, title: str = "") -> None:
     strip = axes[0]
     strip.bar(x, [1] * len(x), width=1.0, color=[KIND_COLOURS.get(e.kind, "tab:gray") for e in episodes])
     strip.set_yticks([])
+    start = 0
+    for k in range(1, len(episodes) + 1):  # name each run of one kind on the strip
+        if k == len(episodes) or episodes[k].kind != episodes[start].kind:
+            strip.text((start + k - 1) / 2, 0.5, episodes[start].kind, ha="center", va="center", color="white")
+            start = k
     strip.set_ylabel("kind", rotation=0, ha="right", va="center")
     outcome_colours = [OUTCOME_COLOURS.get(e.outcome, "tab:blue") for e in episodes]
     axes[1].bar(x, [e.episode_return for e in episodes], color=outcome_colours)
     axes[1].set_ylabel("return")
-    axes[2].bar(x, [len(e) for e in episodes], color=outcome_colours, label="_steps")
-    axes[2].plot(x, [int(e.swapped.sum()) for e in episodes], "k.", label="shield swaps")
+    axes[2].bar(x, [len(e) for e in episodes], color=outcome_colours)
+    swaps = [int(e.swapped.sum()) for e in episodes]
     took = [int(e.intervened.sum()) for e in episodes]
+    if any(swaps):
+        axes[2].plot(x, swaps, "kD", markersize=4, label="of which the shield swapped")
     if any(took):
-        axes[2].plot(x, took, "m^", label="takeover steps")
+        axes[2].plot(x, took, "m^", label="of which a person took over")
     axes[2].set_ylabel("steps")
     axes[2].yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[2].legend(loc="upper right", fontsize=8, frameon=False)
+    if any(swaps) or any(took):
+        axes[2].legend(loc="upper left", fontsize=8, frameon=False)
     if online:
-        axes[3].step(x, [e.policy_version if e.kind == "online" else float("nan") for e in episodes], "C4", where="mid")
+        versions = [e.policy_version if e.kind == "online" else float("nan") for e in episodes]
+        axes[3].plot(x, versions, "o-", color=KIND_COLOURS["online"], markersize=4)
         axes[3].set_ylabel("policy version")
-        axes[3].yaxis.set_major_locator(MaxNLocator(integer=True))
+        top = max(e.policy_version for e in online)
+        axes[3].set_ylim(-0.5, top + 0.5)
+        axes[3].set_yticks(range(0, top + 1, max(1, -(-top // 5))))
     axes[-1].set_xlabel("episode (bag order)")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     kinds = [k for k in KIND_COLOURS if any(e.kind == k for e in episodes)]
-    handles = [Patch(color=KIND_COLOURS[k], label=f"kind: {k}") for k in kinds]
-    handles += [Patch(color=c, label=f"outcome: {o}") for o, c in OUTCOME_COLOURS.items()]
+    handles = [Patch(color=c, label=f"outcome: {o}") for o, c in OUTCOME_COLOURS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=8)
     counts = ", ".join(f"{sum(e.kind == k for e in episodes)} {k}" for k in kinds)
     fails = sum(e.ir_failure for e in episodes)

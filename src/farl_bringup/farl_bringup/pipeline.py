@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from farl_common.bags import BagError, Dataset, load_dataset
+from farl_common.shield_settings import CALIBRATION_FILE, CalibrationSettings, ShieldSettings
 from farl_learning.checkpoint import load, save_atomic
 from farl_learning.data import Transitions
 from farl_learning.ppo import PPOConfig, PPOTrainer
@@ -75,7 +76,7 @@ def pretrain(
     # Until the new checkpoints are all written the run is not complete, and the old calibration
     # belongs to the old critics.
     (out / MANIFEST).unlink(missing_ok=True)
-    (out / "shield.json").unlink(missing_ok=True)
+    (out / CALIBRATION_FILE).unlink(missing_ok=True)
     ds = load_dataset(demos)
     tasks = {e.task for e in ds.episodes}
     if tasks != {task}:
@@ -156,69 +157,55 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
     )
 
 
+def generate_heldout(task: str, held: Path, seed: int, calib: CalibrationSettings, progress: bool = True) -> None:
+    """The held-out task and failure demos that calibration labels, resumed where they stopped."""
+    from farl_sim.demos import generate_demos
+
+    for kind, n in (("task", calib.heldout_task_episodes), ("failure", calib.heldout_failure_episodes)):
+        generate_demos(task, kind, n, held, seed=seed, progress=progress, resume=True)
+
+
 def calibrate_shield(
     run: Path,
     held: Path,
-    critic_name: str,
-    horizon: int,
-    gamma_risk: float,
-    max_false_alarm: float = 0.05,
+    settings: ShieldSettings,
+    calib: CalibrationSettings | None = None,
     verbose: bool = True,
 ):
-    """Choose eps_safe for `critic_name` on held-out demos and record it, with H and gamma_risk, in
-    RUN/shield.json (the file `shield_settings` reads; one entry per critic, rewritten atomically)."""
+    """Choose eps_safe for the settings' critic on held-out demos and record it, with H, gamma_risk and
+    how it was labelled, in RUN/shield.json (what `ShieldSettings.calibrated` reads; one entry per
+    critic, rewritten atomically)."""
     from farl_safety_shield.calibrate import calibrate
 
+    calib = calib or CalibrationSettings()
     check_run(run)
-    c = calibrate(load_critic(run, critic_name, horizon, gamma_risk), load_dataset(held), horizon, max_false_alarm)
-    path = run / "shield.json"
+    c = calibrate(load_critic(run, settings), load_dataset(held), calib.lookahead_steps, calib.max_false_alarm)
+    path = run / CALIBRATION_FILE
     data = json.loads(path.read_text()) if path.exists() else {}
-    data[critic_name] = {
+    data[settings.critic] = {
         "eps_safe": c.eps_safe,
         "false_alarm": c.false_alarm,
         "missed": c.missed,
-        "horizon": horizon,
-        "gamma_risk": gamma_risk,
+        "horizon": settings.horizon_steps,
+        "gamma_risk": settings.gamma_risk,
+        "lookahead": calib.lookahead_steps,
+        "max_false_alarm": calib.max_false_alarm,
     }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)
     if verbose:
         print(
-            f"calibrated {critic_name}: eps_safe {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, "
+            f"calibrated {settings.critic}: eps_safe {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, "
             f"missed failures {c.missed:.1%} on held-out demos) -> {path}"
         )
     return c
 
 
-def shield_settings(cfg, run: Path, critic: str | None = None) -> dict[str, Any]:
-    """eps_safe, H and gamma_risk for a critic: the run's calibration (RUN/shield.json, written by
-    `farl calibrate-shield`) when it has one for this critic, else the task config's shield section."""
-    critic = critic or cfg.shield.critic
-    out = {
-        "eps_safe": cfg.shield.eps_safe,
-        "horizon": cfg.shield.horizon_steps,
-        "gamma_risk": cfg.shield.gamma_risk,
-        "source": "config",
-    }
-    path = run / "shield.json"
-    if path.exists():
-        calib = json.loads(path.read_text()).get(critic)
-        if calib:
-            out.update(eps_safe=calib["eps_safe"], source=str(path))
-            out["horizon"] = calib.get("horizon", out["horizon"])
-            out["gamma_risk"] = calib.get("gamma_risk", out["gamma_risk"])
-    return out
-
-
 def finetune(
     run: str | Path,
     steps: int,
-    shield: str = "world_model",
-    recovery: str = "policy",
-    eps_safe: float = 0.3,
-    horizon: int = 5,
-    gamma_risk: float = 0.9,
+    shield: ShieldSettings | None = None,
     lagrangian: bool = False,
     out: str | Path | None = None,
     seed: int = 0,
@@ -227,7 +214,8 @@ def finetune(
     resume: bool = True,
     person: Any = None,
 ) -> PPOTrainer:
-    """Fine-tune the run's task policy online; `shield='none'` is the Uni-O4 baseline.
+    """Fine-tune the run's task policy online behind `shield` (FARL); without one it is the Uni-O4
+    baseline (or PPO-Lagrangian with `lagrangian`).
 
     `person` (`farl_teleop.takeover.PersonSettings`): a scripted person who may take over."""
     from torch.utils.tensorboard import SummaryWriter
@@ -247,10 +235,9 @@ def finetune(
             "reward_scale": data["config"]["reward_scale"],
         }
     )
-    filt = None
-    if shield != "none":
-        filt = load_shield(run, shield, recovery, eps_safe, horizon, gamma_risk, task_policy=policy)
-    out_dir = Path(out) if out else run / f"finetune_{shield}{'_lag' if lagrangian else ''}_s{seed}"
+    filt = load_shield(run, shield, task_policy=policy) if shield is not None else None
+    name = shield.critic if shield is not None else "none"
+    out_dir = Path(out) if out else run / f"finetune_{name}{'_lag' if lagrangian else ''}_s{seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     trainer = PPOTrainer(task, policy, value, cfg, filt, out_dir, SummaryWriter(str(out_dir / "tb")), person=person)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from farl_common.bags import Episode, read_episodes
+from farl_common.shield_settings import ShieldSettings
 
 
 @dataclass
@@ -98,25 +99,23 @@ def replay_episode(ep: Episode, critic, eps_safe: float) -> EpisodeReplay:
 def replay(
     root: str | Path,
     run: str | Path,
-    critic_name: str,
-    eps_safe: float,
-    horizon: int,
-    gamma_risk: float,
-    eps_source: str = "",
+    settings: ShieldSettings,
     out: str | Path | None = None,
 ) -> ReplayReport:
-    """Re-run `critic_name` of `run` over every episode bag under `root`; write report and plots to `out`."""
+    """Re-run the settings' critic of `run` over every episode bag under `root`; write report and plots
+    to `out`."""
     from farl_safety_shield.loader import load_critic
 
     bags = list(read_episodes(root))  # a folder without bags fails before the critic is loaded
-    critic = load_critic(run, critic_name, horizon, gamma_risk)
+    critic = load_critic(run, settings)
+    critic_name, eps_safe = settings.critic, settings.eps_safe
     episodes, errors = [], []
     for _, ep, err in bags:
         if ep is None:
             errors.append(err)
         elif len(ep):
             episodes.append(replay_episode(ep, critic, eps_safe))
-    report = ReplayReport(critic_name, eps_safe, eps_source, episodes, errors)
+    report = ReplayReport(critic_name, eps_safe, settings.eps_source, episodes, errors)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.messages import TypestoreFactory
 from farl_common.topics import DEFAULT_TOPICS, short_name, topic_qos
@@ -268,7 +269,7 @@ def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Epis
                 if name == "state":
                     states[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
                     if not layout:
-                        layout = list(zip(list(msg.layout_names), [int(s) for s in msg.layout_sizes], strict=True))
+                        layout = M.state_layout(msg)
                 elif name == "action_executed":
                     executed[int(msg.step)] = np.asarray(msg.values, dtype=np.float64)
                     sources[int(msg.step)] = int(msg.source)

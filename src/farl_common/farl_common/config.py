@@ -18,9 +18,13 @@ from typing import Any, Literal
 
 import yaml
 
+from farl_common.shield_settings import ShieldSettings
 from farl_common.topics import DEFAULT_TOPICS
 
 UNIT_SUFFIXES = ("_m", "_s", "_hz", "_rad", "_mps", "_n", "_nm", "_px", "_cm")
+
+
+_SHIELD = ShieldSettings()
 
 
 class ConfigError(ValueError):
@@ -139,11 +143,19 @@ class EpisodesConfig:
 @dataclass
 class ShieldConfig:
     enabled: bool = param(True, doc="run the safety shield between policy and robot")
-    critic: Literal["world_model", "q_risk", "reachability"] = param("world_model", doc="risk critic")
-    recovery: Literal["policy", "mppi"] = param("policy", doc="where replacement actions come from")
-    eps_safe: float = param(0.3, lo=0.0, hi=10.0, unitless=True, doc="swap when C_H exceeds this (eq. 11)")
-    horizon_steps: int = param(5, lo=1, hi=50, unitless=True, doc="H of eq. 10")
-    gamma_risk: float = param(0.9, lo=0.0, hi=1.0, unitless=True, doc="discount of future failure risk")
+    critic: Literal["world_model", "q_risk", "reachability"] = param(_SHIELD.critic, doc="risk critic")
+    recovery: Literal["policy", "mppi"] = param(_SHIELD.recovery, doc="where replacement actions come from")
+    eps_safe: float = param(_SHIELD.eps_safe, lo=0.0, hi=10.0, unitless=True, doc="swap when C_H exceeds this (eq. 11)")
+    horizon_steps: int = param(_SHIELD.horizon_steps, lo=1, hi=50, unitless=True, doc="H of eq. 10")
+    gamma_risk: float = param(_SHIELD.gamma_risk, lo=0.0, hi=1.0, unitless=True, doc="discount of future failure risk")
+
+    def settings(self, run: str | Path | None = None) -> ShieldSettings:
+        """The shield settings this section gives; with `run`, its calibration (RUN/shield.json) for the
+        critic wins over eps_safe, H and gamma_risk here."""
+        s = ShieldSettings(
+            self.critic, self.recovery, self.eps_safe, self.horizon_steps, self.gamma_risk, eps_source="config"
+        )
+        return s.calibrated(run) if run is not None else s
 
 
 @dataclass

@@ -78,6 +78,7 @@ def state_values(msg: Any) -> np.ndarray:
 
 
 def state_layout(msg: Any) -> list[tuple[str, int]]:
+    """TaskState's (name, size) pairs: which slice of `values` holds what."""
     return list(zip(list(msg.layout_names), [int(s) for s in msg.layout_sizes], strict=True))
 
 

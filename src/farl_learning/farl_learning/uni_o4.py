@@ -16,7 +16,7 @@ Uni-O4 paper's (its ensemble of 4, clip 0.25, expectile 0.7, gamma 0.99).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -66,7 +66,6 @@ class UniO4Config:
     eval_states: int = 2048
     """States drawn once from the data for the offline policy evaluation."""
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

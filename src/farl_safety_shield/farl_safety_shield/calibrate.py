@@ -35,7 +35,7 @@ def risks(critic, obs: np.ndarray, act: np.ndarray, batch: int = 4096) -> np.nda
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def calibrate(critic, data: Dataset, lookahead: int = 5, max_false_alarm: float = 0.05) -> Calibration:
+def calibrate(critic, data: Dataset, lookahead: int, max_false_alarm: float) -> Calibration:
     pos_obs, pos_act, neg_obs, neg_act = [], [], [], []
     for ep in data.episodes:
         if ep.failed:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import trange
 
+from farl_common.shield_settings import ShieldSettings
 from farl_learning.data import Transitions
 from farl_learning.nets import GaussianPolicy, Normalizer, QNet, polyak, share_normalizer
 from farl_learning.world_model import WorldModel
@@ -29,7 +30,7 @@ class WorldModelRisk:
 
     name = "world_model"
 
-    def __init__(self, wm: WorldModel, task_policy: GaussianPolicy, horizon: int = 5, gamma_risk: float = 0.9):
+    def __init__(self, wm: WorldModel, task_policy: GaussianPolicy, horizon: int, gamma_risk: float):
         self.wm, self.policy, self.horizon, self.gamma = wm.eval(), task_policy.eval(), horizon, gamma_risk
 
     @torch.inference_mode()
@@ -54,7 +55,8 @@ class RiskQConfig:
     steps: int = 3000
     batch_size: int = 256
     lr: float = 3e-4
-    gamma_risk: float = 0.9
+    gamma_risk: float = ShieldSettings.gamma_risk
+    """Discount of the critics' risk backup: the shield's gamma_risk, so Q_risk and C_H weigh the future alike."""
     target_tau: float = 0.005
     failure_fraction: float = 0.25
     """Share of each batch drawn from failing transitions (failures are rare)."""

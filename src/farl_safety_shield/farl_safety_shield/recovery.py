@@ -29,10 +29,10 @@ class MPPIRecovery:
         wm: WorldModel,
         recovery: GaussianPolicy,
         eps_safe: float,
-        horizon: int = 5,
+        horizon: int,
+        gamma_risk: float,
         samples: int = 64,
         noise_std: float = 0.3,
-        gamma_risk: float = 0.9,
         temperature: float = 0.5,
         seed: int = 0,
     ) -> None:

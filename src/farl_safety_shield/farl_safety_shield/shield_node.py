@@ -14,21 +14,27 @@ import numpy as np
 from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.runtime.node import Input, Node, Output
+from farl_common.shield_settings import ShieldSettings
 from farl_learning.checkpoint import CheckpointError, load
 from farl_learning.uni_o4 import policy_from_checkpoint
 from farl_safety_shield.recovery import PolicyRecovery
 from farl_safety_shield.shield import Shield, UntrustedState
+
+_SHIELD = ShieldSettings()
 
 
 @dataclass
 class ShieldParams:
     run_dir: str = field(default="runs/fragile_push_wall/run", metadata={"doc": "farl pretrain output"})
     policy_checkpoint: str = field(default="", metadata={"doc": "task policy the critic rolls out (eq. 10)"})
-    critic: str = field(default="world_model", metadata={"doc": "world_model | q_risk | reachability"})
-    recovery: str = field(default="policy", metadata={"doc": "policy | mppi"})
-    eps_safe: float = field(default=0.3, metadata={"doc": "risk threshold of eq. 11"})
-    horizon_steps: int = field(default=5, metadata={"doc": "H of eq. 10"})
-    gamma_risk: float = field(default=0.9, metadata={"doc": "discount of future failure risk"})
+    critic: str = field(default=_SHIELD.critic, metadata={"doc": "world_model | q_risk | reachability"})
+    recovery: str = field(default=_SHIELD.recovery, metadata={"doc": "policy | mppi"})
+    eps_safe: float = field(default=_SHIELD.eps_safe, metadata={"doc": "risk threshold of eq. 11"})
+    horizon_steps: int = field(default=_SHIELD.horizon_steps, metadata={"doc": "H of eq. 10"})
+    gamma_risk: float = field(default=_SHIELD.gamma_risk, metadata={"doc": "discount of future failure risk"})
+
+    def settings(self) -> ShieldSettings:
+        return ShieldSettings(self.critic, self.recovery, self.eps_safe, self.horizon_steps, self.gamma_risk, "node")
 
 
 class _NoCritic:
@@ -63,9 +69,7 @@ class ShieldNode(Node):
         self.held = 0
         self.policy = self._load_policy()
         try:
-            self.shield: Shield | None = load_shield(
-                p.run_dir, p.critic, p.recovery, p.eps_safe, p.horizon_steps, p.gamma_risk, task_policy=self.policy
-            )
+            self.shield: Shield | None = load_shield(p.run_dir, p.settings(), task_policy=self.policy)
             return
         except (CheckpointError, ValueError, KeyError) as err:
             self.log("error", f"shield degraded: {err}")

@@ -38,7 +38,6 @@ OBS_LAYOUT: tuple[tuple[str, int], ...] = (
     ("previous_frame", 18),
     ("goal_pos_m", 3),
 )
-ACTION_LAYOUT: tuple[tuple[str, int], ...] = (("hand_delta_cm", 3), ("gripper_effort", 1))
 
 # Vase placement: on the start-goal segment, this far along it, so a straight push meets it.
 _VASE_ALONG = 0.5
@@ -47,8 +46,8 @@ _VASE_ALONG = 0.5
 class _ObstructedPushEnv(SawyerPushEnvV3):
     """push-v3 with a static vase between the puck and the goal; the vase fills the second object slot."""
 
-    vase_radius_m = 0.025
-    vase_half_height_m = 0.04
+    vase_radius_m = TaskSpec.vase_radius_m
+    vase_half_height_m = TaskSpec.vase_half_height_m
 
     @property
     def model_name(self) -> str:

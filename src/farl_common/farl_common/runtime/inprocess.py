@@ -100,7 +100,6 @@ class InProcessRuntime:
         self._subs: dict[str, list[_Sub]] = {}
         self._types: dict[str, str] = {}
         self._recorder = EpisodeBagWriter(record_to, storage=storage) if record_to else None
-        self.published = 0
 
     # wiring -----------------------------------------------------------------------------------
     def add(self, node: Node, topics: dict[str, str] | None = None) -> Node:
@@ -146,7 +145,6 @@ class InProcessRuntime:
 
     # transport --------------------------------------------------------------------------------
     def publish(self, topic: str, typename: str, msg: Any) -> None:
-        self.published += 1
         if self._recorder is not None:
             self._recorder.write(topic, typename, msg, self.now_ns)
         for sub in self._subs.get(topic, ()):
