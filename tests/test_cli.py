@@ -244,3 +244,22 @@ def test_a_bug_below_farl_shows_its_traceback_and_farls_own_errors_one_line(monk
     assert capsys.readouterr().err.strip() == "farl inspect: error: episodes must be >= 1, got 0"
     with pytest.raises(ValueError):
         main(["--debug", "inspect", "anything"])
+
+
+def test_torch_threads_are_chosen_deliberately(tmp_path, monkeypatch, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        argv = ["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "1", "--out", str(tmp_path)]
+        assert main(["--threads", "2", *argv]) == 0 and torch.get_num_threads() == 2
+        monkeypatch.delenv("FARL_THREADS", raising=False)
+        assert main(argv) == 0 and torch.get_num_threads() == 1  # the default: one thread
+        monkeypatch.setenv("FARL_THREADS", "lots")
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert "FARL_THREADS='lots': must be a whole number >= 1" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["--threads", "0", *argv])
+    finally:
+        torch.set_num_threads(before)

@@ -393,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error, not just its line")
+    p.add_argument(
+        "--threads",
+        type=at_least(1),
+        default=None,
+        help="torch CPU threads (default: $FARL_THREADS, else 1: farl's small networks gain little from more "
+        "and lose badly on a busy machine; see bench/bench_threads.py)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demos", help="generate scripted demonstrations (task, recovery, failure) as episode bags")
@@ -665,11 +672,13 @@ def main(argv: list[str] | None = None) -> int:
     from farl_common.bags import BagError
     from farl_common.config import ConfigError
     from farl_common.runtime.node import NodeError
+    from farl_common.torch_threads import use_threads
     from farl_learning.checkpoint import CheckpointError
     from farl_perception.calibration import CalibrationError
 
     own = (ConfigError, BagError, CheckpointError, CalibrationError, NodeError, FileExistsError, FileNotFoundError)
     try:
+        use_threads(args.threads)
         if getattr(args, "out", None):
             check_writable(args.out)
         return int(args.fn(args) or 0)

@@ -237,10 +237,16 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    from farl_common.torch_threads import use_threads
+
     rclpy.init(args=list(args) if args is not None else sys.argv)
     host: RclpyHost | None = None
     code = 0
     try:
+        try:  # the node's module has imported torch if it uses it: FARL_THREADS, else one thread
+            use_threads()
+        except ValueError as err:
+            raise NodeError(str(err)) from None
         host = RclpyHost(node_cls)
         while rclpy.ok() and not host.done:
             rclpy.spin_once(host.ros_node, timeout_sec=0.1)
