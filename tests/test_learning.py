@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -276,3 +277,37 @@ def test_a_checkpoint_carrying_a_pickled_object_is_refused_without_running_it(tm
         load(path, "task_policy")
     assert "\n" not in str(err.value)
     assert not marker.exists()
+
+
+class _ConstantPolicy(torch.nn.Module):
+    """Always the same action: C_H's rollout of it is then one fixed action sequence."""
+
+    def __init__(self, action):
+        super().__init__()
+        self.action = torch.as_tensor(action, dtype=torch.float32)
+
+    def forward(self, obs):
+        return self.action.expand(obs.shape[0], -1), torch.zeros(obs.shape[0], len(self.action))
+
+
+def test_mppi_scores_risk_as_c_h_and_plans_without_the_recovery_policy(tiny_run, tmp_path):
+    from farl_learning.world_model import world_model_from_checkpoint
+    from farl_safety_shield.recovery import MPPIRecovery
+
+    wm = world_model_from_checkpoint(load(tiny_run / "world_model.pt", "world_model"))
+    H, gamma = 4, 0.8
+    obs = torch.rand(5, 39) * 0.2
+    c = torch.tensor([0.3, -0.2, 0.1, 0.0])
+    c_h = WorldModelRisk(wm, _ConstantPolicy(c), H, gamma).risk(obs, c.expand(5, -1))
+    mppi = MPPIRecovery(wm, eps_safe=0.5, horizon=H, gamma_risk=gamma)
+    _, risk = mppi._score(wm.encode(obs), c.view(1, 1, 1, 4).expand(H + 1, 5, 1, 4))
+    torch.testing.assert_close(risk[:, 0], c_h, atol=1e-6, rtol=1e-5)  # H + 1 terms, as eq. 10
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "recovery_policy.pt").unlink()
+    shield = load_shield(run, ShieldSettings(recovery="mppi", eps_safe=0.0))  # every proposal is swapped
+    res = shield.filter(np.zeros((3, 39)) + 0.1, np.zeros((3, 4)))
+    assert res.swapped.all() and np.all(np.abs(res.executed) <= 1) and np.isfinite(res.executed).all()
+    with pytest.raises(CheckpointError, match="recovery_policy"):
+        load_shield(run, ShieldSettings(recovery="policy"))

@@ -72,6 +72,7 @@ class SimNorm(nn.Module):
 class WorldModel(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig) -> None:
         super().__init__()
+        self.act_dim = act_dim
         if cfg.latent_dim % cfg.simnorm_group:
             raise ValueError("latent_dim must be a multiple of simnorm_group")
         self.cfg = cfg

@@ -32,11 +32,10 @@ def load_shield(run_dir: str | Path, settings: ShieldSettings, task_policy=None)
     run = Path(run_dir)
     if not run.is_dir():
         raise CheckpointError(f"{run}: no such run folder (make one with farl pretrain)")
-    rec_policy = policy_from_checkpoint(load(run / "recovery_policy.pt", "recovery_policy"))
     crit = load_critic(run, settings, task_policy)
-    if settings.recovery == "mppi":
+    if settings.recovery == "mppi":  # the ablation plans without the recovery policy
         wm = world_model_from_checkpoint(load(run / "world_model.pt", "world_model"))
-        rec = MPPIRecovery(wm, rec_policy, settings.eps_safe, settings.horizon_steps, settings.gamma_risk)
+        rec = MPPIRecovery(wm, settings.eps_safe, settings.horizon_steps, settings.gamma_risk)
     else:
-        rec = PolicyRecovery(rec_policy)
+        rec = PolicyRecovery(policy_from_checkpoint(load(run / "recovery_policy.pt", "recovery_policy")))
     return Shield(crit, rec, settings.eps_safe)

@@ -1,6 +1,5 @@
-"""Where the shield's replacement action comes from: the frozen recovery policy, or MPPI over the
-world model (sample action sequences, score them by predicted reward, drop those whose risk
-exceeds eps_safe, and take a reward-weighted average of the first actions of the rest)."""
+"""Where the shield's replacement action comes from (eq. 11): the frozen recovery policy, or, as the
+paper's ablation, MPPI planning over the world model."""
 
 from __future__ import annotations
 
@@ -22,47 +21,65 @@ class PolicyRecovery:
 
 
 class MPPIRecovery:
+    """The paper's MPPI ablation (Sec. V, study 2): plan over the world model without the recovery policy.
+
+    Action sequences of H + 1 steps are drawn from a Gaussian (mean 0 at first, then refitted, as
+    MPPI does); each is scored by the world model's predicted reward and its risk, the same discounted
+    sum of H + 1 constraint terms as C_H (eq. 10); sequences whose risk exceeds eps_safe are dropped
+    and the first action is the reward-weighted mean of the safe ones. If none is safe, the least
+    risky sequence's first action."""
+
     name = "mppi"
 
     def __init__(
         self,
         wm: WorldModel,
-        recovery: GaussianPolicy,
         eps_safe: float,
         horizon: int,
         gamma_risk: float,
-        samples: int = 64,
-        noise_std: float = 0.3,
+        samples: int = 256,
+        iterations: int = 3,
+        init_std: float = 0.5,
+        min_std: float = 0.05,
         temperature: float = 0.5,
         seed: int = 0,
     ) -> None:
-        self.wm, self.recovery = wm.eval(), recovery.eval()
-        self.eps_safe, self.horizon, self.samples = eps_safe, horizon, samples
-        self.noise_std, self.gamma, self.temperature = noise_std, gamma_risk, temperature
+        self.wm = wm.eval()
+        self.eps_safe, self.horizon, self.gamma = eps_safe, horizon, gamma_risk
+        self.samples, self.iterations, self.temperature = samples, iterations, temperature
+        self.init_std, self.min_std = init_std, min_std
         self.gen = torch.Generator().manual_seed(seed)
+
+    def _score(self, z0: torch.Tensor, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted reward and risk (eq. 10's sum over i = 0 .. H) of sequences (H + 1, B, N, A)."""
+        steps, B, N, A = seq.shape
+        z = z0.unsqueeze(1).expand(B, N, -1).reshape(B * N, -1)
+        reward = torch.zeros(B * N)
+        risk = torch.zeros(B * N)
+        for i in range(steps):
+            a = seq[i].reshape(B * N, A)
+            reward += self.wm.two_hot.decode(self.wm.reward(torch.cat([z, a], -1)))
+            risk += self.gamma**i * self.wm.constraint_prob(z, a)
+            if i < steps - 1:
+                z = self.wm.next(z, a)
+        return reward.view(B, N), risk.view(B, N)
 
     @torch.inference_mode()
     def actions(self, obs: torch.Tensor) -> torch.Tensor:
-        B, N, H = obs.shape[0], self.samples, self.horizon
-        base = self.recovery(obs)[0]  # (B, A): sequences are sampled around the recovery policy
-        A = base.shape[-1]
-        noise = torch.randn(H, B, N, A, generator=self.gen) * self.noise_std
-        noise[:, :, 0] = 0.0  # sample 0 is the recovery policy itself
-        z = self.wm.encode(obs).unsqueeze(1).expand(B, N, -1).reshape(B * N, -1)
-        seq = (base.unsqueeze(1) + noise).clamp(-1, 1)  # (H, B, N, A), first action around base
-        reward = torch.zeros(B * N)
-        risk = torch.zeros(B * N)
-        for i in range(H):
-            a = seq[i].reshape(B * N, A)
-            za = torch.cat([z, a], -1)
-            reward += self.wm.two_hot.decode(self.wm.reward(za))
-            risk += self.gamma**i * self.wm.constraint_prob(z, a)
-            z = self.wm.next(z, a)
-        reward, risk = reward.view(B, N), risk.view(B, N)
-        score = reward / self.temperature
-        score = torch.where(risk <= self.eps_safe, score, torch.full_like(score, -1e9))
-        # If no sample is safe enough, the least risky one.
-        none_safe = (risk > self.eps_safe).all(1)
-        score[none_safe] = -risk[none_safe] * 1e3
-        w = torch.softmax(score, 1)
-        return (w.unsqueeze(-1) * seq[0]).sum(1)
+        B, N, steps = obs.shape[0], self.samples, self.horizon + 1
+        z0 = self.wm.encode(obs)
+        A = self.wm.act_dim
+        mean = torch.zeros(steps, B, 1, A)
+        std = torch.full((steps, B, 1, A), self.init_std)
+        for _ in range(self.iterations):
+            seq = (mean + std * torch.randn(steps, B, N, A, generator=self.gen)).clamp(-1, 1)
+            reward, risk = self._score(z0, seq)
+            safe = risk <= self.eps_safe
+            score = torch.where(safe, reward / self.temperature, torch.full_like(reward, -torch.inf))
+            none_safe = ~safe.any(1)
+            score[none_safe] = -risk[none_safe] / self.temperature  # steer towards the least risky
+            w = torch.softmax(score, 1)[None, :, :, None]  # (1, B, N, 1)
+            mean = (w * seq).sum(2, keepdim=True)
+            std = (w * (seq - mean) ** 2).sum(2, keepdim=True).sqrt().clamp_min(self.min_std)
+        least_risky = seq[0, torch.arange(B), risk.argmin(1)]
+        return torch.where(none_safe[:, None], least_risky, mean[0, :, 0])
