@@ -311,3 +311,21 @@ def test_mppi_scores_risk_as_c_h_and_plans_without_the_recovery_policy(tiny_run,
     assert res.swapped.all() and np.all(np.abs(res.executed) <= 1) and np.isfinite(res.executed).all()
     with pytest.raises(CheckpointError, match="recovery_policy"):
         load_shield(run, ShieldSettings(recovery="policy"))
+
+
+def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):
+    """CleanRL's rule: the policy term sees the sample the policy drew, not its clipped copy."""
+    tr = _trainer(tiny_run, tmp_path / "ft", 120)
+    with torch.no_grad():
+        tr.policy.log_std.fill_(0.3)  # wide enough that many draws leave the [-1, 1] box
+    trajs = tr.collect()
+    obs = np.concatenate([np.asarray(t.obs) for t in trajs])
+    act = np.concatenate([np.asarray(t.act) for t in trajs])
+    own = ~np.concatenate([np.asarray(t.swapped) for t in trajs])
+    logp = np.concatenate([np.asarray(t.logp) for t in trajs])
+    assert own.any() and (np.abs(act[own]) > 1).any()  # raw draws are kept for the policy's own steps
+    assert (np.abs(act[~own]) <= 1).all()  # replaced steps keep what was executed
+    with torch.no_grad():
+        again = tr.policy.log_prob(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(act, dtype=torch.float32))
+    np.testing.assert_allclose(again.numpy(), logp, rtol=1e-5, atol=1e-5)
+    tr.close()

@@ -2,9 +2,12 @@
 
 The policy and value start from the offline checkpoint (Uni-O4). Each proposed action goes through
 an `ActionFilter` before it is executed: the safety shield gives FARL (eq. 11), the no-op filter
-gives the plain Uni-O4 baseline. PPO trains on what was executed (the safe transitions of eq. 11)
-with the clipped objective of eq. 3. With `lagrangian=True` it is PPO-Lagrangian: a cost critic
-and a multiplier that grows while the failure rate per episode exceeds `cost_limit`.
+gives the plain Uni-O4 baseline. PPO trains on the executed transitions (the safe transitions of
+eq. 11) with the clipped objective of eq. 3; on the policy's own steps the policy term uses the raw
+Gaussian draw and its log-probability (clipped only when executed, as CleanRL does), while steps
+the shield or a person replaced stay out of it and count in the value targets only.
+With `lagrangian=True` it is PPO-Lagrangian: a cost critic and a multiplier that grows while the
+failure rate per episode exceeds `cost_limit`.
 
 With a `person` (farl_teleop's scripted person) a human stand-in may take over from the shield's
 output; their actions stay out of the policy term as shield swaps do, the episode counts as an IR
@@ -166,7 +169,10 @@ class PPOLearner:
         last_obs: np.ndarray,
         swapped: np.ndarray | None = None,
     ) -> Trajectory:
-        """A trajectory from logged transitions, with log-probs and values of the current networks."""
+        """A trajectory from logged transitions, with log-probs and values of the current networks.
+
+        Bags hold the executed (clipped) action, not the raw Gaussian draw, so the learner node's
+        log-probabilities are of the clipped action: exact wherever the draw stayed inside the box."""
         o = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
         a = torch.as_tensor(np.asarray(act), dtype=torch.float32)
         with torch.no_grad():
@@ -378,9 +384,12 @@ class PPOTrainer:
                     acts[j], ending[j] = d.action, d.released and self.person.takeover_end == "end_episode"
                     not_own[j] |= d.intervened
                     stats[i]["takeover_steps"] += int(d.intervened)
-            executed = torch.as_tensor(acts, dtype=torch.float32)
+            # As CleanRL: the policy's own steps keep the raw Gaussian draw and its log-probability; only
+            # the executed copy is clipped. A swapped or taken-over step keeps what was executed: it is
+            # out of the policy term anyway and enters only the value targets.
+            stored = np.where(not_own[:, None], acts, sample.numpy().astype(np.float64))
             with torch.no_grad():
-                logp = self.policy.log_prob(ot, executed).numpy()
+                logp = self.policy.log_prob(ot, torch.as_tensor(stored, dtype=torch.float32)).numpy()
                 val = self.value(ot).numpy()
             still = []
             for j, i in enumerate(active):
@@ -390,7 +399,7 @@ class PPOTrainer:
                     self.persons[i].record(acts[j], r, info, term, trunc, nobs)
                 t = trajs[i]
                 t.obs.append(o[j])
-                t.act.append(acts[j])
+                t.act.append(stored[j])
                 t.logp.append(float(logp[j]))
                 t.val.append(float(val[j]))
                 t.rew.append(float(r) * cfg.reward_scale)
