@@ -263,3 +263,46 @@ def test_torch_threads_are_chosen_deliberately(tmp_path, monkeypatch, capsys):
             main(["--threads", "0", *argv])
     finally:
         torch.set_num_threads(before)
+
+
+def test_finetune_killed_mid_collection_resumes_without_logging_episodes_twice(tiny_run, tmp_path):
+    """SIGKILL of a real `farl finetune` after its first checkpoint, while it is collecting the next
+    rollout (episodes already appended to episodes.jsonl): the resumed run's log equals an
+    uninterrupted run's, line for line."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from farl_learning.checkpoint import load
+
+    def argv(out):
+        return [sys.executable, "-m", "farl_bringup.cli", "finetune", "--run", str(tiny_run), "--steps", "1600",
+                "--out", str(out)]  # fmt: skip
+
+    straight = tmp_path / "straight"
+    subprocess.run(argv(straight), check=True, capture_output=True, timeout=600)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(argv(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, ckpt = killed / "episodes.jsonl", killed / "finetune.pt"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ckpt.exists() and log.exists():
+                saved = len(load(ckpt, "finetune")["episodes"])
+                if len(log.read_text().splitlines()) > saved:  # mid-collection, past the checkpoint
+                    break
+            time.sleep(0.02)
+        assert proc.poll() is None, "finetune ended before it could be killed mid-collection"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert len(log.read_text().splitlines()) > saved
+    resumed = subprocess.run(argv(killed), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    lines = log.read_text().splitlines()
+    assert [json.loads(x)["episode"] for x in lines] == list(range(len(lines)))
+    assert lines == (straight / "episodes.jsonl").read_text().splitlines()

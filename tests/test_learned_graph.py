@@ -14,9 +14,10 @@ from farl_common import messages as M
 from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
 from farl_common.runtime.inprocess import InProcessRuntime
-from farl_learning.checkpoint import weights_fingerprint
+from farl_learning.checkpoint import load, weights_fingerprint
 from farl_learning.learner_node import LearnerNode, LearnerParams
 from farl_learning.policy_node import PolicyNode, PolicyParams
+from farl_learning.uni_o4 import policy_from_checkpoint
 
 
 def learned_config(tmp_path, run, horizon=40, min_new_steps=60):
@@ -126,3 +127,28 @@ def test_policy_label_follows_the_weights(run_copy):
         next(b.policy.parameters()).add_(1e-6)
     assert weights_fingerprint(b.policy) != weights_fingerprint(a.policy)
     rt.close()
+
+
+def test_a_restarted_learner_resumes_its_version_and_keeps_only_its_untrained_episodes(run_copy, tmp_path):
+    """A learner restarted after an update resumes at the saved version with the saved weights; of the
+    bags already there it takes back exactly those its current policy played and has not trained on."""
+    cfg = learned_config(tmp_path, run_copy, horizon=20, min_new_steps=30)
+    first = run_sim(cfg, episodes=3, seed=0)
+    rt = InProcessRuntime()
+    params = LearnerParams(run_dir=str(run_copy), bag_dir=str(tmp_path / "bags"), min_new_steps=30)
+    learner = rt.add(LearnerNode(params), {})
+    assert learner.version >= 1
+    assert any(f"resuming online learning at policy version {learner.version}" in r.text for r in rt.logs)
+    saved = load(run_copy / "online_policy.pt", "task_policy")
+    assert learner.label == f"learned:{weights_fingerprint(policy_from_checkpoint(saved))}"
+    learner.on_episode_event(
+        M.make_event(
+            rt.msgs, t_ns=0, start=False, episode=9, task="fragile_push_wall", kind="online", outcome="timeout"
+        )
+    )
+    current = [e for e in first.episodes if e["policy_version"] == learner.version]
+    assert learner.pending_steps == sum(e["steps"] for e in current)
+    assert learner.skipped_off_policy == len(first.episodes) - len(current)  # trained on already
+    rt.close()
+    second = run_sim(cfg, episodes=1, seed=10)  # the graph goes on from the saved version
+    assert second.episodes[0]["policy_version"] == learner.version

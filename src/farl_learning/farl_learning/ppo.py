@@ -328,6 +328,17 @@ class PPOTrainer:
             )
         self.learner.restore(data)
         self.steps, self.next_episode, self.episodes = data["steps"], data["next_episode"], list(data["episodes"])
+        self._rewrite_episode_log()
+
+    def _rewrite_episode_log(self) -> None:
+        """OUT/episodes.jsonl as the checkpoint has it: episodes logged after the last update by a killed
+        run are played again on resume, and would otherwise appear twice (or end in a torn line)."""
+        if self.out_dir is None:
+            return
+        path = self.out_dir / "episodes.jsonl"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(e) + "\n" for e in self.episodes))
+        tmp.replace(path)
 
     def update(self, trajs: list[Trajectory]) -> dict[str, float]:
         recent = self.episodes[-len(trajs) :]
