@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 
 import pytest
 
 warnings.filterwarnings("ignore", module="metaworld")
+# Parsed bags are cached (farl_common.bags.cache_dir): the suite keeps its own, not the user's.
+os.environ.setdefault("FARL_CACHE_DIR", tempfile.mkdtemp(prefix="farl-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -235,3 +235,43 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_bag(tmp_path):
     assert "could not write the bag (File too large); this episode is not saved" in last
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.rglob(PARTIAL_DIR))
+
+
+def test_a_bag_read_again_comes_from_the_cache_and_a_changed_bag_does_not(tmp_path, monkeypatch):
+    import dataclasses
+
+    from farl_common import bags
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FARL_CACHE_DIR", str(cache))
+    write_episode(tmp_path / "ep", n=6, fail_at=3)
+    first = read_episode(tmp_path / "ep")
+    assert len(list(cache.glob("*.npz"))) == 1
+    parses = []
+    real = bags._parse_episode
+    monkeypatch.setattr(bags, "_parse_episode", lambda *a: parses.append(a) or real(*a))
+    again = read_episode(tmp_path / "ep")
+    assert parses == []  # served from the cache, equal in every field
+    for f in dataclasses.fields(first):
+        a, b = getattr(first, f.name), getattr(again, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b, err_msg=f.name)  # NaN risks (no shield) compare equal
+            assert a.dtype == b.dtype, f.name
+        else:
+            assert a == b, f.name
+    shutil.copytree(tmp_path / "ep", tmp_path / "copy")  # same bytes elsewhere: same entry, its own path
+    assert read_episode(tmp_path / "copy").path == tmp_path / "copy" and parses == []
+    shutil.rmtree(tmp_path / "ep")
+    write_episode(tmp_path / "ep", n=4)  # the same name, other content: parsed afresh
+    assert len(read_episode(tmp_path / "ep")) == 4 and len(parses) == 1
+    mcap = tmp_path / "copy" / "ep.mcap"  # rosbag2 names the file after the bag as written
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 3])
+    with pytest.raises(BagError, match="copy"):  # a damaged bag is never answered from the cache
+        read_episode(tmp_path / "copy")
+    for entry in cache.glob("*.npz"):
+        entry.write_bytes(b"torn")  # a damaged cache costs a parse, not a wrong answer
+    assert len(read_episode(tmp_path / "ep")) == 4
+    monkeypatch.setenv("FARL_CACHE_DIR", "off")
+    assert len(read_episode(tmp_path / "ep")) == 4
+    monkeypatch.setenv("FARL_CACHE_DIR", "/proc/farl-cache")  # unwritable: still reads
+    assert len(read_episode(tmp_path / "ep")) == 4

@@ -7,14 +7,20 @@ import json
 import pytest
 from conftest import SMALL
 
-from farl_bringup.bench import BenchConfig, run_bench, summary_table
+from farl_bringup.bench import BenchConfig, failure_ratio_interval, report, run_bench, summary_table
+from farl_common.shield_settings import CalibrationSettings
 
 
 @pytest.mark.slow
 def test_small_bench_writes_results(tmp_path):
     steps = 240 if SMALL else 4000
     cfg = BenchConfig(
-        steps=steps, seeds=1, demo_episodes=(3, 4, 3), heldout_episodes=(2, 3), pretrain_scale=0.02, eval_episodes=1
+        steps=steps,
+        seeds=1,
+        demo_episodes=(3, 4, 3),
+        calibration=CalibrationSettings(heldout_task_episodes=2, heldout_failure_episodes=3),
+        pretrain_scale=0.02,
+        eval_episodes=1,
     )
     run_bench(["fragile_push_wall"], ["farl", "uni_o4", "ppo_lag"], tmp_path, cfg, progress=False)
     res = json.loads((tmp_path / "results.json").read_text())
@@ -27,6 +33,12 @@ def test_small_bench_writes_results(tmp_path):
         assert 0 <= r["failure_episodes"] <= r["episodes"]
         assert {"return", "failure_rate"} <= set(r["after"])
     assert entry["methods"]["uni_o4/0"]["swaps_per_episode"] == 0
+    # each result says what produced it: budgets, and the shield exactly as it ran
+    farl_cfg = entry["methods"]["farl/0"]["config"]
+    assert farl_cfg["steps"] == steps and farl_cfg["pretrain_scale"] == 0.02
+    assert farl_cfg["shield"]["critic"] == "world_model"
+    assert farl_cfg["shield"]["eps_safe"] == entry["calibration"]["world_model"]["eps_safe"]
+    assert entry["methods"]["uni_o4/0"]["config"]["shield"] is None and "config" not in res
     assert (tmp_path / "failure_episodes.png").stat().st_size > 5000 and (tmp_path / "curves.png").is_file()
     table = (tmp_path / "table.md").read_text()
     assert "| fragile_push_wall | farl |" in table and table == summary_table(res, ["farl", "uni_o4", "ppo_lag"])
@@ -38,3 +50,13 @@ def test_small_bench_writes_results(tmp_path):
         == entry["methods"]["farl/0"]
     )
     assert (tmp_path / "results.json").stat().st_mtime_ns >= before
+    table = (tmp_path / "table.md").read_text()  # rebuilt from everything in the folder, not just farl
+    assert "| fragile_push_wall | uni_o4 |" in table and "| fragile_push_wall | ppo_lag |" in table
+    assert report(tmp_path) == table
+
+
+def test_failure_ratio_has_a_bootstrap_interval():
+    ratio, lo, hi = failure_ratio_interval([4, 6, 5, 5, 5], [10, 10, 10, 10, 10])
+    assert ratio == 0.5 and 0.4 <= lo < 0.5 < hi <= 0.6
+    ratio, lo, hi = failure_ratio_interval([5, 5, 5], [10, 10, 10])
+    assert ratio == lo == hi == 0.5  # no spread, no interval

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +91,15 @@ def run_bench(
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results.setdefault("config", {"steps": cfg.steps, "seeds": cfg.seeds, "pretrain_scale": cfg.pretrain_scale})
+    results.pop("config", None)  # each result carries the config it was produced with
     for task in tasks:
         tdir = out / task
         calib = _prepare_task(task, tdir, cfg, progress)
-        pre = policy_from_checkpoint(load(tdir / "run" / "task_policy.pt"))
-        entry = results.setdefault(task, {"calibration": calib, "methods": {}})
-        entry["before"] = evaluate(task, pre, cfg.eval_episodes)
+        entry = results.setdefault(task, {"methods": {}})
+        entry["calibration"] = calib
+        if "before" not in entry:
+            pre = policy_from_checkpoint(load(tdir / "run" / "task_policy.pt"))
+            entry["before"] = evaluate(task, pre, cfg.eval_episodes)
         for method in methods:
             m = METHODS[method]
             critic = m["shield"] if m["shield"] != "none" else "world_model"
@@ -123,6 +125,7 @@ def run_bench(
                 entry["methods"][key] = {
                     "method": method,
                     "seed": seed,
+                    "config": _result_config(cfg, shield),
                     "steps": trainer.steps,
                     "episodes": len(eps),
                     "failure_episodes": int(sum(e["failure"] for e in eps)),
@@ -133,12 +136,31 @@ def run_bench(
                     "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
                 }
                 trainer.close()
-                results_path.write_text(json.dumps(results, indent=1))
-    results_path.write_text(json.dumps(results, indent=1))
+                _write_json(results_path, results)  # each result is kept the moment it is done
+    _write_json(results_path, results)
+    report(out)
+    return results
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def report(out: str | Path) -> str:
+    """table.md and the plots from everything in OUT/results.json (every task, method and seed there)."""
+    out = Path(out)
+    path = out / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no results here (farl bench --out {out} makes them)")
+    results = json.loads(path.read_text())
+    present = {r["method"] for t, e in results.items() if t != "config" for r in e.get("methods", {}).values()}
+    methods = [m for m in METHODS if m in present]
     table = summary_table(results, methods)
     (out / "table.md").write_text(table)
     plot_results(results, methods, out)
-    return results
+    return table
 
 
 def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:
@@ -146,37 +168,69 @@ def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:
     return (float(np.mean(vals)), float(np.std(vals))) if vals else (float("nan"), float("nan"))
 
 
+def _result_config(cfg: BenchConfig, shield: ShieldSettings | None) -> dict[str, Any]:
+    """What one result was produced with: the budgets, and the shield exactly as it ran."""
+    c = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "shield")}
+    return {**c, "shield": asdict(shield) if shield is not None else None}
+
+
+def failure_ratio_interval(
+    farl: list[float], base: list[float], draws: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """FARL / Uni-O4 ratio of mean failure episodes, with a 95% bootstrap interval (seeds resampled
+    with replacement within each method)."""
+    rng = np.random.default_rng(seed)
+    f, b = np.asarray(farl, dtype=float), np.asarray(base, dtype=float)
+    fm = rng.choice(f, (draws, len(f))).mean(1)
+    bm = rng.choice(b, (draws, len(b))).mean(1)
+    ok = bm > 0
+    ratios = fm[ok] / bm[ok]
+    lo, hi = np.percentile(ratios, [2.5, 97.5]) if len(ratios) else (float("nan"), float("nan"))
+    return float(f.mean() / b.mean()) if b.mean() > 0 else float("nan"), float(lo), float(hi)
+
+
 def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     lines = [
-        "| task | method | failure episodes | train return (last 20%) | eval return after | "
+        "| task | method | seeds | failure episodes | train return (last 20%) | eval return before -> after | "
         "eval failure rate after | swaps/episode |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    notes, reductions, configs = [], [], set()
     for task, entry in results.items():
         if task == "config":
             continue
+        before = entry.get("before", {})
         for m in methods:
-            f = _agg(entry, m, lambda r: r["failure_episodes"])
-            if np.isnan(f[0]):
+            runs = [r for r in entry["methods"].values() if r["method"] == m]
+            if not runs:
                 continue
+            configs.update(json.dumps(r.get("config", {}).get("steps")) for r in runs)
+            f = _agg(entry, m, lambda r: r["failure_episodes"])
             tr = _agg(entry, m, lambda r: r["train_return_last20pct"])
             er = _agg(entry, m, lambda r: r["after"]["return"])
             ef = _agg(entry, m, lambda r: r["after"]["failure_rate"])
             sw = _agg(entry, m, lambda r: r["swaps_per_episode"])
             lines.append(
-                f"| {task} | {m} | {f[0]:.1f} ± {f[1]:.1f} | {tr[0]:.0f} ± {tr[1]:.0f} | "
-                f"{er[0]:.0f} ± {er[1]:.0f} | {ef[0]:.2f} | {sw[0]:.2f} |"
+                f"| {task} | {m} | {len(runs)} | {f[0]:.1f} ± {f[1]:.1f} | {tr[0]:.0f} ± {tr[1]:.0f} | "
+                f"{before.get('return', float('nan')):.0f} -> {er[0]:.0f} ± {er[1]:.0f} | {ef[0]:.2f} | {sw[0]:.2f} |"
             )
-        if "farl" in methods and "uni_o4" in methods:
-            farl = _agg(entry, "farl", lambda r: r["failure_episodes"])[0]
-            base = _agg(entry, "uni_o4", lambda r: r["failure_episodes"])[0]
-            if base > 0:
-                lines.append(
-                    f"\n{task}: FARL has {100 * (1 - farl / base):.1f}% fewer failure episodes than Uni-O4 "
-                    f"(before fine-tuning: return {entry['before']['return']:.0f}, "
-                    f"failure rate {entry['before']['failure_rate']:.2f}).\n"
-                )
-    return "\n".join(lines) + "\n"
+        farl = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "farl"]
+        base = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "uni_o4"]
+        if farl and base and np.mean(base) > 0:
+            ratio, lo, hi = failure_ratio_interval(farl, base)
+            reductions.append(1 - ratio)
+            notes.append(
+                f"{task}: FARL has {100 * (1 - ratio):.1f}% fewer failure episodes than Uni-O4 "
+                f"(FARL / Uni-O4 = {ratio:.2f}, 95% bootstrap interval {lo:.2f}-{hi:.2f}; "
+                f"{len(farl)} and {len(base)} seeds)."
+            )
+    if reductions:
+        notes.append(
+            f"Average over {len(reductions)} task(s): {100 * float(np.mean(reductions)):.1f}% fewer failure episodes."
+        )
+    if len(configs) > 1:
+        notes.append(f"Note: these results come from runs of different lengths (steps {', '.join(sorted(configs))}).")
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
 def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None:

@@ -308,8 +308,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from farl_bringup.bench import BenchConfig, run_bench
+    from farl_bringup.bench import BenchConfig, report, run_bench
 
+    if args.report:
+        print(report(args.out))
+        return 0
     cfg = BenchConfig(steps=args.steps, seeds=args.seeds, pretrain_scale=args.pretrain_scale)
     run_bench(args.tasks, args.methods, args.out, cfg)
     print((Path(args.out) / "table.md").read_text())
@@ -598,7 +601,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=at_least(1), default=100_000, help="online steps per run")
     b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method")
     b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
-    b.add_argument("--out", required=True, help="results folder (a re-run there resumes)")
+    b.add_argument(
+        "--out", required=True, help="results folder: a re-run there skips the (task, method, seed) results it has"
+    )
+    b.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: rebuild table.md and the plots from everything in OUT/results.json",
+    )
     b.set_defaults(fn=_cmd_bench)
 
     rp = sub.add_parser(

@@ -10,7 +10,9 @@ readers open them with no farl code, and `ros2 bag record` output of the same to
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import shutil
 import warnings
 from collections.abc import Iterable, Iterator
@@ -239,18 +241,89 @@ def is_bag_dir(path: Path) -> bool:
     return path.is_dir() and (path / "metadata.yaml").is_file() and path.parent.name != PARTIAL_DIR
 
 
+CACHE_FORMAT = 1
+"""Bumped whenever `_parse_episode` would turn the same bag into different arrays."""
+_CACHED_ARRAYS = (
+    "obs", "action", "reward", "cost", "done", "timeout", "next_obs", "proposed_action", "risk", "swapped", "source"
+)  # fmt: skip
+_CACHED_FIELDS = ("kind", "task", "outcome", "policy_version", "seed", "layout", "policy")
+
+
+def cache_dir() -> Path | None:
+    """Where parsed episodes are kept: $FARL_CACHE_DIR (`off`: no cache), else ~/.cache/farl/episodes."""
+    env = os.environ.get("FARL_CACHE_DIR", "")
+    if env == "off":
+        return None
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "farl" / "episodes"
+
+
 def read_episode(path: str | Path, topics: dict[str, str] | None = None) -> Episode:
-    """Read one episode bag into aligned arrays, or raise BagError naming the bag."""
+    """Read one episode bag into aligned arrays, or raise BagError naming the bag.
+
+    Parsed arrays are cached (`cache_dir()`) under a key made of the bag's bytes, the topic names
+    and `CACHE_FORMAT`: a bag read again loads from the cache, a bag that changed in any byte is
+    parsed afresh, and an unreadable bag is never cached. The cache is only an accelerator: a
+    missing, unwritable or damaged cache falls back to parsing the bag."""
     path = Path(path)
     topics = {**DEFAULT_TOPICS, **(topics or {})}
-    by_topic = {
-        topics[k]: k
-        for k in ("state", "action_proposed", "action_executed", "shield_decision", "step_feedback", "episode_event")
-    }
     if not path.exists():
         raise BagError(f"{path}: no such bag")
     if path.parent.name == PARTIAL_DIR:
         raise BagError(f"{path}: partial bag (its writer never closed it)")
+    cache = cache_dir()
+    if cache is None or not path.is_dir():
+        return _parse_episode(path, topics)
+    entry = cache / f"{_bag_key(path, topics)}.npz"
+    ep = _load_cached(entry, path)
+    if ep is None:
+        ep = _parse_episode(path, topics)
+        _store_cached(entry, ep)
+    return ep
+
+
+def _bag_key(path: Path, topics: dict[str, str]) -> str:
+    h = hashlib.sha256(f"farl-episode-{CACHE_FORMAT}:{sorted(topics.items())}".encode())
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_cached(entry: Path, path: Path) -> Episode | None:
+    try:
+        with np.load(entry, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in _CACHED_ARRAYS}
+            fields = json.loads(str(z["fields"]))
+    except Exception:  # noqa: BLE001 - absent, torn or foreign: parse the bag instead
+        return None
+    fields["layout"] = [(str(n), int(s)) for n, s in fields["layout"]]
+    return Episode(path=path, **arrays, **fields)
+
+
+def _store_cached(entry: Path, ep: Episode) -> None:
+    fields = json.dumps({k: getattr(ep, k) for k in _CACHED_FIELDS})
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            np.savez(f, fields=np.array(fields), **{k: getattr(ep, k) for k in _CACHED_ARRAYS})
+        os.replace(tmp, entry)
+    except OSError:  # a read-only or full cache costs speed, never data
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _parse_episode(path: Path, topics: dict[str, str]) -> Episode:
+    by_topic = {
+        topics[k]: k
+        for k in ("state", "action_proposed", "action_executed", "shield_decision", "step_feedback", "episode_event")
+    }
     states: dict[int, np.ndarray] = {}
     executed: dict[int, np.ndarray] = {}
     sources: dict[int, int] = {}

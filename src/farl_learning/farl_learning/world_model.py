@@ -7,15 +7,17 @@
     S(z)                        decoder back to the (normalised) state
 
 Trained on H-step windows of task and failure demonstrations with the lambda-weighted sum of
-eq. 4 over the step losses of eq. 5-9. The value target (eq. 6) bootstraps with the next action
-taken in the data (a SARSA target) through a slowly updated target copy.
+eq. 4 over the step losses of eq. 5-9. The consistency target of eq. 7 is the online encoder's
+latent of the next state under no_grad, as in TD-MPC2 and the paper; the value target (eq. 6)
+bootstraps with the next action taken in the data (a SARSA target) through the slowly updated
+target copy's Q head, as TD-MPC2's target Q-networks.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +56,10 @@ class WorldModelConfig:
     lr: float = 3e-4
     grad_clip: float = 20.0
     target_tau: float = 0.01
+    """Polyak rate of the target copy whose Q head gives the value target (eq. 6)."""
+    consistency_target: Literal["online", "polyak"] = "online"
+    """Encoder of eq. 7's target latent: online (under no_grad, TD-MPC2 and the paper) or polyak (the
+    target copy, which farl used before; kept so the two can be measured, see the README)."""
     failure_fraction: float = 0.25
     """Share of training windows drawn to contain a failure (failures are rare in the data)."""
     seed: int = 0
@@ -108,7 +114,8 @@ class WorldModel(nn.Module):
         H = w["obs"].shape[0]
         mask = w["mask"]
         with torch.no_grad():
-            z_next_target = target.encode(w["next_obs"])
+            encoder = self if cfg.consistency_target == "online" else target
+            z_next_target = encoder.encode(w["next_obs"])
             q_next = target.two_hot.decode(target.q(torch.cat([z_next_target, w["next_action"]], -1)))
             bootstrap = w["has_next_action"].float()
             td = cfg.reward_scale * w["reward"] + cfg.gamma * bootstrap * q_next
