@@ -20,7 +20,8 @@ class ActingNode(Node):
     inputs = (Input("state", T.STATE, "on_state"),)
     outputs = (Output("action_proposed", T.ACTION),)
     source = "policy"
-    obs_dim = 39
+    obs_dim: int
+    """State size the policy takes; each subclass sets it (from its checkpoint, or its task's layout)."""
 
     refused = 0
 
