@@ -246,7 +246,7 @@ def test_a_bag_read_again_comes_from_the_cache_and_a_changed_bag_does_not(tmp_pa
     monkeypatch.setenv("FARL_CACHE_DIR", str(cache))
     write_episode(tmp_path / "ep", n=6, fail_at=3)
     first = read_episode(tmp_path / "ep")
-    assert len(list(cache.glob("*.npz"))) == 1
+    assert len(list(cache.glob("*.episode"))) == 1
     parses = []
     real = bags._parse_episode
     monkeypatch.setattr(bags, "_parse_episode", lambda *a: parses.append(a) or real(*a))
@@ -268,7 +268,7 @@ def test_a_bag_read_again_comes_from_the_cache_and_a_changed_bag_does_not(tmp_pa
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 3])
     with pytest.raises(BagError, match="copy"):  # a damaged bag is never answered from the cache
         read_episode(tmp_path / "copy")
-    for entry in cache.glob("*.npz"):
+    for entry in cache.glob("*.episode"):
         entry.write_bytes(b"torn")  # a damaged cache costs a parse, not a wrong answer
     assert len(read_episode(tmp_path / "ep")) == 4
     monkeypatch.setenv("FARL_CACHE_DIR", "off")
