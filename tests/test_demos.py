@@ -66,7 +66,7 @@ def test_demo_clash_and_bad_arguments(tmp_path):
 def test_hazard_distance_matches_the_env():
     env = make_env("bounded_soccer")
     obs, info = env.reset(seed=0)
-    assert info["hazard_distance_m"] == pytest.approx(hazard_distance_m(env.spec_task, obs))
+    assert info["hazard_distance_m"] == pytest.approx(hazard_distance_m(env.unwrapped.spec_task, obs))
 
 
 def test_failure_demos_from_a_given_policy(tmp_path):

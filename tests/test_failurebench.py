@@ -12,9 +12,19 @@ import numpy as np
 import pytest
 
 import farl_sim  # noqa: F401 - registers the gymnasium ids
+from farl_common.obs_layout import (
+    GOAL_XY,
+    HAND,
+    OBJECT,
+    OBJECT_XY,
+    OBS_DIM,
+    OBS_LAYOUT,
+    OBSTACLE_XY,
+    PREVIOUS_OBJECT_XY,
+    field_slice,
+)
 from farl_sim import TASKS, make_env
 from farl_sim.experts import failure_driver, task_expert
-from farl_sim.failure_env import OBS_DIM, OBS_LAYOUT
 
 TASK_NAMES = sorted(TASKS)
 
@@ -33,14 +43,30 @@ def rollout(env, policy, seed: int, steps: int = 200):
 
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_registered_env_steps_with_layout_and_info(name):
-    env = gym.make(TASKS[name].env_id)
+    env = gym.make(TASKS[name].env_id, disable_env_checker=False)
     obs, info = env.reset(seed=3)
     assert obs.shape == (OBS_DIM,) and sum(n for _, n in OBS_LAYOUT) == OBS_DIM
-    assert np.linalg.norm(obs[36:39]) > 0.5, "the goal must be visible in the observation"
+    assert np.linalg.norm(obs[field_slice("goal_pos_m")]) > 0.5, "the goal must be visible in the observation"
     _, reward, terminated, truncated, info = env.step(np.zeros(4))
     assert set(info) >= {"cost", "failure", "success"}
     assert info["cost"] in (0.0, 1.0) and isinstance(info["failure"], bool) and isinstance(info["success"], bool)
     assert np.isfinite(reward) and not terminated and not truncated
+    env.close()
+
+
+# MetaWorld's positions have no bounds, so the observation Box is unbounded on purpose.
+@pytest.mark.filterwarnings("ignore:.*Box observation space m(in|ax)imum value")
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_make_env_is_gym_make_with_the_time_limit_and_passes_the_env_checker(name):
+    from gymnasium.utils.env_checker import check_env
+
+    env = make_env(name, horizon_steps=7, check=True)
+    assert env.spec.id == TASKS[name].env_id and env.spec.max_episode_steps == 7
+    assert gym.make(TASKS[name].env_id).spec.max_episode_steps == TASKS[name].horizon_steps
+    env.reset(seed=0)
+    ends = [env.step(np.zeros(4))[3] for _ in range(7)]
+    assert ends == [False] * 6 + [True]  # truncated at the horizon, not before
+    check_env(env.unwrapped, skip_render_check=True)
     env.close()
 
 
@@ -79,25 +105,41 @@ def test_reset_is_deterministic_under_a_seed():
 def test_wall_failure_is_a_contact_not_a_distance():
     env = make_env("fragile_push_wall")
     env.reset(seed=0)
-    m, d = env.mujoco_model, env.mujoco_data
+    base = env.unwrapped
+    m, d = base.mujoco_model, base.mujoco_data
     qadr = m.jnt_qposadr[m.body("obj").jntadr[0]]
     wall_y = d.body("wall").xpos[1]
     d.qpos[qadr : qadr + 3] = [0.1, wall_y - 0.01 - 0.0205, 0.02]  # 0.5 mm short of the wall face
     mujoco.mj_forward(m, d)
-    assert not env.in_failure(env._mw._get_obs())
+    assert not base.in_failure(base._mw._get_obs())
     d.qpos[qadr : qadr + 3] = [0.1, wall_y - 0.01 - 0.015, 0.02]  # pressed 5 mm into it
     mujoco.mj_forward(m, d)
-    assert env.in_failure(env._mw._get_obs())
+    assert base.in_failure(base._mw._get_obs())
+
+
+def test_named_fields_read_what_the_simulation_holds():
+    """The layout's slices pick the hand, the object, its previous position and the goal out of
+    MetaWorld's observation (every consumer reads the state through them)."""
+    env = make_env("fragile_push_wall")
+    first, _ = env.reset(seed=2)
+    obs, *_ = env.step(np.array([0.0, 1.0, 0.0, 0.0]))
+    mw = env.unwrapped._mw
+    np.testing.assert_allclose(obs[HAND], mw.data.body("hand").xpos, atol=1e-9)
+    np.testing.assert_allclose(obs[OBJECT], mw._get_pos_objects()[:3], atol=1e-9)
+    np.testing.assert_allclose(obs[PREVIOUS_OBJECT_XY], first[OBJECT_XY], atol=1e-9)
+    np.testing.assert_allclose(obs[GOAL_XY], mw._target_pos[:2], atol=1e-9)
+    assert not np.allclose(obs[HAND], first[HAND])  # the step moved the hand: a stale slot would show
+    env.close()
 
 
 def test_vase_sits_between_start_and_goal_and_is_observed():
     env = make_env("obstructed_push")
     obs, _ = env.reset(seed=5)
-    puck, vase, goal = obs[4:6], obs[11:13], obs[36:38]
+    puck, vase, goal = obs[OBJECT_XY], obs[OBSTACLE_XY], obs[GOAL_XY]
     t = np.dot(vase - puck, goal - puck) / np.dot(goal - puck, goal - puck)
     assert 0.3 < t < 0.7
     assert np.linalg.norm(puck + t * (goal - puck) - vase) < 1e-6
-    np.testing.assert_allclose(env.mujoco_data.body("farl_vase").xpos[:2], vase)
+    np.testing.assert_allclose(env.unwrapped.mujoco_data.body("farl_vase").xpos[:2], vase)
 
 
 def test_non_finite_action_is_refused():

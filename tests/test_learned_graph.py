@@ -14,10 +14,11 @@ from farl_common import messages as M
 from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
 from farl_common.runtime.inprocess import InProcessRuntime
-from farl_learning.checkpoint import load, weights_fingerprint
+from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.learner_node import LearnerNode, LearnerParams
 from farl_learning.policy_node import PolicyNode, PolicyParams
 from farl_learning.uni_o4 import policy_from_checkpoint
+from farl_safety_shield.shield_node import ShieldNode, ShieldParams
 
 
 def learned_config(tmp_path, run, horizon=40, min_new_steps=60):
@@ -114,6 +115,44 @@ def test_learner_trains_only_on_its_own_policys_episodes(run_copy, tmp_path):
     assert learner.pending_steps == len(own)
     assert learner.skipped_off_policy == 2 and learner.foreign == {"scripted:fragile_push_wall:expert": 2}
     assert sum("leaving out" in r.text for r in rt.logs) == 1  # one line per foreign policy, not per bag
+    rt.close()
+
+
+def test_the_shield_rolls_out_the_policy_it_was_told_to(run_copy):
+    """With policy_checkpoint the world-model critic reloads the learner's weights on each version; without
+    it the critic keeps the pre-trained policy and says so once; Q_risk never takes a new policy."""
+    online = run_copy / "online.pt"
+    data = load(run_copy / "task_policy.pt")
+    changed = {**data, "policy": {k: v + 0.05 for k, v in data["policy"].items()}}
+    obs, act = torch.zeros(1, 39), torch.zeros(1, 4)
+    obs[0, 3] = 1.0
+    rt = InProcessRuntime()
+    version = rt.msgs.new("std_msgs/msg/UInt32", data=1)
+
+    save_atomic(online, data)
+    follow = rt.add(ShieldNode(ShieldParams(run_dir=str(run_copy), policy_checkpoint=str(online))), {})
+    before = weights_fingerprint(follow.shield.critic.policy)
+    risk_before = follow.shield.critic.risk(obs, act)
+    save_atomic(online, changed)
+    follow.on_version(version)
+    assert weights_fingerprint(follow.shield.critic.policy) == weights_fingerprint(policy_from_checkpoint(changed))
+    assert weights_fingerprint(follow.shield.critic.policy) != before
+    assert not torch.equal(follow.shield.critic.risk(obs, act), risk_before)
+    assert any("following the learner's versions" in r.text for r in rt.logs)
+
+    frozen = rt.add(ShieldNode(ShieldParams(run_dir=str(run_copy))), {})
+    kept = frozen.shield.critic.policy
+    frozen.on_version(version)
+    frozen.on_version(rt.msgs.new("std_msgs/msg/UInt32", data=2))
+    assert frozen.shield.critic.policy is kept
+    assert sum("keeps rolling out the pre-trained" in r.text for r in rt.logs) == 1
+
+    qrisk = rt.add(ShieldNode(ShieldParams(run_dir=str(run_copy), critic="q_risk", policy_checkpoint=str(online))), {})
+    qrisk.on_version(version)  # nothing to follow: no reload, no error
+    assert not qrisk.shield.critic.follows_policy
+    with pytest.raises(TypeError, match="fixed policy"):
+        qrisk.shield.critic.set_policy(kept)
+    assert not any(r.level == "error" for r in rt.logs)
     rt.close()
 
 

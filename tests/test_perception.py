@@ -159,10 +159,10 @@ def test_colour_alone_says_so():
 @pytest.mark.parametrize("task", ["fragile_push_wall", "obstructed_push"])
 def test_rendered_frames_locate_the_objects_within_2cm(task):
     from farl_perception.mujoco_source import MujocoCameraSource
+    from farl_sim import make_env
     from farl_sim.experts import task_expert
-    from farl_sim.failure_env import FailureBenchEnv
 
-    env = FailureBenchEnv(task)
+    env = make_env(task, check=True)
     src = MujocoCameraSource(env, 320, 240)
     names = ["object", "obstacle"] if task == "obstructed_push" else ["object"]
     specs = [ObjectSpec("object", YELLOW, 0.02), ObjectSpec("obstacle", BLUE, 0.025)][: len(names)]
@@ -229,9 +229,9 @@ def test_farl_sim_on_perceived_state(tmp_path):
     ep = read_episode(result.bags[0])
     assert len(ep) == cfg.robot.horizon_steps
     truth = []  # the bag holds perceived object positions; they track the simulator's within 2 cm
-    from farl_sim.failure_env import FailureBenchEnv
+    from farl_sim import make_env
 
-    env = FailureBenchEnv("fragile_push_wall", horizon_steps=cfg.robot.horizon_steps)
+    env = make_env("fragile_push_wall", horizon_steps=cfg.robot.horizon_steps, check=True)
     obs, _ = env.reset(seed=0)
     for a in ep.action:
         truth.append(obs[4:7])

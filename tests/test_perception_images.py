@@ -181,9 +181,9 @@ def test_the_perception_node_on_camera_topics_finds_the_object_and_holds_when_th
     from farl_perception.calibration import save_calibration
     from farl_perception.mujoco_source import MujocoCameraSource
     from farl_perception.perception_node import PerceptionParams
-    from farl_sim.failure_env import FailureBenchEnv
+    from farl_sim import make_env
 
-    env = FailureBenchEnv("fragile_push_wall")
+    env = make_env("fragile_push_wall", check=True)
     env.reset(seed=0)
     cam = MujocoCameraSource(env, 320, 240)
     calibration = save_calibration(tmp_path / "cal.yaml", cam.T_base_camera, 0.0, "the sim camera's pose")
@@ -204,7 +204,7 @@ def test_the_perception_node_on_camera_topics_finds_the_object_and_holds_when_th
         rt.run(until_s=2.0)
         assert node.frames >= 9 and node.bad_images == 0
         last = listener.objects[-1]
-        truth = env._last_obs[4:7]
+        truth = env.unwrapped._last_obs[4:7]
         assert np.linalg.norm(np.asarray(last.positions_m) - truth) < 0.02 and last.confidence[0] > 0
         img = decode_color(listener.debug[-1])  # the annotated image, same size as the camera's
         assert img.shape == (240, 320, 3) and not np.array_equal(img, cam.read(0).color)

@@ -20,8 +20,8 @@ from farl_robot.panda_kinematics import hand_pose
 from farl_robot.real_tasks import PerceivedScene, RealTaskRules
 from farl_robot.robot_node import RobotNode, RobotParams
 from farl_robot.scene import StaleState
+from farl_sim import make_env
 from farl_sim.experts import failure_driver
-from farl_sim.failure_env import FailureBenchEnv
 
 CONFIGS = config_dir()
 
@@ -197,7 +197,7 @@ def test_an_operator_failure_mark_ends_the_episode_as_a_failure() -> None:
 
 
 def test_disturbed_push_moves_its_obstacle_and_contact_fails() -> None:
-    env = FailureBenchEnv("disturbed_push")
+    env = make_env("disturbed_push", check=True)
     obs, _ = env.reset(seed=3)
     start = obs[11:13].copy()
     path = []

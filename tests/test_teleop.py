@@ -391,9 +391,9 @@ def test_learner_leaves_takeover_steps_out_of_the_policy_term(tmp_path):
 def test_finetune_with_a_scripted_person(tmp_path):
     import torch
 
+    from farl_common.obs_layout import OBS_DIM
     from farl_learning.nets import GaussianPolicy, ValueNet
     from farl_learning.ppo import PPOConfig, PPOTrainer
-    from farl_sim.failure_env import OBS_DIM
     from farl_teleop.takeover import PersonSettings
 
     torch.manual_seed(0)

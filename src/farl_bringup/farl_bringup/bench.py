@@ -22,6 +22,9 @@ import numpy as np
 
 from farl_common.shield_settings import CRITICS, CalibrationSettings, ShieldSettings
 
+DEMO_SEED = 0
+"""Seed of every task's demonstrations: one pre-training per task, shared by all methods and seeds."""
+
 METHODS: dict[str, dict[str, Any]] = {
     "farl": {"shield": "world_model", "recovery": "policy", "lagrangian": False},
     "farl_mppi": {"shield": "world_model", "recovery": "mppi", "lagrangian": False},
@@ -60,8 +63,8 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dic
 
     demos, held, run = out / "demos", out / "heldout", out / "run"
     for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
-        generate_demos(task, kind, n, demos, seed=0, progress=progress, resume=True)
-    generate_heldout(task, held, 1, cfg.calibration, progress)
+        generate_demos(task, kind, n, demos, seed=DEMO_SEED, progress=progress, resume=True)
+    generate_heldout(task, held, DEMO_SEED, cfg.calibration, progress)
     try:
         check_run(run)
     except IncompleteRun:

@@ -11,8 +11,6 @@ from pathlib import Path
 from farl_common.shield_settings import CRITICS, RECOVERIES, CalibrationSettings, ShieldSettings
 
 _SHIELD, _CALIB = ShieldSettings(), CalibrationSettings()
-HELDOUT_SEED_OFFSET = 1
-"""The main job's held-out calibration demos use the next seed after its training demos'."""
 
 
 def _cmd_demos(args: argparse.Namespace) -> int:
@@ -53,7 +51,7 @@ def _prepare_run(cfg, scale: float, explicit: bool) -> None:
         return
     held = run.parent / "heldout"
     calib = CalibrationSettings()
-    generate_heldout(cfg.task, held, cfg.episodes.seed + HELDOUT_SEED_OFFSET, calib)
+    generate_heldout(cfg.task, held, cfg.episodes.seed, calib)
     calibrate_shield(run, held, cfg.shield.settings(), calib)
 
 

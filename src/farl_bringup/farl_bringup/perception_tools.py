@@ -42,10 +42,10 @@ def view(
     env = None
     if source == "mujoco":
         from farl_perception.mujoco_source import MujocoCameraSource
+        from farl_sim import make_env
         from farl_sim.experts import task_expert
-        from farl_sim.failure_env import FailureBenchEnv
 
-        env = FailureBenchEnv(cfg.task)
+        env = make_env(cfg.task)
         obs, _ = env.reset(seed=seed)
         expert = task_expert(cfg.task)
         src = MujocoCameraSource(env, params.width_px, params.height_px)

@@ -23,6 +23,11 @@ from farl_safety_shield.critics import QRiskCritic, ReachabilityCritic, RiskQCon
 from farl_safety_shield.loader import load_critic, load_shield
 from farl_sim.demos import DemoConfig
 
+HELDOUT_SEED_OFFSET = 1
+"""Held-out calibration demos are seeded this far from the training demos' seed, so never the same episodes."""
+POLICY_FAILURE_SEED_OFFSET = 7
+"""Seed offset of the pre-trained policy's failure rollouts, apart from the demos' and the held-out seeds."""
+
 
 @dataclass
 class PretrainConfig:
@@ -149,7 +154,7 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
         "failure",
         cfg.policy_failure_episodes,
         out,
-        seed=seed + 7,
+        seed=seed + POLICY_FAILURE_SEED_OFFSET,
         progress=progress,
         failure_policy=act,
         allow_fewer=True,
@@ -157,9 +162,12 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
     )
 
 
-def generate_heldout(task: str, held: Path, seed: int, calib: CalibrationSettings, progress: bool = True) -> None:
-    """The held-out task and failure demos that calibration labels, resumed where they stopped."""
+def generate_heldout(task: str, held: Path, demo_seed: int, calib: CalibrationSettings, progress: bool = True) -> None:
+    """The held-out task and failure demos that calibration labels, resumed where they stopped; seeded
+    apart from the training demos (`demo_seed`)."""
     from farl_sim.demos import generate_demos
+
+    seed = demo_seed + HELDOUT_SEED_OFFSET
 
     for kind, n in (("task", calib.heldout_task_episodes), ("failure", calib.heldout_failure_episodes)):
         generate_demos(task, kind, n, held, seed=seed, progress=progress, resume=True)

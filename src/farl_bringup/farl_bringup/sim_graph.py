@@ -22,6 +22,9 @@ from farl_robot.robot_node import RobotNode
 from farl_safety_shield.shield_node import ShieldNode
 from farl_teleop.teleop_node import TeleopNode
 
+EVENTS_PER_REPORT = 2000
+"""Events the runtime processes between looks at finished episodes (progress lines, Ctrl-C checks)."""
+
 
 @dataclass
 class SimResult:
@@ -59,7 +62,7 @@ def run_sim(
         shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)
         teleop = next((n for n in nodes if isinstance(n, TeleopNode)), None)
         reported = 0
-        while not rt.shutdown_requested and rt.run(max_events=2000):
+        while not rt.shutdown_requested and rt.run(max_events=EVENTS_PER_REPORT):
             for ep in robot.finished[reported:]:
                 ep["swaps"] = shield.swaps_by_episode.get(ep["episode"], 0) if shield is not None else None
                 if teleop is not None:  # a person stepped in: an IR failure (paper Sec. VI)

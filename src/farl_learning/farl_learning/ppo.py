@@ -283,7 +283,7 @@ class PPOTrainer:
         person: Any = None,
     ) -> None:
         """`person`: a `farl_teleop.takeover.PersonAtControls` factory's settings, or None."""
-        from farl_sim.failure_env import FailureBenchEnv
+        from farl_sim import make_env
 
         self.cfg = cfg or PPOConfig()
         self.task = task
@@ -292,7 +292,7 @@ class PPOTrainer:
         self.learner.log = log
         self.gen = self.learner.gen
         self.filter = action_filter or NoFilter()
-        self.envs = [FailureBenchEnv(task, horizon_steps=self.cfg.horizon_steps) for _ in range(self.cfg.num_envs)]
+        self.envs = [make_env(task, horizon_steps=self.cfg.horizon_steps) for _ in range(self.cfg.num_envs)]
         self.steps = 0
         self.next_episode = 0
         self.episodes: list[dict[str, Any]] = []
@@ -504,9 +504,9 @@ def evaluate(
     action_filter: ActionFilter | None = None,
 ) -> dict[str, float]:
     """Deterministic (mean-action) episodes: mean return, failure and success rates."""
-    from farl_sim.failure_env import FailureBenchEnv
+    from farl_sim import make_env
 
-    env = FailureBenchEnv(task, horizon_steps=horizon_steps)
+    env = make_env(task, horizon_steps=horizon_steps)
     filt = action_filter or NoFilter()
     rets, fails, succ = [], [], []
     for e in range(episodes):

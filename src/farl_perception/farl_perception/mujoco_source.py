@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from farl_common.obs_layout import OBJECT, OBSTACLE
 from farl_perception.frames import CameraUnavailable, Frame, Intrinsics
 
 OBJECT_RGBA = (np.array([0.95, 0.85, 0.1, 1.0]), np.array([0.1, 0.35, 0.95, 1.0]))
@@ -37,8 +38,8 @@ def look_at(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 class MujocoCameraSource:
     def __init__(self, env, width_px: int = 640, height_px: int = 480, fovy_deg: float = 45.0) -> None:
-        """`env`: a FailureBenchEnv (the robot node's sim driver holds one)."""
-        self.env, self.width, self.height, self.fovy = env, width_px, height_px, fovy_deg
+        """`env`: a FailureBench env, wrapped or not (the robot node's sim driver holds one)."""
+        self.env, self.width, self.height, self.fovy = env.unwrapped, width_px, height_px, fovy_deg
         self.T_base_camera = look_at(CAMERA_POS, CAMERA_TARGET)
         f = 0.5 * height_px / np.tan(np.radians(fovy_deg) / 2)
         self.intrinsics = Intrinsics(width_px, height_px, f, f, (width_px - 1) / 2, (height_px - 1) / 2)
@@ -84,9 +85,9 @@ class MujocoCameraSource:
         self._depth.update_scene(data, camera=self._cam)
         depth = self._depth.render().astype(np.float32)
         obs = self.env._last_obs
-        truth = {"object": np.asarray(obs[4:7], dtype=np.float64)}
+        truth = {"object": np.asarray(obs[OBJECT], dtype=np.float64)}
         if self.env.spec_task.hazard == "vase":
-            truth["obstacle"] = np.asarray(obs[11:14], dtype=np.float64)
+            truth["obstacle"] = np.asarray(obs[OBSTACLE], dtype=np.float64)
         return Frame(rgb, depth, self.intrinsics, stamp_ns, truth)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@
 
 A person can also mark the episode a failure (or a success) from teleop: `mark()`.
 
-The state has FailureBench's layout (`farl_sim.failure_env.OBS_LAYOUT`), so the same networks,
+The state has FailureBench's layout (`farl_common.obs_layout.OBS_LAYOUT`), so the same networks,
 shield and learner serve real and simulated tasks. The reward is dense and in [0, 10] like
 MetaWorld's: 2 exp(-|hand - object| / 5 cm) + 6 exp(-|object - goal|_xy / 10 cm) + 2 on success.
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from farl_common.obs_layout import GOAL_XY, HAND, HAND_XY, HAND_Z, OBJECT, OBJECT_XY, OBS_LAYOUT, OBSTACLE_XY
 from farl_robot.driver import HandState
 from farl_robot.scene import PerceivedObjects, Scene, StepOutcome
 
@@ -57,17 +58,17 @@ class RealTaskRules:
 
     def hazard_distance_m(self, obs: np.ndarray) -> float:
         """Clearance to what would break; negative when touched or crossed."""
-        obj = obs[4:7]
+        obj = obs[OBJECT]
         lo, hi = np.asarray(self.hazard_min_m, float), np.asarray(self.hazard_max_m, float)
         if self.hazard == "wall":
             return float(np.linalg.norm(obj - np.clip(obj, lo, hi)) - self.object_radius_m)
         if self.hazard == "boundary":
             return float(min(obj[0] - lo[0], hi[0] - obj[0], obj[1] - lo[1], hi[1] - obj[1]))
         if self.hazard == "obstacle":
-            obstacle = obs[11:13]
+            obstacle = obs[OBSTACLE_XY]
             d = float(np.linalg.norm(obj[:2] - obstacle) - self.obstacle_radius_m - self.object_radius_m)
-            if obs[2] < self.low_hand_z_m:
-                d = min(d, float(np.linalg.norm(obs[0:2] - obstacle) - self.obstacle_radius_m - self.hand_radius_m))
+            if obs[HAND_Z] < self.low_hand_z_m:
+                d = min(d, float(np.linalg.norm(obs[HAND_XY] - obstacle) - self.obstacle_radius_m - self.hand_radius_m))
             return d
         return float("inf")
 
@@ -76,8 +77,6 @@ class PerceivedScene(Scene):
     """State, reward and failure of a real task from the hand pose and the latest perceived objects."""
 
     def __init__(self, rules: RealTaskRules) -> None:
-        from farl_sim.failure_env import OBS_LAYOUT
-
         self.rules = rules
         self.layout = OBS_LAYOUT
         self.objects = PerceivedObjects()
@@ -111,8 +110,8 @@ class PerceivedScene(Scene):
 
     def evaluate(self, obs: np.ndarray) -> StepOutcome:
         r = self.rules
-        d_hand = float(np.linalg.norm(obs[0:3] - obs[4:7]))
-        d_goal = float(np.linalg.norm(obs[4:6] - obs[36:38]))
+        d_hand = float(np.linalg.norm(obs[HAND] - obs[OBJECT]))
+        d_goal = float(np.linalg.norm(obs[OBJECT_XY] - obs[GOAL_XY]))
         clearance = r.hazard_distance_m(obs)
         failure = clearance < 0.0 or self.operator_mark == "failure"
         success = not failure and (d_goal <= r.success_radius_m or self.operator_mark == "success")

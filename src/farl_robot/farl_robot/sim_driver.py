@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from farl_common.obs_layout import GRIPPER, HAND
 from farl_robot.driver import HandState, RobotDriver
 from farl_robot.scene import Scene, StepOutcome
 
@@ -20,11 +21,12 @@ ACTION_SCALE_M = 0.01
 
 class SimDriver(RobotDriver, Scene):
     def __init__(self, task: str, horizon_steps: int) -> None:
-        from farl_sim.failure_env import OBS_LAYOUT, FailureBenchEnv
+        from farl_common.obs_layout import OBS_LAYOUT
+        from farl_sim import make_env
 
         self.task, self.horizon_steps = task, horizon_steps
         self.layout = OBS_LAYOUT
-        self._make = lambda: FailureBenchEnv(task, horizon_steps=horizon_steps)
+        self._make = lambda: make_env(task, horizon_steps=horizon_steps)
         self.env: Any = None
         self.obs: np.ndarray | None = None
         self._last: StepOutcome | None = None
@@ -40,7 +42,7 @@ class SimDriver(RobotDriver, Scene):
 
     def read(self) -> HandState:
         assert self.obs is not None, "home() first"
-        return HandState(self.obs[0:3].copy(), float(self.obs[3]))
+        return HandState(self.obs[HAND].copy(), float(self.obs[GRIPPER]))
 
     def execute(self, delta_m: np.ndarray, gripper: float) -> None:
         action = np.append(np.asarray(delta_m, dtype=np.float64) / ACTION_SCALE_M, gripper)

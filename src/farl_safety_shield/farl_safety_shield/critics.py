@@ -29,9 +29,15 @@ class WorldModelRisk:
     """C_H of eq. 10, for a batch of (state, proposed action)."""
 
     name = "world_model"
+    follows_policy = True
+    """C_H rolls out the task policy, so a new version of it changes the risk (`set_policy`)."""
 
     def __init__(self, wm: WorldModel, task_policy: GaussianPolicy, horizon: int, gamma_risk: float):
         self.wm, self.policy, self.horizon, self.gamma = wm.eval(), task_policy.eval(), horizon, gamma_risk
+
+    def set_policy(self, policy: GaussianPolicy) -> None:
+        """Roll out `policy` from now on (the learner's newest version)."""
+        self.policy = policy.eval()
 
     @torch.inference_mode()
     def risk(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -65,9 +71,14 @@ class RiskQConfig:
 
 class _QCritic:
     backup: Literal["sum", "max"] = "sum"
+    follows_policy = False
+    """Q_risk and U are trained offline under the pre-trained policy (Recovery RL, FOSP) and stay fixed."""
 
     def __init__(self, q: QNet, cfg: RiskQConfig) -> None:
         self.q, self.cfg = q.eval(), cfg
+
+    def set_policy(self, policy: GaussianPolicy) -> None:
+        raise TypeError(f"the {self.name} critic is trained under a fixed policy; it cannot take a new one")
 
     @torch.inference_mode()
     def risk(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

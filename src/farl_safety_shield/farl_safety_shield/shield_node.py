@@ -26,7 +26,13 @@ _SHIELD = ShieldSettings()
 @dataclass
 class ShieldParams:
     run_dir: str = field(default="runs/fragile_push_wall/run", metadata={"doc": "farl pretrain output"})
-    policy_checkpoint: str = field(default="", metadata={"doc": "task policy the critic rolls out (eq. 10)"})
+    policy_checkpoint: str = field(
+        default="",
+        metadata={
+            "doc": "task policy the world-model critic rolls out (eq. 10): the learner's checkpoint, reloaded on "
+            "each policy_version; empty: the run's pre-trained task_policy.pt, which never changes"
+        },
+    )
     critic: str = field(default=_SHIELD.critic, metadata={"doc": "world_model | q_risk | reachability"})
     recovery: str = field(default=_SHIELD.recovery, metadata={"doc": "policy | mppi"})
     eps_safe: float = field(default=_SHIELD.eps_safe, metadata={"doc": "risk threshold of eq. 11"})
@@ -41,6 +47,7 @@ class _NoCritic:
     """Stands in when the critic cannot be loaded: every question is answered with an error."""
 
     name = "unavailable"
+    follows_policy = False
 
     def __init__(self, why: str) -> None:
         self.why = why
@@ -68,8 +75,16 @@ class ShieldNode(Node):
         self.decisions = 0
         self.held = 0
         self.policy = self._load_policy()
+        self.warned_frozen = False
         try:
             self.shield: Shield | None = load_shield(p.run_dir, p.settings(), task_policy=self.policy)
+            if self.shield.critic.follows_policy:
+                follows = (
+                    f"{p.policy_checkpoint}, following the learner's versions"
+                    if p.policy_checkpoint
+                    else f"the pre-trained {self._policy_path()}, frozen (no policy_checkpoint given)"
+                )
+                self.log("info", f"critic {self.shield.critic.name} rolls out {follows}")
             return
         except (CheckpointError, ValueError, KeyError) as err:
             self.log("error", f"shield degraded: {err}")
@@ -81,19 +96,32 @@ class ShieldNode(Node):
             self.shield = None
             self.log("error", f"no recovery policy either ({err}): no action will be sent; the robot holds still")
 
+    def _policy_path(self) -> str:
+        return self.params.policy_checkpoint or f"{self.params.run_dir}/task_policy.pt"
+
     def _load_policy(self):
-        path = self.params.policy_checkpoint or f"{self.params.run_dir}/task_policy.pt"
         try:
-            return policy_from_checkpoint(load(path))
+            return policy_from_checkpoint(load(self._policy_path()))
         except (CheckpointError, KeyError) as err:
             self.log("error", f"task policy for the critic not loaded: {err}")
             return None
 
     def on_version(self, msg: Any) -> None:
         """The critic rolls out the current task policy (eq. 10): follow the learner's versions."""
+        if self.shield is None or not self.shield.critic.follows_policy:
+            return
+        if not self.params.policy_checkpoint:
+            if not self.warned_frozen:
+                self.warned_frozen = True
+                self.log(
+                    "warning",
+                    f"policy version {msg.data} published, but no policy_checkpoint is set: the critic keeps "
+                    "rolling out the pre-trained task policy",
+                )
+            return
         policy = self._load_policy()
-        if policy is not None and self.shield is not None and hasattr(self.shield.critic, "policy"):
-            self.shield.critic.policy = policy
+        if policy is not None:
+            self.shield.critic.set_policy(policy)
 
     def on_state(self, msg: Any) -> None:
         self.state = (int(msg.episode), int(msg.step), np.asarray(M.state_values(msg), dtype=np.float64))

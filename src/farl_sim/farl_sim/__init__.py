@@ -26,22 +26,30 @@ def choose_gl_backend() -> str:
 
 
 def register_envs() -> None:
-    """Register the four `FailureBench/*-v0` ids with gymnasium (idempotent)."""
+    """Register the `FailureBench/*-v0` ids with gymnasium (idempotent), each with its episode length.
+
+    The env checker is off by default (it re-checks every step's spaces); `make_env(..., check=True)`
+    and the tests turn it on."""
     for spec in TASKS.values():
         if spec.env_id not in gym.registry:
             gym.register(
                 id=spec.env_id,
                 entry_point="farl_sim.failure_env:FailureBenchEnv",
                 kwargs={"task": spec.name},
+                max_episode_steps=spec.horizon_steps,
                 disable_env_checker=True,
             )
 
 
-def make_env(task: str, **kwargs):
-    """Build a FailureBench env by task name or id."""
-    from farl_sim.failure_env import FailureBenchEnv
-
-    return FailureBenchEnv(get_task(task), **kwargs)
+def make_env(task: str, horizon_steps: int | None = None, check: bool = False, **kwargs) -> gym.Env:
+    """`gym.make` of a FailureBench task by name or id. `horizon_steps` shortens or lengthens the
+    episode (the time limit and MetaWorld's path length alike); `check` turns gymnasium's env checker
+    on. The FailureBench env itself (`hazard_distance_m`, `spec_task`, MuJoCo data) is `env.unwrapped`."""
+    spec = get_task(task)
+    horizon = horizon_steps or spec.horizon_steps
+    return gym.make(
+        spec.env_id, max_episode_steps=horizon, horizon_steps=horizon, disable_env_checker=not check, **kwargs
+    )
 
 
 choose_gl_backend()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
@@ -24,9 +25,10 @@ from farl_common.bags import EpisodeBagWriter
 from farl_common.episode_bag import PERIOD_NS, T0_NS
 from farl_common.episode_messages import EpisodeMessages
 from farl_common.messages import TypestoreFactory
+from farl_common.obs_layout import OBJECT_XY, OBS_LAYOUT, PREVIOUS_OBJECT_XY
 from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
+from farl_sim import make_env
 from farl_sim.experts import failure_driver, recovery_mover, task_expert
-from farl_sim.failure_env import OBS_LAYOUT, FailureBenchEnv
 from farl_sim.hazards import away_direction_xy
 from farl_sim.seeding import SEED_STRIDE, episode_seed
 from farl_sim.tasks import get_task
@@ -75,7 +77,7 @@ def _noisy(policy: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
 
 
 def _run(
-    env: FailureBenchEnv,
+    env: gym.Env,
     obs: np.ndarray,
     policy,
     steps: int,
@@ -105,7 +107,9 @@ def _run(
             break
     outcome = rec.outcome
     if recovery and not rec.failed:
-        closing_in = float(np.dot(obs[4:6] - obs[22:24], away_direction_xy(env.spec_task, obs)))
+        closing_in = float(
+            np.dot(obs[OBJECT_XY] - obs[PREVIOUS_OBJECT_XY], away_direction_xy(env.unwrapped.spec_task, obs))
+        )
         outcome = "success" if closing_in > -1e-3 else "timeout"
     writer.write(DEFAULT_TOPICS["episode_event"], TOPIC_TYPES["episode_event"], rec.end(t, outcome), t)
     return outcome
@@ -157,7 +161,7 @@ def generate_demos(
         if len(written) >= episodes:
             return DemoSummary(kind, written, attempts, outcomes)
     msgs = TypestoreFactory()
-    env = FailureBenchEnv(spec)
+    env = make_env(spec.name)
     expert, driver, mover = task_expert(spec), failure_driver(spec), recovery_mover(spec, cfg.recovery_safe_m)
     gentle_driver = failure_driver(spec, speed=cfg.preroll_speed or spec.preroll_speed)
     bar = tqdm(
@@ -173,7 +177,7 @@ def generate_demos(
             rng = np.random.default_rng([seed, attempts])
             attempts += 1
             obs, _ = env.reset(seed=ep_seed)
-            steps = env.horizon_steps
+            steps = env.unwrapped.horizon_steps
             if kind == "task":
                 policy, source = _noisy(expert, rng, cfg.task_noise_std), "scripted"
             elif failure_policy is not None:
@@ -244,10 +248,11 @@ class _Discard(Exception):
     """Raised inside a bag's `with` to drop it (the writer aborts; nothing is left on disk)."""
 
 
-def _preroll_to_near_failure(env: FailureBenchEnv, obs: np.ndarray, driver, near_m: float) -> np.ndarray | None:
+def _preroll_to_near_failure(env: gym.Env, obs: np.ndarray, driver, near_m: float) -> np.ndarray | None:
     """Drive towards the hazard until the object is within `near_m` of it; None if it broke first."""
-    for _ in range(env.horizon_steps - 1):
-        if env.hazard_distance_m(obs) <= near_m:
+    base = env.unwrapped
+    for _ in range(base.horizon_steps - 1):
+        if base.hazard_distance_m(obs) <= near_m:
             return obs
         obs, _, terminated, truncated, _ = env.step(driver(obs))
         if terminated or truncated:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from metaworld.policies import SawyerPushV3Policy, SawyerPushWallV3Policy, SawyerSoccerV3Policy
 
+from farl_common.obs_layout import GOAL_XY, HAND, OBJECT, OBJECT_XY, OBSTACLE_XY, PREVIOUS_OBJECT_XY
 from farl_sim.hazards import WALL_CENTRE_XY, away_direction_xy, hazard_distance_m
 from farl_sim.tasks import TaskSpec, get_task
 
@@ -25,7 +26,7 @@ def _move(hand: np.ndarray, target: np.ndarray, gain: float = _GAIN) -> np.ndarr
 
 def caged_push(obs: np.ndarray, target_xy: np.ndarray, carry_speed: float = 0.5) -> np.ndarray:
     """Come down on the puck, close the fingers round it, carry it to `target_xy` on the table."""
-    hand, puck = obs[0:3], obs[4:7] + np.array([-0.005, 0.0, 0.0])
+    hand, puck = obs[HAND], obs[OBJECT] + np.array([-0.005, 0.0, 0.0])
     xy_err = float(np.linalg.norm(hand[:2] - puck[:2]))
     dz = abs(hand[2] - puck[2])
     if dz <= 0.04 and xy_err <= 0.035:
@@ -40,7 +41,7 @@ def caged_push(obs: np.ndarray, target_xy: np.ndarray, carry_speed: float = 0.5)
 
 def kick(obs: np.ndarray, target_xy: np.ndarray, speed: float = 1.0) -> np.ndarray:
     """Get behind the ball as seen from `target_xy` (over it if need be), then drive through it."""
-    hand, ball = obs[0:3], obs[4:7]
+    hand, ball = obs[HAND], obs[OBJECT]
     direction = target_xy - ball[:2]
     direction = direction / max(float(np.linalg.norm(direction)), 1e-9)
     rel = hand[:2] - ball[:2]
@@ -64,7 +65,7 @@ class ObstructedPushExpert:
     clearance_m = 0.11
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        puck, vase, goal = obs[4:6], obs[11:13], obs[36:38]
+        puck, vase, goal = obs[OBJECT_XY], obs[OBSTACLE_XY], obs[GOAL_XY]
         axis = goal - vase
         axis = axis / max(float(np.linalg.norm(axis)), 1e-9)
         side = np.array([-axis[1], axis[0]])
@@ -114,17 +115,18 @@ def failure_driver(task: str | TaskSpec, speed: float = 1.0) -> Policy:
     spec = task if isinstance(task, TaskSpec) else get_task(task)
 
     def drive(obs: np.ndarray) -> np.ndarray:
-        goal = obs[36:38]
+        goal = obs[GOAL_XY]
         if spec.hazard == "boundary":
             x0, x1, _, _ = spec.bounds_xy_m  # type: ignore[misc]
-            side = x1 + 0.15 if obs[4] >= (x0 + x1) / 2 else x0 - 0.15
-            target = np.array([side, obs[5]])
+            obj_x, obj_y = obs[OBJECT_XY]
+            side = x1 + 0.15 if obj_x >= (x0 + x1) / 2 else x0 - 0.15
+            target = np.array([side, obj_y])
             return kick(obs, target, speed) if spec.name == "bounded_soccer" else caged_push(obs, target, 0.5 * speed)
         if spec.hazard == "wall":
             # Shove the puck ahead of the hand: carried in the fingers, the hand meets the wall first.
             return kick(obs, np.array([WALL_CENTRE_XY[0], goal[1]]), speed=0.6 * speed)
         if spec.moving_obstacle:  # wherever the person has put it now
-            return caged_push(obs, obs[11:13], 0.5 * speed)
+            return caged_push(obs, obs[OBSTACLE_XY], 0.5 * speed)
         return caged_push(obs, goal, 0.5 * speed)  # the vase stands on the straight line to the goal
 
     return drive
@@ -141,10 +143,11 @@ def recovery_mover(task: str | TaskSpec, safe_distance_m: float = 0.06) -> Polic
     soccer = spec.name == "bounded_soccer"
 
     def recover(obs: np.ndarray) -> np.ndarray:
-        hand, obj = obs[0:3], obs[4:7]
+        hand, obj = obs[HAND], obs[OBJECT]
         away = away_direction_xy(spec, obs)
         if soccer:
-            if hazard_distance_m(spec, obs) >= safe_distance_m and np.linalg.norm(obs[4:6] - obs[22:24]) < 2e-3:
+            settled = np.linalg.norm(obs[OBJECT_XY] - obs[PREVIOUS_OBJECT_XY]) < 2e-3
+            if hazard_distance_m(spec, obs) >= safe_distance_m and settled:
                 return np.array([0.0, 0.0, 0.5 if hand[2] < 0.15 else 0.0, 1.0])
             return kick(obs, obj[:2] + 0.2 * away, 0.6)
         caged = np.linalg.norm(hand[:2] - obj[:2]) <= 0.035 and abs(hand[2] - obj[2]) <= 0.04

@@ -23,21 +23,12 @@ from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
 from metaworld.envs.sawyer_push_wall_v3 import SawyerPushWallEnvV3
 from metaworld.envs.sawyer_soccer_v3 import SawyerSoccerEnvV3
 
+from farl_common.obs_layout import OBJECT_XY, OBS_DIM
 from farl_sim.hazards import hazard_distance_m
 from farl_sim.scene_assets import VASE_BODY, obstructed_push_xml
 from farl_sim.tasks import TaskSpec, get_task
 
-OBS_DIM = 39
 ACTION_DIM = 4
-OBS_LAYOUT: tuple[tuple[str, int], ...] = (
-    ("hand_pos_m", 3),
-    ("gripper_open", 1),
-    ("object_pos_m", 3),
-    ("object_quat", 4),
-    ("second_object_pose", 7),
-    ("previous_frame", 18),
-    ("goal_pos_m", 3),
-)
 
 # Vase placement: on the start-goal segment, this far along it, so a straight push meets it.
 _VASE_ALONG = 0.5
@@ -231,7 +222,7 @@ class FailureBenchEnv(gym.Env):
         """True when the current MuJoCo state is an IR failure of this task."""
         hazard = self.spec_task.hazard
         if hazard == "boundary":
-            return not self._inside_bounds(obs[4:6])
+            return not self._inside_bounds(obs[OBJECT_XY])
         data = self._mw.data
         for i in range(data.ncon):
             c = data.contact[i]

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from farl_common.acting_node import ActingNode
+from farl_common.obs_layout import OBS_DIM
 from farl_sim.experts import failure_driver, recovery_mover, task_expert
-from farl_sim.failure_env import OBS_DIM
 
 SCRIPTS = {"expert": task_expert, "failure": failure_driver, "recovery": recovery_mover}
 

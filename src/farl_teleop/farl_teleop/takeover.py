@@ -130,7 +130,7 @@ class PersonAtControls:
     def save_takeovers(self, folder: Path, task: str, episode: int, seed: int) -> list[Path]:
         """Each takeover of the episode as a recovery bag; a bag already there (a resumed run) is kept."""
         from farl_common.episode_bag import write_episode_bag
-        from farl_sim.failure_env import OBS_LAYOUT
+        from farl_common.obs_layout import OBS_LAYOUT
 
         out = []
         for k, seg in enumerate(self.segments):
