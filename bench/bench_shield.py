@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_shield.py [--run RUN_DIR] [--decisions 2000] [--steps 4000]
 
 Prints the median and p99 latency of one shield decision (one state, world-model critic, H from
-the config, one CPU thread), and env steps per second of fine-tuning with and without the shield.
-Targets (issue 3): p99 under 2 ms; shield overhead under 2x. Without --run, a run is pre-trained
+the config, one CPU thread); the cost of one C_H against one Q_risk forward, fused inference path and
+module path (interleaved, so a busy machine slows all three alike); and env steps per second of
+fine-tuning with and without the shield. Targets: p99 under 2 ms and shield overhead under 2x
+(issue 3); C_H at most 3x a Q_risk forward (issue 9). Without --run, a run is pre-trained
 on a few demos first: latency and throughput depend on the network sizes, not on how well trained
 they are.
 """
@@ -66,6 +68,28 @@ def main() -> None:
             f"shield decision [{critic:12s}]: median {np.median(lat):.3f} ms, p99 {np.percentile(lat, 99):.3f} ms "
             f"(one state, one thread, {len(lat)} decisions)"
         )
+    from farl_safety_shield.loader import load_critic
+
+    wm_critic, q_critic = load_critic(run, ShieldSettings()), load_critic(run, ShieldSettings(critic="q_risk"))
+    calls = {
+        "C_H fused": lambda s, a: wm_critic.risk(s, a),
+        "C_H modules": lambda s, a: wm_critic.risk_unfused(s, a),
+        "Q_risk forward": lambda s, a: q_critic.risk(s, a),
+    }
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for i in range(args.decisions):
+        s = torch.as_tensor(states[i % len(states)][None], dtype=torch.float32)
+        a = torch.zeros(1, 4)
+        for name, call in calls.items():
+            t0 = time.perf_counter_ns()
+            call(s, a)
+            times[name].append((time.perf_counter_ns() - t0) / 1e3)
+    med = {k: float(np.median(v[100:])) for k, v in times.items()}
+    fused, modules, q = med["C_H fused"], med["C_H modules"], med["Q_risk forward"]
+    print(
+        f"one C_H (H={wm_critic.horizon}): fused {fused:.0f} us, modules {modules:.0f} us; one Q_risk forward "
+        f"{q:.0f} us; ratio fused {fused / q:.1f}x, modules {modules / q:.1f}x (medians)"
+    )
     rates = {}
     for shield_name in ("none", "world_model"):
         ppo = PPOConfig(num_envs=4, steps_per_env=200)

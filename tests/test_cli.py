@@ -109,6 +109,43 @@ def test_calibrate_then_finetune_and_resume(tiny_run, demo_dir, tmp_path, capsys
     assert "resuming" in capsys.readouterr().out
 
 
+def test_calibration_on_policy_rollouts(tiny_run, demo_dir, tmp_path, capsys):
+    """`--policy-rollouts N` adds N rollouts of the run's own policy (kept whatever their outcome, named
+    after its weights) to the held-out demos; shield.json records it, and the bench calibrates again
+    when its settings differ from the recorded ones."""
+    import json
+    import shutil
+
+    from farl_bringup.bench import BenchConfig, calibrated_as
+    from farl_bringup.pipeline import CALIBRATION_ROLLOUTS, policy_label
+    from farl_common.bags import load_dataset
+    from farl_common.shield_settings import CalibrationSettings
+    from farl_learning.checkpoint import load
+    from farl_learning.uni_o4 import policy_from_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["calibrate-shield", "--run", str(run), "--demos", str(demo_dir)]) == 0
+    before = capsys.readouterr().out
+    assert main(["calibrate-shield", "--run", str(run), "--demos", str(demo_dir), "--policy-rollouts", "2"]) == 0
+    after = capsys.readouterr().out
+    rollouts = load_dataset(run / CALIBRATION_ROLLOUTS)
+    assert len(rollouts.episodes) == 2 and {e.kind for e in rollouts.episodes} == {"task"}
+    assert {e.policy for e in rollouts.episodes} == {policy_label(policy_from_checkpoint(load(run / "task_policy.pt")))}
+
+    def safe_steps(text):
+        return int(text.split(" steps of safe task episodes")[0].split()[-1])
+
+    safe_rollout_steps = sum(len(e) for e in rollouts.episodes if not e.failed)
+    assert safe_steps(after) == safe_steps(before) + safe_rollout_steps > safe_steps(before)
+    entry = json.loads((run / "shield.json").read_text())["world_model"]
+    assert entry["policy_rollouts"] == 2 and "and 2 policy rollouts" in after
+    assert calibrated_as(entry, BenchConfig(calibration=CalibrationSettings(policy_rollouts=2)))
+    assert not calibrated_as(entry, BenchConfig())
+    assert calibrated_as({**entry, "policy_rollouts": 0}, BenchConfig())
+    assert not calibrated_as(None, BenchConfig())
+
+
 def test_pretrain_refuses_demos_without_all_three_kinds(tmp_path, capsys):
     main(["demos", "--task", "bounded_push", "--kind", "task", "--episodes", "1", "--out", str(tmp_path / "d")])
     argv = ["pretrain", "--task", "bounded_push", "--demos", str(tmp_path / "d"), "--out", str(tmp_path / "r")]

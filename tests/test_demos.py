@@ -80,7 +80,7 @@ def test_failure_demos_from_a_given_policy(tmp_path):
         tmp_path,
         seed=0,
         progress=False,
-        failure_policy=lambda obs, rng: drive(obs) + rng.normal(0, 0.01, 4),
+        policy=lambda obs, rng: drive(obs) + rng.normal(0, 0.01, 4),
     )
     assert len(s.written) == 2 and all(p.name.startswith("failure_policy_") for p in s.written)
     assert all(read_episode(p).failed for p in s.written)
@@ -91,8 +91,20 @@ def test_failure_demos_from_a_given_policy(tmp_path):
         tmp_path / "x",
         progress=False,
         allow_fewer=True,
-        failure_policy=lambda obs, rng: np.zeros(4),
+        policy=lambda obs, rng: np.zeros(4),
     )  # standing still never fails
     assert never.written == [] and never.attempts == 20
-    with pytest.raises(ValueError, match="failure_policy"):
-        generate_demos("bounded_push", "task", 1, tmp_path, progress=False, failure_policy=lambda o, r: o[:4])
+    kept = generate_demos(
+        "fragile_push_wall",
+        "task",
+        3,
+        tmp_path / "rollouts",
+        progress=False,
+        policy=lambda obs, rng: drive(obs) if rng.random() < 0.5 else np.zeros(4),
+        policy_label="learned:abc",
+    )  # task rollouts of a policy are kept whatever their outcome, under the policy's name
+    eps = [read_episode(p) for p in kept.written]
+    assert len(eps) == 3 and kept.attempts == 3 and all(p.name.startswith("task_policy_") for p in kept.written)
+    assert {e.policy for e in eps} == {"learned:abc"} and {e.kind for e in eps} == {"task"}
+    with pytest.raises(ValueError, match="task or failure"):
+        generate_demos("bounded_push", "recovery", 1, tmp_path, progress=False, policy=lambda o, r: o[:4])

@@ -313,6 +313,44 @@ def test_mppi_scores_risk_as_c_h_and_plans_without_the_recovery_policy(tiny_run,
         load_shield(run, ShieldSettings(recovery="policy"))
 
 
+def test_fused_c_h_equals_the_module_rollout(tiny_run, demo_dir):
+    """The shield's fused inference path gives eq. 10's C_H as the world model's modules compute it, to
+    1e-5: on states of the demos and far from them, after PPO-like in-place updates of the policy (read
+    live), after set_policy, and it steps aside for networks it does not know."""
+    from farl_learning.world_model import world_model_from_checkpoint
+    from farl_safety_shield.fused_rollout import FusedRollout, Unfusable
+
+    wm = world_model_from_checkpoint(load(tiny_run / "world_model.pt", "world_model"))
+    pol = policy_from_checkpoint(load(tiny_run / "task_policy.pt"))
+    ds = load_dataset(demo_dir)
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.cat([torch.as_tensor(ds.obs[:200], dtype=torch.float32), torch.randn(56, 39, generator=gen) * 3])
+    act = torch.rand(len(obs), 4, generator=gen) * 2 - 1
+    critic = WorldModelRisk(wm, pol, horizon=5, gamma_risk=0.9)
+    assert isinstance(critic.fused, FusedRollout)
+
+    def same():
+        fused, reference = critic.risk(obs, act), critic.risk_unfused(obs, act)
+        torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+        return reference
+
+    first = same()
+    with torch.no_grad():
+        for p in pol.net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    assert not torch.allclose(same(), first)  # the update changed the risk, and both paths saw it
+    other = policy_from_checkpoint(load(tiny_run / "task_policy.pt"))
+    with torch.no_grad():
+        other.norm.mean.add_(0.5)  # a different normaliser: folded into the decoder afresh
+    critic.set_policy(other)
+    same()
+    critic.set_policy(_ConstantPolicy(torch.zeros(4)))
+    assert critic.fused is None and critic.risk(obs, act).shape == (len(obs),)
+    wm.constraint = torch.nn.Sequential(torch.nn.Linear(wm.cfg.latent_dim + 4, 1))
+    with pytest.raises(Unfusable):
+        FusedRollout(wm, pol, 5, 0.9)
+
+
 def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):
     """CleanRL's rule: the policy term sees the sample the policy drew, not its clipped copy."""
     tr = _trainer(tiny_run, tmp_path / "ft", 120)

@@ -55,6 +55,21 @@ class BenchConfig:
     """How eps_safe is calibrated, and on how many held-out demos."""
 
 
+def calibrated_as(entry: dict[str, Any] | None, cfg: BenchConfig) -> bool:
+    """Whether a critic's shield.json entry was calibrated with the bench's calibration and shield settings."""
+    if entry is None:
+        return False
+    wanted = {
+        "lookahead": cfg.calibration.lookahead_steps,
+        "max_false_alarm": cfg.calibration.max_false_alarm,
+        "policy_rollouts": cfg.calibration.policy_rollouts,
+        "horizon": cfg.shield.horizon_steps,
+        "gamma_risk": cfg.shield.gamma_risk,
+    }
+    entry = {"policy_rollouts": 0, **entry}  # entries written before policy rollouts existed had none
+    return all(entry.get(k) == v for k, v in wanted.items())
+
+
 def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
     """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped."""
     from farl_bringup.pipeline import PretrainConfig, calibrate_shield, generate_heldout, pretrain
@@ -72,7 +87,7 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dic
     calib_path = run / "shield.json"
     done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
-        if critic not in done:
+        if not calibrated_as(done.get(critic), cfg):
             settings = replace(cfg.shield, critic=critic)
             calibrate_shield(run, held, settings, cfg.calibration, verbose=progress)
     return json.loads(calib_path.read_text())

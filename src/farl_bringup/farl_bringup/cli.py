@@ -293,7 +293,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import calibrate_shield
 
     settings = ShieldSettings(critic=args.critic, horizon_steps=args.horizon, gamma_risk=args.gamma_risk)
-    calib = CalibrationSettings(lookahead_steps=args.lookahead, max_false_alarm=args.max_false_alarm)
+    calib = CalibrationSettings(
+        lookahead_steps=args.lookahead, max_false_alarm=args.max_false_alarm, policy_rollouts=args.policy_rollouts
+    )
     c = calibrate_shield(Path(args.run), Path(args.demos), settings, calib)
     print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
     print(f"{'eps_safe':>9s} {'false alarm':>12s} {'missed failure':>15s}")
@@ -311,7 +313,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.report:
         print(report(args.out))
         return 0
-    cfg = BenchConfig(steps=args.steps, seeds=args.seeds, pretrain_scale=args.pretrain_scale)
+    cfg = BenchConfig(
+        steps=args.steps,
+        seeds=args.seeds,
+        pretrain_scale=args.pretrain_scale,
+        calibration=CalibrationSettings(policy_rollouts=args.policy_rollouts),
+    )
     run_bench(args.tasks, args.methods, args.out, cfg)
     print((Path(args.out) / "table.md").read_text())
     print(f"results: {Path(args.out) / 'results.json'}; plots: failure_episodes.png, curves.png")
@@ -509,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_CALIB.max_false_alarm,
         help="largest share of safe steps flagged",
     )
+    cs.add_argument(
+        "--policy-rollouts",
+        type=at_least(0),
+        default=_CALIB.policy_rollouts,
+        help="also calibrate on this many rollouts of the run's pre-trained policy (sim; written to "
+        "RUN/calibration_rollouts)",
+    )
     cs.set_defaults(fn=_cmd_calibrate)
 
     r = sub.add_parser("record", help="record demonstrations (task, recovery, failure) with a SpaceMouse or keyboard")
@@ -599,6 +613,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=at_least(1), default=100_000, help="online steps per run")
     b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method")
     b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
+    b.add_argument(
+        "--policy-rollouts",
+        type=at_least(0),
+        default=_CALIB.policy_rollouts,
+        help="calibrate eps_safe on this many rollouts of the pre-trained policy besides the held-out demos "
+        "(a run calibrated otherwise is calibrated again)",
+    )
     b.add_argument(
         "--out", required=True, help="results folder: a re-run there skips the (task, method, seed) results it has"
     )

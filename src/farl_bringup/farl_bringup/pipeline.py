@@ -27,6 +27,10 @@ HELDOUT_SEED_OFFSET = 1
 """Held-out calibration demos are seeded this far from the training demos' seed, so never the same episodes."""
 POLICY_FAILURE_SEED_OFFSET = 7
 """Seed offset of the pre-trained policy's failure rollouts, apart from the demos' and the held-out seeds."""
+CALIBRATION_ROLLOUT_SEED_OFFSET = 11
+"""Seed offset of the pre-trained policy's calibration rollouts, apart from every other set's seeds."""
+CALIBRATION_ROLLOUTS = "calibration_rollouts"
+"""Folder in the run that holds those rollouts (they depend on the run's policy, not only the task)."""
 
 
 @dataclass
@@ -136,18 +140,11 @@ def pretrain(
 
 
 def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: int, progress: bool) -> None:
-    import numpy as np
 
     from farl_sim.demos import generate_demos
 
     if out.exists() and any(out.iterdir()):
         return
-
-    def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        with torch.no_grad():
-            mean, log_std = policy(torch.as_tensor(obs[None], dtype=torch.float32))
-        a = mean[0].numpy() + np.exp(log_std[0].numpy()) * rng.normal(size=4)
-        return np.clip(a + rng.normal(0.0, cfg.policy_failure_noise, size=4), -1.0, 1.0)
 
     generate_demos(
         task,
@@ -156,10 +153,31 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
         out,
         seed=seed + POLICY_FAILURE_SEED_OFFSET,
         progress=progress,
-        failure_policy=act,
+        policy=policy_actor(policy, cfg.policy_failure_noise),
+        policy_label=policy_label(policy),
         allow_fewer=True,
         config=DemoConfig(max_attempts_factor=20),
     )
+
+
+def policy_actor(policy, extra_noise: float = 0.0):
+    """The policy acting as online fine-tuning makes it act (its own Gaussian draw, clipped to the action
+    box), with `extra_noise` more on top; for `generate_demos(policy=...)`."""
+    import numpy as np
+
+    def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        with torch.no_grad():
+            mean, log_std = policy(torch.as_tensor(obs[None], dtype=torch.float32))
+        a = mean[0].numpy() + np.exp(log_std[0].numpy()) * rng.normal(size=mean.shape[-1])
+        return np.clip(a + rng.normal(0.0, extra_noise, size=a.shape) if extra_noise else a, -1.0, 1.0)
+
+    return act
+
+
+def policy_label(policy) -> str:
+    from farl_learning.checkpoint import weights_fingerprint
+
+    return f"learned:{weights_fingerprint(policy)}"
 
 
 def generate_heldout(task: str, held: Path, demo_seed: int, calib: CalibrationSettings, progress: bool = True) -> None:
@@ -187,7 +205,11 @@ def calibrate_shield(
 
     calib = calib or CalibrationSettings()
     check_run(run)
-    c = calibrate(load_critic(run, settings), load_dataset(held), calib.lookahead_steps, calib.max_false_alarm)
+    data = load_dataset(held)
+    if calib.policy_rollouts:
+        rollouts = calibration_rollouts(run, calib.policy_rollouts, progress=verbose)
+        data = Dataset.from_episodes(data.episodes + rollouts.episodes, data.errors + rollouts.errors)
+    c = calibrate(load_critic(run, settings), data, calib.lookahead_steps, calib.max_false_alarm)
     path = run / CALIBRATION_FILE
     data = json.loads(path.read_text()) if path.exists() else {}
     data[settings.critic] = {
@@ -198,6 +220,7 @@ def calibrate_shield(
         "gamma_risk": settings.gamma_risk,
         "lookahead": calib.lookahead_steps,
         "max_false_alarm": calib.max_false_alarm,
+        "policy_rollouts": calib.policy_rollouts,
     }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -205,9 +228,32 @@ def calibrate_shield(
     if verbose:
         print(
             f"calibrated {settings.critic}: eps_safe {c.eps_safe:.3f} (false alarms {c.false_alarm:.1%}, "
-            f"missed failures {c.missed:.1%} on held-out demos) -> {path}"
+            f"missed failures {c.missed:.1%} on held-out demos"
+            f"{f' and {calib.policy_rollouts} policy rollouts' if calib.policy_rollouts else ''}) -> {path}"
         )
     return c
+
+
+def calibration_rollouts(run: Path, episodes: int, progress: bool = True) -> Dataset:
+    """`episodes` rollouts of the run's pre-trained task policy, kept whatever their outcome, in
+    RUN/calibration_rollouts (resumed where they stopped)."""
+    from farl_sim.demos import generate_demos
+
+    data = load(run / "task_policy.pt", "task_policy")
+    policy = policy_from_checkpoint(data)
+    out = run / CALIBRATION_ROLLOUTS
+    generate_demos(
+        data["task"],
+        "task",
+        episodes,
+        out,
+        seed=int(check_run(run).get("seed", 0)) + CALIBRATION_ROLLOUT_SEED_OFFSET,
+        progress=progress,
+        policy=policy_actor(policy),
+        policy_label=policy_label(policy),
+        resume=True,
+    )
+    return load_dataset(out)
 
 
 def finetune(

@@ -69,3 +69,7 @@ class CalibrationSettings:
     """Held-out task demonstrations (negatives) generated for calibration in simulation."""
     heldout_failure_episodes: int = 20
     """Held-out failure demonstrations (positives) generated for calibration in simulation."""
+    policy_rollouts: int = 0
+    """Rollouts of the run's pre-trained task policy (its own Gaussian draws, no shield) added to the
+    held-out demos, in simulation: the states online fine-tuning starts from, which scripted demos do
+    not cover. Failure-free ones are negatives, the steps before a failure positives. 0: demos only."""

@@ -124,15 +124,18 @@ def generate_demos(
     storage: str = "mcap",
     config: DemoConfig | None = None,
     progress: bool = True,
-    failure_policy: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    policy: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    policy_label: str = "",
     allow_fewer: bool = False,
     resume: bool = False,
 ) -> DemoSummary:
     """Write `episodes` bags of `kind` demonstrations of `task` into `out_dir`.
 
-    With `failure_policy` (failure demos only) the episodes are rollouts of that policy, which gets
-    the observation and a seeded generator for its noise, instead of the scripted ones: the paper's
-    failures of the pre-trained policy under exploration noise. `allow_fewer` returns what the
+    With `policy` the episodes are rollouts of that policy, which gets the observation and a seeded
+    generator for its noise, instead of the scripted ones (`policy_label` names it in the bags): with
+    kind failure only the failing rollouts are kept (the paper's failures of the pre-trained policy
+    under exploration noise), with kind task every rollout is kept, failed or not (the states online
+    fine-tuning starts from, for calibrating the shield). `allow_fewer` returns what the
     attempt budget yielded instead of raising. `resume` continues a set that was interrupted (or
     extends a smaller one) in `out_dir`: the bags already there are kept and the next attempt is the
     one after the last written, so the result is the set an uninterrupted run would have written.
@@ -144,9 +147,9 @@ def generate_demos(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     cfg = config or DemoConfig()
     out = Path(out_dir)
-    if failure_policy is not None and kind != "failure":
-        raise ValueError("failure_policy makes failure demos; kind must be 'failure'")
-    prefix = f"{kind}{'_policy' if failure_policy else ''}_{spec.name}_s{seed}"
+    if policy is not None and kind == "recovery":
+        raise ValueError("a policy's rollouts are task or failure episodes; kind must be 'task' or 'failure'")
+    prefix = f"{kind}{'_policy' if policy else ''}_{spec.name}_s{seed}"
     clash = sorted(out.glob(f"{prefix}_ep*")) if out.exists() else []
     written: list[Path] = []
     outcomes: dict[str, int] = {}
@@ -178,16 +181,16 @@ def generate_demos(
             attempts += 1
             obs, _ = env.reset(seed=ep_seed)
             steps = env.unwrapped.horizon_steps
-            if kind == "task":
-                policy, source = _noisy(expert, rng, cfg.task_noise_std), "scripted"
-            elif failure_policy is not None:
-                policy, source = (lambda o, rng=rng: failure_policy(o, rng)), "policy"
+            if policy is not None:
+                actor, source = (lambda o, rng=rng: policy(o, rng)), "policy"
+            elif kind == "task":
+                actor, source = _noisy(expert, rng, cfg.task_noise_std), "scripted"
             elif kind == "failure":
                 switch = int(rng.integers(0, cfg.failure_switch_max_step))
                 noisy = _noisy(expert, rng, cfg.failure_noise_std)
                 counter = {"k": 0}
 
-                def policy(o: np.ndarray, noisy=noisy, switch=switch, counter=counter) -> np.ndarray:
+                def actor(o: np.ndarray, noisy=noisy, switch=switch, counter=counter) -> np.ndarray:
                     counter["k"] += 1
                     return noisy(o) if counter["k"] <= switch else driver(o)
 
@@ -196,7 +199,7 @@ def generate_demos(
                 obs = _preroll_to_near_failure(env, obs, gentle_driver, cfg.near_failure_m or spec.near_failure_m)
                 if obs is None:
                     continue
-                policy, source, steps = mover, "recovery", cfg.recovery_steps
+                actor, source, steps = mover, "recovery", cfg.recovery_steps
             rec = EpisodeMessages(
                 msgs,
                 task=spec.name,
@@ -204,14 +207,14 @@ def generate_demos(
                 episode=len(written),
                 seed=ep_seed,
                 layout=OBS_LAYOUT,
-                policy=f"scripted:{spec.name}:{kind}",
+                policy=policy_label or f"scripted:{spec.name}:{kind}",
             )
             path = out / f"{prefix}_ep{len(written):05d}"
             try:
                 with EpisodeBagWriter(
                     path, storage=storage, metadata={"task": spec.name, "kind": kind, "seed": ep_seed}
                 ) as writer:
-                    outcome = _run(env, obs, policy, steps, rec, writer, source, recovery=kind == "recovery")
+                    outcome = _run(env, obs, actor, steps, rec, writer, source, recovery=kind == "recovery")
                     if (kind == "failure" and outcome != "failure") or (kind == "recovery" and outcome != "success"):
                         raise _Discard  # a failure demo must fail; a recovery demo must recover
                     writer.set_metadata("outcome", outcome)
