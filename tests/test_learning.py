@@ -313,6 +313,35 @@ def test_mppi_scores_risk_as_c_h_and_plans_without_the_recovery_policy(tiny_run,
         load_shield(run, ShieldSettings(recovery="policy"))
 
 
+def test_q_risk_and_fosp_reachability_are_different_critics(demo_dir):
+    """Recovery RL's Q_risk bootstraps with the task policy's next action, FOSP's REF (eq. 30) with the
+    data's own and stops where the data's trajectory ends: same (s, a), different targets and weights."""
+    from farl_safety_shield.critics import QRiskCritic, ReachabilityCritic, RiskQConfig
+
+    def target(s2, a2):  # a stand-in critic whose answer is the first action component, twice
+        return a2[:, 0].expand(2, -1)
+
+    def policy(s2):
+        return torch.full((len(s2), 4), 0.2), None
+
+    c = torch.tensor([0.0, 0.0, 1.0])
+    s2, a2 = torch.zeros(3, 39), torch.full((3, 4), 0.9)
+    has_next = torch.tensor([True, False, False])
+    q = QRiskCritic.backup_target(target, policy, 0.5, c, s2, a2, has_next)
+    u = ReachabilityCritic.backup_target(target, policy, 0.5, c, s2, a2, has_next)
+    torch.testing.assert_close(q, torch.tensor([0.1, 0.1, 1.0]))  # under pi: 0.5 * 0.2
+    torch.testing.assert_close(u, torch.tensor([0.45, 0.0, 1.0]))  # under the data: 0.5 * 0.9; none past the end
+
+    data = Transitions.from_dataset(load_dataset(demo_dir))
+    pol = GaussianPolicy(39, 4)
+    cfg = RiskQConfig(steps=30, batch_size=64)
+    qr = QRiskCritic.train(data, pol, cfg, progress=False)
+    reach = ReachabilityCritic.train(data, pol, cfg, progress=False)
+    assert not torch.equal(qr.q.heads[0][0].weight, reach.q.heads[0][0].weight)
+    obs, act = data.obs[:50], data.action[:50]
+    assert (qr.risk(obs, act) - reach.risk(obs, act)).abs().max() > 1e-4
+
+
 def test_fused_c_h_equals_the_module_rollout(tiny_run, demo_dir):
     """The shield's fused inference path gives eq. 10's C_H as the world model's modules compute it, to
     1e-5: on states of the demos and far from them, after PPO-like in-place updates of the policy (read

@@ -6,7 +6,11 @@
   the discounted probability of a future failure; trained offline on the same data. (The paper's
   eq. 16 prints (1 - gamma_safe) where Recovery RL has (1 - c) * gamma_safe; this follows Recovery RL.)
 - `ReachabilityCritic` (FOSP, eq. 5 and 30): the reachability estimation function as a Q function,
-  U(s, a) = max(c, gamma_u * U(s', pi(s'))): the (discounted) chance of ever entering the violation set.
+  U(s, a) = max(c, gamma_u * U(s', a')), trained in-sample as FOSP trains u_xi (eq. 30): a' is the
+  action the data took next, so U is the (discounted) chance that the *demonstrated* behaviour goes
+  on to enter the violation set, and a trajectory that ended without one is 0 there. With FailureBench's
+  0/1 cost, max and Recovery RL's sum give the same backup; what tells the two apart is the policy
+  each is evaluated under: pi for Q_risk, the data's behaviour for U.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class RiskQConfig:
 
 class _QCritic:
     backup: Literal["sum", "max"] = "sum"
+    in_sample = False
+    """Bootstrap with the data's next action (FOSP's REF) instead of the task policy's (Recovery RL)."""
     follows_policy = False
     """Q_risk and U are trained offline under the pre-trained policy (Recovery RL, FOSP) and stay fixed."""
 
@@ -134,13 +140,12 @@ class _QCritic:
             idx = torch.randint(0, len(data), (cfg.batch_size - n_fail,), generator=gen)
             if n_fail:
                 idx = torch.cat([idx, fail_idx[torch.randint(0, len(fail_idx), (n_fail,), generator=gen)]])
-            s, a, c, s2 = data.obs[idx], data.action[idx], data.cost[idx], data.next_obs[idx]
+            s, a = data.obs[idx], data.action[idx]
             with torch.no_grad():
-                nxt = target(s2, policy(s2)[0]).max(0).values
-                if cls.backup == "sum":  # Recovery RL, eq. 15-16
-                    y = c + (1 - c) * cfg.gamma_risk * nxt
-                else:  # FOSP's reachability, eq. 30
-                    y = torch.maximum(c, cfg.gamma_risk * nxt * (1 - c))
+                y = cls.backup_target(
+                    target, policy, cfg.gamma_risk, data.cost[idx], data.next_obs[idx], data.next_action[idx],
+                    data.has_next_action[idx],
+                )  # fmt: skip
             loss = F.binary_cross_entropy(q(s, a).clamp(1e-6, 1 - 1e-6), y.clamp(0, 1).expand(2, -1))
             opt.zero_grad()
             loss.backward()
@@ -149,6 +154,27 @@ class _QCritic:
             if log is not None and step % 100 == 0:
                 log.add_scalar(f"{cls.name}/loss", float(loss.detach()), step)
         return cls(q, cfg)
+
+    @classmethod
+    def backup_target(
+        cls,
+        target,
+        policy,
+        gamma: float,
+        c: torch.Tensor,
+        s2: torch.Tensor,
+        a2: torch.Tensor,
+        has_next: torch.Tensor,
+    ) -> torch.Tensor:
+        """The regression target for (s, a) with cost c, next state s2, and the data's next action a2
+        where the data goes on (`has_next`)."""
+        if cls.in_sample:  # FOSP eq. 30: along the data's own trajectory; past its end, nothing more
+            nxt = torch.where(has_next, target(s2, a2).max(0).values, torch.zeros_like(c))
+        else:  # Recovery RL: what the task policy would do next
+            nxt = target(s2, policy(s2)[0]).max(0).values
+        if cls.backup == "sum":  # Recovery RL, eq. 15-16
+            return c + (1 - c) * gamma * nxt
+        return torch.maximum(c, gamma * nxt * (1 - c))  # FOSP's reachability, eq. 30
 
 
 class QRiskCritic(_QCritic):
@@ -159,3 +185,4 @@ class QRiskCritic(_QCritic):
 class ReachabilityCritic(_QCritic):
     name = "reachability"
     backup = "max"
+    in_sample = True
