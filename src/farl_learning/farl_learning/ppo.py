@@ -113,7 +113,8 @@ class PPOLearner:
     """The PPO update itself (eq. 3 with GAE advantages), shared by the simulated trainer below and the
     learner node, which feeds it transitions read back from episode bags."""
 
-    def __init__(self, policy: GaussianPolicy, value: ValueNet, cfg: PPOConfig) -> None:
+    def __init__(self, policy: GaussianPolicy, value: ValueNet, cfg: PPOConfig, log: Any = None) -> None:
+        """`log`: a TensorBoard SummaryWriter for the update's losses, or None."""
         self.cfg = cfg
         self.policy, self.value = policy, value
         self.cost_value = copy.deepcopy(value) if cfg.lagrangian else None
@@ -129,8 +130,7 @@ class PPOLearner:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.lagrange = 0.0
         self.updates = 0
-        self.log = None
-        self.steps = 0
+        self.log = log
 
     def state(self) -> dict[str, Any]:
         return {
@@ -191,7 +191,7 @@ class PPOLearner:
         )
 
     # update --------------------------------------------------------------------------------------
-    def update(self, trajs: list[Trajectory], failure_rate: float = 0.0) -> dict[str, float]:
+    def update(self, trajs: list[Trajectory], failure_rate: float = 0.0, step: int | None = None) -> dict[str, float]:
         """One PPO update on complete trajectories; `failure_rate` drives PPO-Lagrangian's multiplier."""
         cfg = self.cfg
         obs, act, logp, adv, ret, cadv, cret, own = [], [], [], [], [], [], [], []
@@ -261,10 +261,11 @@ class PPOLearner:
                 info["v_loss"] = float(v_loss.detach())
                 info["clip_frac"] = float(((ratio - 1).abs() > cfg.clip_eps).float().mean())
         self.updates += 1
-        if self.log is not None:
+        if self.log is not None:  # logged against `step` (env steps so far), else against the update count
+            x = self.updates if step is None else step
             for k, v in info.items():
-                self.log.add_scalar(f"ppo/{k}", v, self.steps)
-            self.log.add_scalar("ppo/lagrange", self.lagrange, self.steps)
+                self.log.add_scalar(f"ppo/{k}", v, x)
+            self.log.add_scalar("ppo/lagrange", self.lagrange, x)
         return info
 
 
@@ -288,8 +289,7 @@ class PPOTrainer:
         self.cfg = cfg or PPOConfig()
         self.task = task
         self.policy, self.value = policy, value
-        self.learner = PPOLearner(policy, value, self.cfg)
-        self.learner.log = log
+        self.learner = PPOLearner(policy, value, self.cfg, log)
         self.gen = self.learner.gen
         self.filter = action_filter or NoFilter()
         self.envs = [make_env(task, horizon_steps=self.cfg.horizon_steps) for _ in range(self.cfg.num_envs)]
@@ -343,8 +343,7 @@ class PPOTrainer:
     def update(self, trajs: list[Trajectory]) -> dict[str, float]:
         recent = self.episodes[-len(trajs) :]
         rate = float(np.mean([e["failure"] for e in recent])) if recent else 0.0
-        self.learner.steps = self.steps
-        return self.learner.update(trajs, rate)
+        return self.learner.update(trajs, rate, step=self.steps)
 
     @property
     def checkpoint_path(self) -> Path | None:
