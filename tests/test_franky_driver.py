@@ -49,8 +49,13 @@ def sim_ip():
 
 @pytest.fixture(autouse=True)
 def release_connections():
-    """libfranka serves one client at a time: drop each test's connection (reference cycles included)."""
-    yield
+    """libfranka serves one client at a time: drop each test's connection (reference cycles included).
+    Tests that connect to franky-sim without the driver get their thread's scheduling back too, so no
+    later test of the suite runs at libfranka's realtime priority."""
+    from farl_robot.franky_driver import keep_thread_scheduling
+
+    with keep_thread_scheduling():
+        yield
     gc.collect()
 
 
@@ -82,6 +87,24 @@ def run_deltas(d, deltas) -> None:
         d.execute(np.asarray(delta, float), 0.0)
         time.sleep(TICK_S)
     d.robot.join_motion()
+
+
+def test_the_driver_leaves_its_thread_at_normal_priority(sim_ip) -> None:
+    """libfranka raises the connecting thread (and one running a synchronous motion) to SCHED_FIFO 99
+    and leaves it there; the driver puts it back, so the node's thread never runs at realtime priority."""
+    import os
+
+    before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    raw = franky.Robot(sim_ip, realtime_config=franky.RealtimeConfig.Ignore)
+    raised = os.sched_getscheduler(0) != before[0]
+    del raw
+    gc.collect()
+    os.sched_setscheduler(0, before[0], os.sched_param(before[1]))
+    d, _ = driver(sim_ip)
+    d.home(0)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+    if not raised:
+        pytest.skip("libfranka could not raise this thread's priority here (not root): nothing to undo")
 
 
 def test_home_matches_the_panda_kinematics(sim_ip) -> None:

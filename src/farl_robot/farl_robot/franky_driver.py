@@ -7,12 +7,21 @@ asynchronous motion that takes over from the last, at `relative_dynamics_factor`
 robot's limits. Errors: `recover_from_errors()`, retreat to the home pose, at most
 `max_recoveries` tries, then `RobotFault` and the arm stays stopped.
 
+Scheduling: libfranka raises the thread that connects, or that runs a synchronous motion, to
+SCHED_FIFO priority 99 whenever it may (as root, even with `RealtimeConfig.Ignore`) and leaves it
+there, so the robot node's Python thread, and every thread it starts later, would run at realtime
+priority for good and could starve the machine's other processes (perception, the shield). The
+driver puts the calling thread's policy back after each such call; franky's own control thread for
+asynchronous motions keeps libfranka's priority, as it should.
+
 Tested against franky-sim (libfranka's protocol on loopback, MuJoCo physics): tests/test_franky_driver.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +31,24 @@ from farl_robot.driver import HandState, RobotDriver, RobotError, RobotFault, Ro
 
 GRIPPER_CLOSE_EFFORT = 0.5
 """A gripper effort above this closes the gripper, below minus this opens it; between, it stays."""
+
+
+@contextmanager
+def keep_thread_scheduling() -> Iterator[None]:
+    """Run a libfranka call that may raise this thread to realtime priority, then put the thread's
+    scheduling policy and priority back as they were."""
+    try:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    except (AttributeError, OSError):  # no POSIX scheduling API here: nothing to keep
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.sched_setscheduler(0, policy, param)
+        except OSError:
+            pass  # lowering one's own priority is always allowed; nothing else to do if it is not
 
 
 @dataclass(frozen=True)
@@ -75,11 +102,12 @@ class FrankyDriver(RobotDriver):
         if self.robot is not None:
             return  # libfranka serves one client: a second connection would wait for the first forever
         try:
-            self.robot = self._robot_factory(self.s)
-            self.robot.relative_dynamics_factor = self.s.relative_dynamics_factor
-            self.robot.set_collision_behavior(self.s.collision_torque_nm, self.s.collision_force_n)
-            if self.s.use_gripper:
-                self.gripper = self._gripper_factory(self.s)
+            with keep_thread_scheduling():
+                self.robot = self._robot_factory(self.s)
+                self.robot.relative_dynamics_factor = self.s.relative_dynamics_factor
+                self.robot.set_collision_behavior(self.s.collision_torque_nm, self.s.collision_force_n)
+                if self.s.use_gripper:
+                    self.gripper = self._gripper_factory(self.s)
         except franky.Exception as err:
             self.robot = self.gripper = None
             raise RobotUnavailable(f"no robot at {self.s.robot_ip}: {' '.join(str(err).split())}") from None
@@ -169,7 +197,8 @@ class FrankyDriver(RobotDriver):
         except franky.Exception:
             pass  # the motion that failed is being replaced by the retreat
         try:
-            self.robot.move(franky.JointMotion(list(self.s.home_joints_rad)))
+            with keep_thread_scheduling():  # a synchronous motion runs libfranka's loop in this thread
+                self.robot.move(franky.JointMotion(list(self.s.home_joints_rad)))
         except franky.Exception as err:
             raise RobotError(" ".join(str(err).split())) from None
 
@@ -178,7 +207,8 @@ class FrankyDriver(RobotDriver):
         try:
             width = self.gripper.max_width if open_ else 0.0
             move = self.gripper.move if wait else self.gripper.move_async  # within a tick: never block
-            move(width, self.s.gripper_speed_mps)
+            with keep_thread_scheduling():
+                move(width, self.s.gripper_speed_mps)
             self.gripper_closed = not open_
         except franky.Exception as err:
             raise RobotError(f"gripper error: {err}") from None
