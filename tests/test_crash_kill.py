@@ -25,7 +25,10 @@ def _kill_mid_episode(argv: list[str], out: Path, finished: int) -> list[Path]:
     partial = out / PARTIAL_DIR
 
     def mid_episode() -> bool:
-        return partial.is_dir() and any(partial.iterdir()) and len(list(iter_bag_paths(out))) >= finished
+        try:  # the running process moves bags out and removes the empty partial folder as we look
+            return any(partial.iterdir()) and len(list(iter_bag_paths(out))) >= finished
+        except FileNotFoundError:
+            return False
 
     try:
         while time.monotonic() < deadline and proc.poll() is None:
