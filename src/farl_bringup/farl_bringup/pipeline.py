@@ -140,7 +140,6 @@ def pretrain(
 
 
 def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: int, progress: bool) -> None:
-
     from farl_sim.demos import generate_demos
 
     if out.exists() and any(out.iterdir()):
@@ -204,12 +203,13 @@ def calibrate_shield(
     from farl_safety_shield.calibrate import calibrate
 
     calib = calib or CalibrationSettings()
-    check_run(run)
-    data = load_dataset(held)
+    manifest = check_run(run)
+    labelled = load_dataset(held)
     if calib.policy_rollouts:
-        rollouts = calibration_rollouts(run, calib.policy_rollouts, progress=verbose)
-        data = Dataset.from_episodes(data.episodes + rollouts.episodes, data.errors + rollouts.errors)
-    c = calibrate(load_critic(run, settings), data, calib.lookahead_steps, calib.max_false_alarm)
+        seed = int(manifest.get("seed", 0))
+        rollouts = calibration_rollouts(run, calib.policy_rollouts, seed, progress=verbose)
+        labelled = Dataset.from_episodes(labelled.episodes + rollouts.episodes, labelled.errors + rollouts.errors)
+    c = calibrate(load_critic(run, settings), labelled, calib.lookahead_steps, calib.max_false_alarm)
     path = run / CALIBRATION_FILE
     data = json.loads(path.read_text()) if path.exists() else {}
     data[settings.critic] = {
@@ -234,9 +234,10 @@ def calibrate_shield(
     return c
 
 
-def calibration_rollouts(run: Path, episodes: int, progress: bool = True) -> Dataset:
+def calibration_rollouts(run: Path, episodes: int, run_seed: int, progress: bool = True) -> Dataset:
     """`episodes` rollouts of the run's pre-trained task policy, kept whatever their outcome, in
-    RUN/calibration_rollouts (resumed where they stopped)."""
+    RUN/calibration_rollouts (resumed where they stopped); seeded apart from the run's own `run_seed`.
+    The caller has checked the run (`check_run`)."""
     from farl_sim.demos import generate_demos
 
     data = load(run / "task_policy.pt", "task_policy")
@@ -247,7 +248,7 @@ def calibration_rollouts(run: Path, episodes: int, progress: bool = True) -> Dat
         "task",
         episodes,
         out,
-        seed=int(check_run(run).get("seed", 0)) + CALIBRATION_ROLLOUT_SEED_OFFSET,
+        seed=run_seed + CALIBRATION_ROLLOUT_SEED_OFFSET,
         progress=progress,
         policy=policy_actor(policy),
         policy_label=policy_label(policy),

@@ -89,7 +89,6 @@ class FusedRollout:
                 )
             )
         self.decoder = _layers(wm.decoder)
-        self.policy = policy
         self.policy_net = _layers(policy.net)
         # S's last layer, then (x * std_wm + mean_wm - mean_pi) / std_pi: one affine map folded into it
         scale = wm.norm.std / policy.norm.std

@@ -74,10 +74,9 @@ class ShieldNode(Node):
         self.swaps_by_episode: dict[int, int] = {}
         self.decisions = 0
         self.held = 0
-        self.policy = self._load_policy()
         self.warned_frozen = False
         try:
-            self.shield: Shield | None = load_shield(p.run_dir, p.settings(), task_policy=self.policy)
+            self.shield: Shield | None = load_shield(p.run_dir, p.settings(), task_policy=self._load_policy())
             if self.shield.critic.follows_policy:
                 follows = (
                     f"{p.policy_checkpoint}, following the learner's versions"
