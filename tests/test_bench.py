@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import SMALL
@@ -53,6 +54,29 @@ def test_small_bench_writes_results(tmp_path):
     table = (tmp_path / "table.md").read_text()  # rebuilt from everything in the folder, not just farl
     assert "| fragile_push_wall | uni_o4 |" in table and "| fragile_push_wall | ppo_lag |" in table
     assert report(tmp_path) == table
+    # Parallel runs, on a folder copied without its demos and held-out set (a complete, calibrated run
+    # needs neither): each run in its own process, each result in its own file, all folded into results.json.
+    import shutil
+
+    for name in ("demos", "heldout"):
+        shutil.rmtree(tmp_path / "fragile_push_wall" / name)
+    run_bench(["fragile_push_wall"], ["farl", "uni_o4"], tmp_path, replace(cfg, seeds=2), progress=False, jobs=2)
+    assert not (tmp_path / "fragile_push_wall" / "demos").exists()
+    files = sorted(p.name for p in (tmp_path / "fragile_push_wall" / "results").iterdir())
+    assert files == [
+        f"{m}.seed{s}.json" for m, s in (("farl", 0), ("farl", 1), ("ppo_lag", 0), ("uni_o4", 0), ("uni_o4", 1))
+    ]
+    res2 = json.loads((tmp_path / "results.json").read_text())["fragile_push_wall"]
+    assert sorted(res2["methods"]) == ["farl/0", "farl/1", "ppo_lag/0", "uni_o4/0", "uni_o4/1"]
+    assert res2["methods"]["farl/0"] == entry["methods"]["farl/0"]  # done before: not run again
+    assert res2["methods"]["farl/1"]["seed"] == 1 and res2["methods"]["farl/1"]["steps"] >= steps
+    assert {"python", "torch", "cpus"} <= set(res2["methods"]["farl/1"]["machine"])
+    # results.json rebuilt from the per-run files alone (a parent killed mid-campaign loses nothing)
+    (tmp_path / "results.json").unlink()
+    run_bench(["fragile_push_wall"], ["farl"], tmp_path, cfg, progress=False)
+    assert sorted(json.loads((tmp_path / "results.json").read_text())["fragile_push_wall"]["methods"]) == sorted(
+        res2["methods"]
+    )
 
 
 def test_failure_ratio_has_a_bootstrap_interval():

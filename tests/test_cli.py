@@ -215,6 +215,9 @@ def test_demos_resume_where_they_stopped_and_match_an_uninterrupted_set(tmp_path
         (["finetune", "--run", "r", "--steps", "10", "--eps-safe", "1.5"], "between 0 and 1"),
         (["bench", "--tasks", "nope_task", "--out", "x"], "unknown nope_task; choose from bounded_push"),
         (["bench", "--methods", "farl,magic", "--out", "x"], "unknown magic; choose from farl"),
+        (["bench", "--methods", "farl:0", "--out", "x"], "farl:0: seeds after ':' must be a whole number >= 1"),
+        (["bench", "--methods", "magic:3", "--out", "x"], "unknown magic; choose from farl"),
+        (["bench", "--jobs", "0", "--out", "x"], "must be >= 1, got 0"),
         (["perception", "view", "--task", "fragile_push_wall", "--frames", "0"], "must be >= 1"),
         (["replay", "x", "--ros", "--speed", "0"], "must be > 0"),
     ],
@@ -223,6 +226,17 @@ def test_numbers_and_names_are_checked_before_anything_runs(argv, message, capsy
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bench_methods_take_their_own_seed_counts():
+    from farl_bringup.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--methods", "farl:5,uni_o4:5,farl_qrisk", "--seeds", "3", "--out", "x"])
+    assert args.methods == [("farl", 5), ("uni_o4", 5), ("farl_qrisk", None)]
+    from farl_bringup.bench import BenchConfig
+
+    cfg = BenchConfig(seeds=args.seeds, method_seeds={m: n for m, n in args.methods if n is not None})
+    assert [cfg.seeds_of(m) for m, _ in args.methods] == [5, 5, 3]
 
 
 def test_every_option_says_what_it_is_and_its_default():

@@ -13,6 +13,7 @@ from farl_bringup.sim_graph import run_sim
 from farl_common import messages as M
 from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
+from farl_common.obs_layout import GRIPPER, OBS_DIM
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.learner_node import LearnerNode, LearnerParams
@@ -124,8 +125,8 @@ def test_the_shield_rolls_out_the_policy_it_was_told_to(run_copy):
     online = run_copy / "online.pt"
     data = load(run_copy / "task_policy.pt")
     changed = {**data, "policy": {k: v + 0.05 for k, v in data["policy"].items()}}
-    obs, act = torch.zeros(1, 39), torch.zeros(1, 4)
-    obs[0, 3] = 1.0
+    obs, act = torch.zeros(1, OBS_DIM), torch.zeros(1, 4)
+    obs[0, GRIPPER] = 1.0
     rt = InProcessRuntime()
     version = rt.msgs.new("std_msgs/msg/UInt32", data=1)
 

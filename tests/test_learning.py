@@ -14,8 +14,9 @@ from farl_common.shield_settings import ShieldSettings
 from farl_learning.action_filter import NoFilter
 from farl_learning.checkpoint import FORMAT, CheckpointError, load, save_atomic
 from farl_learning.data import Transitions
+from farl_learning.finetune_rollouts import PPOTrainer
 from farl_learning.nets import GaussianPolicy, ValueNet
-from farl_learning.ppo import PPOConfig, PPOLearner, PPOTrainer, gae
+from farl_learning.ppo import PPOConfig, PPOLearner, gae
 from farl_learning.two_hot import TwoHot, symexp, symlog
 from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4
 from farl_learning.world_model import WorldModel, WorldModelConfig, train_world_model

@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from farl_common.obs_layout import OBJECT, field_slice
 from farl_perception.calibration import CalibrationError, fit_rigid, load_calibration, save_calibration
 from farl_perception.detect import ColorRange
 from farl_perception.frames import CameraUnavailable, StaleFrame
 from farl_perception.pipeline import ObjectSpec, Perception, PerceptionSettings
 from farl_perception.tracker import ObjectTracker
+
+PREVIOUS_OBJECT = field_slice("object_pos_m", previous=True)
 
 YELLOW = ColorRange((22, 120, 120), (35, 255, 255))
 BLUE = ColorRange((100, 150, 80), (125, 255, 255))
@@ -204,7 +207,7 @@ def test_no_object_in_view_holds_the_perceived_sim_scene():
         scene.observe(hand, 0)
     scene.update(["object"], np.array([0.1, 0.7, 0.02]), 0, [True])
     obs = scene.observe(hand, 400_000_000)
-    assert np.allclose(obs[4:7], [0.1, 0.7, 0.02]) and np.allclose(obs[22:25], obs[4:7])
+    assert np.allclose(obs[OBJECT], [0.1, 0.7, 0.02]) and np.allclose(obs[PREVIOUS_OBJECT], obs[OBJECT])
     scene.update(["object"], np.array([0.0, 0.0, 0.0]), 450_000_000, [False])  # a frame without the object
     with pytest.raises(StaleState, match=r"last seen 0\.60 s ago"):
         scene.check_fresh(600_000_000)
@@ -234,10 +237,10 @@ def test_farl_sim_on_perceived_state(tmp_path):
     env = make_env("fragile_push_wall", horizon_steps=cfg.robot.horizon_steps, check=True)
     obs, _ = env.reset(seed=0)
     for a in ep.action:
-        truth.append(obs[4:7])
+        truth.append(obs[OBJECT])
         obs, *_ = env.step(a)
     env.close()
-    err = np.linalg.norm(ep.obs[:, 4:7] - np.array(truth), axis=1)
+    err = np.linalg.norm(ep.obs[:, OBJECT] - np.array(truth), axis=1)
     assert np.median(err) < 0.02, np.median(err)
 
 

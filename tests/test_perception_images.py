@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from farl_common.messages import TypestoreFactory
+from farl_common.obs_layout import OBJECT
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_common.runtime.node import Input, Node, Output, Timer
 from farl_common.topics import IMAGE_TOPICS, TOPIC_TYPES
@@ -111,7 +112,7 @@ def test_episode_bags_keep_the_frames_and_perception_reads_them_back(image_bags)
     params = perception_params(sim_cfg(Path("unused")))
     per = Perception(settings_from_params(params, look_at(CAMERA_POS, CAMERA_TARGET)))
     seen = np.array([per.process(fr).positions()["object"] for fr in frames])
-    states = np.vstack([ep.obs[:, 4:7], ep.next_obs[-1:, 4:7]])
+    states = np.vstack([ep.obs[:, OBJECT], ep.next_obs[-1:, OBJECT]])
     nearest = np.linalg.norm(states[:, None] - seen[None], axis=2).min(axis=1)
     assert np.median(nearest) < 0.003, nearest  # the same frames, depth stored in millimetres
     every = list(read_bag_frames(image_bags[0], every=5))
@@ -204,7 +205,7 @@ def test_the_perception_node_on_camera_topics_finds_the_object_and_holds_when_th
         rt.run(until_s=2.0)
         assert node.frames >= 9 and node.bad_images == 0
         last = listener.objects[-1]
-        truth = env.unwrapped._last_obs[4:7]
+        truth = env.unwrapped._last_obs[OBJECT]
         assert np.linalg.norm(np.asarray(last.positions_m) - truth) < 0.02 and last.confidence[0] > 0
         img = decode_color(listener.debug[-1])  # the annotated image, same size as the camera's
         assert img.shape == (240, 320, 3) and not np.array_equal(img, cam.read(0).color)

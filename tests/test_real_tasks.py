@@ -14,6 +14,7 @@ from farl_bringup.sim_graph import run_sim
 from farl_common import typestore as T
 from farl_common.config import ConfigError, config_dir, load_config, task_config
 from farl_common.messages import make_action
+from farl_common.obs_layout import OBSTACLE_XY
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_robot.driver import HandState
 from farl_robot.panda_kinematics import hand_pose
@@ -199,11 +200,11 @@ def test_an_operator_failure_mark_ends_the_episode_as_a_failure() -> None:
 def test_disturbed_push_moves_its_obstacle_and_contact_fails() -> None:
     env = make_env("disturbed_push", check=True)
     obs, _ = env.reset(seed=3)
-    start = obs[11:13].copy()
+    start = obs[OBSTACLE_XY].copy()
     path = []
     for _ in range(200):
         obs, _, term, trunc, info = env.step(np.zeros(4))
-        path.append(obs[11:13].copy())
+        path.append(obs[OBSTACLE_XY].copy())
         if term or trunc:
             break
     moved = np.linalg.norm(np.array(path) - start, axis=1)

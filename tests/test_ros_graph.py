@@ -18,6 +18,7 @@ from farl_bringup.graph_spec import graph_spec
 from farl_bringup.sim_graph import run_sim
 from farl_common.bags import load_dataset
 from farl_common.config import task_config
+from farl_common.obs_layout import OBJECT
 from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
 from farl_common.topics import DEFAULT_TOPICS
 from farl_robot.robot_node import RobotNode, RobotParams
@@ -363,7 +364,7 @@ def test_camera_topics_over_dds_feed_perception_and_the_recorder(ros, tmp_path) 
         listener.destroy_node()
     assert perception.node.frames >= len(recorded) // 2 and perception.node.bad_images == 0
     seen = [np.asarray(m.positions_m) for m in objects if m.confidence[0] > 0]
-    ep_states = load_dataset(bag, strict=True).obs[:, 4:7]
+    ep_states = load_dataset(bag, strict=True).obs[:, OBJECT]
     assert seen and min(np.linalg.norm(ep_states - seen[-1], axis=1)) < 0.01
     assert debug and decode_color(debug[-1]).shape == (120, 160, 3)
     assert recorder.node.closed, "the recorder wrote no bag from the replayed episode"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from rosbags.highlevel import AnyReader
 from farl_common import messages as M
 from farl_common.runtime import Input, Node, Output, SyncInput, Timer
 from farl_common.runtime.inprocess import InProcessRuntime
+from farl_common.runtime.node import NodeError
 from farl_common.runtime.rclpy_host import params_from_values, to_ros_value
 from farl_common.runtime.sync import ApproximateTimeSync
 
@@ -157,6 +159,62 @@ def test_rclpy_value_and_param_conversion_without_ros():
     assert to_ros_value(np.float32(2.5)) == 2.5 and to_ros_value("x") == "x"
     p = params_from_values(TickerParams, {"rate_hz": 5, "jitter_ms": (1.0, 2.0)})
     assert p.rate_hz == 5.0 and isinstance(p.rate_hz, float) and p.jitter_ms == [1.0, 2.0]
+
+
+def test_ros_parameters_are_held_to_the_config_schema():
+    """A node's Params extends its config section, so `-p` values meet the config file's checks."""
+    from farl_robot.robot_node import RobotParams
+    from farl_teleop.teleop_node import TeleopParams
+
+    with pytest.raises(NodeError, match=r"parameter max_step_m: 0.2 is out of range \[0.0, 0.05\]"):
+        params_from_values(RobotParams, {"max_step_m": 0.2})
+    with pytest.raises(NodeError, match=re.escape("parameter scene_hazard: must be one of 'none' | 'wall'")):
+        params_from_values(RobotParams, {"scene_hazard": "lava"})
+    with pytest.raises(NodeError, match="parameter device: must be one of"):
+        params_from_values(TeleopParams, {"device": "joystick"})
+    ok = params_from_values(RobotParams, {"max_step_m": 0.02, "workspace_min_m": (-0.4, 0.4, 0.05)})
+    assert ok.max_step_m == 0.02 and ok.workspace_min_m == [-0.4, 0.4, 0.05]
+
+
+def test_each_node_params_is_its_config_section():
+    """One default per setting: a section's field reaches the node's parameters with the same default
+    and doc, and the graph fills it from the config by name."""
+    import dataclasses
+
+    from farl_bringup.graph_spec import perception_params, robot_params, teleop_params
+    from farl_common.config import PerceptionConfig, RobotConfig, SceneConfig, TeleopConfig, config_from_dict
+    from farl_perception.perception_node import PerceptionParams
+    from farl_robot.robot_node import RobotParams
+    from farl_teleop.teleop_node import TeleopParams
+
+    pairs = [(RobotConfig, RobotParams, ""), (SceneConfig, RobotParams, "scene_"), (TeleopConfig, TeleopParams, "")]
+    pairs.append((PerceptionConfig, PerceptionParams, ""))
+    for section, params, prefix in pairs:
+        got = {f.name: f for f in dataclasses.fields(params)}
+        for f in dataclasses.fields(section):
+            g = got[prefix + f.name]
+            assert g.metadata.get("doc") == f.metadata.get("doc") and g.metadata.get("doc"), (section, f.name)
+            assert dataclasses.asdict(params())[prefix + f.name] == dataclasses.asdict(section())[f.name]
+    cfg = config_from_dict(
+        {
+            "robot": {"max_step_m": 0.02, "workspace_max_m": [0.4, 0.9, 0.4]},
+            "scene": {"success_radius_m": 0.07},
+            "teleop": {"gain": 0.5, "axis_map": ["-y", "x", "z"]},
+            "perception": {"enabled": True, "source": "mujoco", "max_jump_m": 0.1},
+        }
+    )
+    rp = robot_params(cfg, 1, 0)
+    assert rp.max_step_m == 0.02 and rp.workspace_max_m == [0.4, 0.9, 0.4] and rp.scene_success_radius_m == 0.07
+    tp = teleop_params(cfg, "record")
+    assert tp.gain == 0.5 and tp.axis_map == ["-y", "x", "z"] and tp.axis_map is not cfg.teleop.axis_map
+    assert perception_params(cfg).max_jump_m == 0.1
+    # every parameter the graph gives a node meets that node's own schema (what RclpyHost checks)
+    from farl_bringup.graph_spec import graph_spec
+    from farl_common.config import check_fields
+
+    for extra in ({}, {"teleop": {"takeover": True, "device": "scripted"}}, {"policy": {"kind": "learned"}}):
+        for spec in graph_spec(config_from_dict({**extra, "perception": {"enabled": True, "source": "mujoco"}})):
+            check_fields(spec.params)
 
 
 @pytest.mark.ros

@@ -13,6 +13,7 @@ from farl_bringup.graph_spec import graph_spec
 from farl_bringup.record import record_config, run_record
 from farl_common.bags import iter_bag_paths, load_dataset, read_episode
 from farl_common.config import task_config
+from farl_common.obs_layout import HAND
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_teleop.devices import DeviceLost, Keyboard, SpaceMouse
 from farl_teleop.mapping import AxisMapping, ButtonPresses
@@ -209,7 +210,7 @@ def test_record_recovery_demo_starts_after_the_unrecorded_approach(tmp_path, cap
     assert ep.kind == "recovery"
     assert 15 <= len(ep) <= 22  # 4.6 s .. 8 s, not the approach's steps before
     home_y = 0.6  # FailureBench's hand starts near y 0.6; the approach carried it well beyond
-    assert ep.obs[0, 1] > home_y + 0.05
+    assert ep.obs[0, HAND][1] > home_y + 0.05
     assert np.all(ep.action[ep.action[:, 1] != 0, 1] < 0)  # only the way back is in the bag
     ds = load_dataset(tmp_path / "demos", kinds=["recovery"])
     assert len(ds) == len(ep)
@@ -392,8 +393,9 @@ def test_finetune_with_a_scripted_person(tmp_path):
     import torch
 
     from farl_common.obs_layout import OBS_DIM
+    from farl_learning.finetune_rollouts import PPOTrainer
     from farl_learning.nets import GaussianPolicy, ValueNet
-    from farl_learning.ppo import PPOConfig, PPOTrainer
+    from farl_learning.ppo import PPOConfig
     from farl_teleop.takeover import PersonSettings
 
     torch.manual_seed(0)

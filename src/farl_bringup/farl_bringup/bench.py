@@ -13,6 +13,7 @@ uni_o4 (no shield), ppo_lag (PPO-Lagrangian, no shield).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -42,6 +43,10 @@ class BenchConfig:
     steps: int = 100_000
     """Online fine-tuning steps per method and seed."""
     seeds: int = 3
+    """Seeds per method, 0 .. seeds - 1."""
+    method_seeds: dict[str, int] = field(default_factory=dict)
+    """Seeds of the methods that differ from `seeds` (the paper's campaign: 5 for farl and uni_o4,
+    3 for the ablations)."""
     demo_episodes: tuple[int, int, int] = (20, 120, 40)
     """Task, recovery and failure demonstrations."""
     pretrain_scale: float = 1.0
@@ -53,6 +58,9 @@ class BenchConfig:
     """H and gamma_risk of every shielded method (eps_safe is calibrated per critic)."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     """How eps_safe is calibrated, and on how many held-out demos."""
+
+    def seeds_of(self, method: str) -> int:
+        return self.method_seeds.get(method, self.seeds)
 
 
 def calibrated_as(entry: dict[str, Any] | None, cfg: BenchConfig) -> bool:
@@ -70,94 +78,220 @@ def calibrated_as(entry: dict[str, Any] | None, cfg: BenchConfig) -> bool:
     return all(entry.get(k) == v for k, v in wanted.items())
 
 
-def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
-    """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped."""
+def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, threads: int = 1) -> dict[str, Any]:
+    """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped;
+    then the pre-trained policy's evaluation. Returns the task's entry (calibration and "before").
+
+    A complete, calibrated run needs neither its demos nor its held-out set again, so a results folder
+    copied without them (to another machine, say) still resumes."""
     from farl_bringup.pipeline import PretrainConfig, calibrate_shield, generate_heldout, pretrain
+    from farl_common.torch_threads import use_threads
+    from farl_learning.checkpoint import load
+    from farl_learning.finetune_rollouts import evaluate
     from farl_learning.run_manifest import IncompleteRun, check_run
+    from farl_learning.uni_o4 import policy_from_checkpoint
     from farl_sim.demos import generate_demos
 
+    use_threads(threads)
     demos, held, run = out / "demos", out / "heldout", out / "run"
-    for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
-        generate_demos(task, kind, n, demos, seed=DEMO_SEED, progress=progress, resume=True)
-    generate_heldout(task, held, DEMO_SEED, cfg.calibration, progress)
     try:
         check_run(run)
     except IncompleteRun:
+        for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
+            generate_demos(task, kind, n, demos, seed=DEMO_SEED, progress=progress, resume=True)
         pretrain(task, demos, run, PretrainConfig().scaled(cfg.pretrain_scale), progress=progress)
     calib_path = run / "shield.json"
     done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
         if not calibrated_as(done.get(critic), cfg):
+            generate_heldout(task, held, DEMO_SEED, cfg.calibration, progress)
             settings = replace(cfg.shield, critic=critic)
             calibrate_shield(run, held, settings, cfg.calibration, verbose=progress)
-    return json.loads(calib_path.read_text())
+    before_path = out / "before.json"
+    if not before_path.is_file():
+        pre = policy_from_checkpoint(load(run / "task_policy.pt"))
+        _write_json(before_path, evaluate(task, pre, cfg.eval_episodes))
+    return {"calibration": json.loads(calib_path.read_text()), "before": json.loads(before_path.read_text())}
+
+
+def _result_path(tdir: Path, method: str, seed: int) -> Path:
+    return tdir / "results" / f"{method}.seed{seed}.json"
+
+
+def _run_one(task: str, tdir: Path, method: str, seed: int, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
+    """One (task, method, seed) fine-tuning from the task's shared pre-training, evaluated; the result
+    is written to TASK/results/ the moment it is done (by the process that made it, so parallel runs
+    never write the same file)."""
+    from farl_bringup.pipeline import finetune
+    from farl_common.torch_threads import use_threads
+    from farl_learning.finetune_rollouts import evaluate
+
+    use_threads(1)
+    m = METHODS[method]
+    t0 = time.perf_counter()
+    shield = None
+    if m["shield"] != "none":
+        shield = replace(cfg.shield, critic=m["shield"], recovery=m["recovery"]).calibrated(tdir / "run")
+    trainer = finetune(
+        tdir / "run",
+        cfg.steps,
+        shield=shield,
+        lagrangian=m["lagrangian"],
+        out=tdir / "finetune" / method / f"seed{seed}",
+        seed=seed,
+        progress=progress,
+    )
+    eps = trainer.episodes
+    tail = eps[-max(1, len(eps) // 5) :]
+    result = {
+        "method": method,
+        "seed": seed,
+        "config": _result_config(cfg, shield),
+        "steps": trainer.steps,
+        "episodes": len(eps),
+        "failure_episodes": int(sum(e["failure"] for e in eps)),
+        "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
+        "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
+        "after": evaluate(task, trainer.policy, cfg.eval_episodes),
+        "seconds": time.perf_counter() - t0,
+        "machine": _machine(),
+        "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
+    }
+    trainer.close()
+    path = _result_path(tdir, method, seed)
+    path.parent.mkdir(exist_ok=True)
+    _write_json(path, result)
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    """Where a result was made: results from different machines or library versions differ per seed."""
+    import platform
+
+    import mujoco
+    import torch
+
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "mujoco": mujoco.__version__,
+    }
+
+
+def _collect(out: Path, results: dict[str, Any]) -> None:
+    """Fold every per-run result file under OUT/TASK/results/ into `results` (results.json's shape)."""
+    for path in sorted(out.glob("*/results/*.json")):
+        r = json.loads(path.read_text())
+        task = path.parent.parent.name
+        results.setdefault(task, {"methods": {}})["methods"][f"{r['method']}/{r['seed']}"] = r
 
 
 def run_bench(
-    tasks: list[str], methods: list[str], out: str | Path, cfg: BenchConfig | None = None, progress: bool = True
+    tasks: list[str],
+    methods: list[str],
+    out: str | Path,
+    cfg: BenchConfig | None = None,
+    progress: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    from farl_bringup.pipeline import finetune
-    from farl_learning.checkpoint import load
-    from farl_learning.ppo import evaluate
-    from farl_learning.uni_o4 import policy_from_checkpoint
-
+    """Every (task, method, seed) of the comparison not yet in OUT; `jobs` > 1 runs that many at once,
+    each in its own process with one torch thread (the tasks' pre-trainings first, side by side)."""
     cfg = cfg or BenchConfig()
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.pop("config", None)  # each result carries the config it was produced with
-    for task in tasks:
-        tdir = out / task
-        calib = _prepare_task(task, tdir, cfg, progress)
-        entry = results.setdefault(task, {"methods": {}})
-        entry["calibration"] = calib
-        if "before" not in entry:
-            pre = policy_from_checkpoint(load(tdir / "run" / "task_policy.pt"))
-            entry["before"] = evaluate(task, pre, cfg.eval_episodes)
-        for method in methods:
-            m = METHODS[method]
-            critic = m["shield"] if m["shield"] != "none" else "world_model"
-            for seed in range(cfg.seeds):
-                key = f"{method}/{seed}"
-                if key in entry["methods"] and entry["methods"][key].get("steps", 0) >= cfg.steps:
-                    continue
-                t0 = time.perf_counter()
-                shield = None
-                if m["shield"] != "none":
-                    shield = replace(cfg.shield, critic=critic, recovery=m["recovery"]).calibrated(tdir / "run")
-                trainer = finetune(
-                    tdir / "run",
-                    cfg.steps,
-                    shield=shield,
-                    lagrangian=m["lagrangian"],
-                    out=tdir / "finetune" / method / f"seed{seed}",
-                    seed=seed,
-                    progress=progress,
-                )
-                eps = trainer.episodes
-                tail = eps[-max(1, len(eps) // 5) :]
-                entry["methods"][key] = {
-                    "method": method,
-                    "seed": seed,
-                    "config": _result_config(cfg, shield),
-                    "steps": trainer.steps,
-                    "episodes": len(eps),
-                    "failure_episodes": int(sum(e["failure"] for e in eps)),
-                    "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
-                    "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
-                    "after": evaluate(task, trainer.policy, cfg.eval_episodes),
-                    "seconds": time.perf_counter() - t0,
-                    "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
-                }
-                trainer.close()
-                _write_json(results_path, results)  # each result is kept the moment it is done
+    _collect(out, results)
+
+    def done(task: str, method: str, seed: int) -> bool:
+        r = results.get(task, {}).get("methods", {}).get(f"{method}/{seed}")
+        return r is not None and r.get("steps", 0) >= cfg.steps
+
+    # Seed by seed across methods, so a campaign cut short still has every method at equal seeds.
+    todo = [
+        (t, m, s)
+        for s in range(max(cfg.seeds_of(m) for m in methods))
+        for m in methods
+        for t in tasks
+        if s < cfg.seeds_of(m) and not done(t, m, s)
+    ]
+    if jobs == 1:
+        for task in tasks:
+            results.setdefault(task, {"methods": {}}).update(_prepare_task(task, out / task, cfg, progress))
+        _write_json(results_path, results)
+        for task, method, seed in todo:
+            r = _run_one(task, out / task, method, seed, cfg, progress)
+            results[task]["methods"][f"{method}/{seed}"] = r
+            _write_json(results_path, results)  # each result is kept the moment it is done
+    else:
+        _run_parallel(tasks, todo, out, cfg, jobs, results, results_path, progress)
     _write_json(results_path, results)
     report(out)
     return results
+
+
+def _run_parallel(
+    tasks: list[str],
+    todo: list[tuple[str, str, int]],
+    out: Path,
+    cfg: BenchConfig,
+    jobs: int,
+    results: dict[str, Any],
+    results_path: Path,
+    progress: bool,
+) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    # spawn: a forked child would inherit torch's thread pool and MuJoCo state from this process.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        threads = max(1, min(4, jobs // max(1, len(tasks))))  # the world model's training uses a few well
+        pending = {pool.submit(_prepare_task, t, out / t, cfg, False, threads): ("prepare", t) for t in tasks}
+        bar = tqdm(total=len(todo), desc="bench runs", unit="run", disable=not progress)
+        say = bar.write if progress else (lambda _line: None)
+        failed = []
+        while pending:
+            fut = next(as_completed(pending))
+            kind, *what = pending.pop(fut)
+            if kind == "prepare":
+                task = what[0]
+                results.setdefault(task, {"methods": {}}).update(fut.result())
+                _write_json(results_path, results)
+                say(f"{task}: pre-trained and calibrated")
+                # a task's runs start as soon as its own pre-training is done
+                for t, m, s in todo:
+                    if t == task:
+                        pending[pool.submit(_run_one, t, out / t, m, s, cfg, False)] = ("run", t, m, s)
+                continue
+            task, method, seed = what
+            try:
+                r = fut.result()
+            except Exception as err:  # noqa: BLE001 - the other runs go on; this one is named at the end
+                failed.append(f"{task} {method} seed {seed}: {type(err).__name__}: {err}")
+                say(f"{task} {method} seed {seed} FAILED: {err}")
+                bar.update()
+                continue
+            results[task]["methods"][f"{method}/{seed}"] = r
+            _write_json(results_path, results)
+            say(
+                f"{task} {method} seed {seed}: {r['failure_episodes']} failure episodes, "
+                f"eval return {r['after']['return']:.0f}, {r['seconds'] / 60:.1f} min"
+            )
+            bar.update()
+        bar.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(todo)} run(s) failed (the others are kept): " + "; ".join(failed))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -188,7 +322,7 @@ def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:
 
 def _result_config(cfg: BenchConfig, shield: ShieldSettings | None) -> dict[str, Any]:
     """What one result was produced with: the budgets, and the shield exactly as it ran."""
-    c = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "shield")}
+    c = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "method_seeds", "shield")}
     return {**c, "shield": asdict(shield) if shield is not None else None}
 
 
@@ -237,15 +371,28 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
         if farl and base and np.mean(base) > 0:
             ratio, lo, hi = failure_ratio_interval(farl, base)
             reductions.append(1 - ratio)
+            change = f"{100 * abs(1 - ratio):.1f}% {'fewer' if ratio <= 1 else 'more'}"
             notes.append(
-                f"{task}: FARL has {100 * (1 - ratio):.1f}% fewer failure episodes than Uni-O4 "
+                f"{task}: FARL has {change} failure episodes than Uni-O4 "
                 f"(FARL / Uni-O4 = {ratio:.2f}, 95% bootstrap interval {lo:.2f}-{hi:.2f}; "
                 f"{len(farl)} and {len(base)} seeds)."
             )
     if reductions:
+        mean = float(np.mean(reductions))
         notes.append(
-            f"Average over {len(reductions)} task(s): {100 * float(np.mean(reductions)):.1f}% fewer failure episodes."
+            f"Average over {len(reductions)} task(s): {100 * abs(mean):.1f}% {'fewer' if mean >= 0 else 'more'} "
+            "failure episodes."
         )
+    machines = sorted(
+        {
+            json.dumps(r.get("machine"), sort_keys=True) if r.get("machine") else "not recorded"
+            for t, e in results.items()
+            if t != "config"
+            for r in e.get("methods", {}).values()
+        }
+    )
+    if machines:
+        notes.append("Made on: " + "; ".join(machines) + ".")
     if len(configs) > 1:
         notes.append(f"Note: these results come from runs of different lengths (steps {', '.join(sorted(configs))}).")
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"

@@ -316,10 +316,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         steps=args.steps,
         seeds=args.seeds,
+        method_seeds={m: n for m, n in args.methods if n is not None},
         pretrain_scale=args.pretrain_scale,
         calibration=CalibrationSettings(policy_rollouts=args.policy_rollouts),
     )
-    run_bench(args.tasks, args.methods, args.out, cfg)
+    run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs)
     print((Path(args.out) / "table.md").read_text())
     print(f"results: {Path(args.out) / 'results.json'}; plots: failure_episodes.png, curves.png")
     return 0
@@ -374,6 +375,24 @@ def names_of(valid: list[str]):
         if bad or not names:
             raise argparse.ArgumentTypeError(f"unknown {', '.join(bad) or '(empty)'}; choose from {', '.join(valid)}")
         return names
+
+    return parse
+
+
+def methods_with_seeds(valid: list[str]):
+    """An argparse type: comma-separated METHOD or METHOD:SEEDS, each METHOD one of `valid`."""
+    names = names_of(valid)
+
+    def parse(text: str) -> list[tuple[str, int | None]]:
+        items = [n.strip() for n in text.split(",") if n.strip()]
+        methods = names(",".join(i.split(":", 1)[0] for i in items))
+        out: list[tuple[str, int | None]] = []
+        for name, item in zip(methods, items, strict=True):
+            seeds = item.split(":", 1)[1] if ":" in item else None
+            if seeds is not None and not (seeds.isdigit() and int(seeds) >= 1):
+                raise argparse.ArgumentTypeError(f"{item}: seeds after ':' must be a whole number >= 1")
+            out.append((name, int(seeds) if seeds is not None else None))
+        return out
 
     return parse
 
@@ -606,13 +625,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--methods",
-        type=names_of(sorted(METHODS)),
+        type=methods_with_seeds(sorted(METHODS)),
         default="farl,uni_o4",
-        help=f"comma-separated, of {', '.join(sorted(METHODS))}",
+        help=f"comma-separated, of {', '.join(sorted(METHODS))}; METHOD:N gives that method N seeds "
+        "instead of --seeds (e.g. farl:5,uni_o4:5,farl_qrisk:3)",
     )
     b.add_argument("--steps", type=at_least(1), default=100_000, help="online steps per run")
-    b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method")
+    b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method (0 .. N-1)")
     b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
+    b.add_argument(
+        "--jobs",
+        type=at_least(1),
+        default=1,
+        help="runs at once, each in its own process with one torch thread (the tasks' pre-trainings run "
+        "side by side first); about one per free core",
+    )
     b.add_argument(
         "--policy-rollouts",
         type=at_least(0),

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from farl_common.config import ConfigError, FarlConfig
+from farl_common.config import ConfigError, FarlConfig, ShieldSection
 from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
 from farl_common.runtime.node import Node, NodeError
 from farl_learning.learner_node import LearnerNode, LearnerParams, online_checkpoint
@@ -72,9 +72,8 @@ def graph_spec(
 
 def teleop_params(cfg: FarlConfig, mode: str, episodes: int = 0) -> TeleopParams:
     """The teleop node's parameters: the `teleop:` section by name, plus what the graph decides."""
-    section = {f.name: copy.copy(getattr(cfg.teleop, f.name)) for f in dataclasses.fields(cfg.teleop)}
-    del section["takeover"]
-    return TeleopParams(**section, task=cfg.task, mode=mode, kind=cfg.episodes.kind, episodes=episodes)
+    # TeleopParams extends the section: every key of it reaches the node under the same name.
+    return TeleopParams(**_section(cfg.teleop), task=cfg.task, mode=mode, kind=cfg.episodes.kind, episodes=episodes)
 
 
 def _record_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec]:
@@ -153,15 +152,12 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s)
     specs.append(NodeSpec("farl_learning", "policy_node", PolicyNode, policy, policy_topics))
     if shielded:
+        # The run's calibration (RUN/shield.json) wins over the section's eps_safe, H and gamma_risk.
         sh = cfg.shield.settings(run)
         shield = ShieldParams(
+            **{f.name: getattr(sh, f.name) for f in dataclasses.fields(ShieldSection)},
             run_dir=run,
             policy_checkpoint=online,
-            critic=sh.critic,
-            recovery=sh.recovery,
-            eps_safe=sh.eps_safe,
-            horizon_steps=sh.horizon_steps,
-            gamma_risk=sh.gamma_risk,
         )
         specs.append(NodeSpec("farl_safety_shield", "shield_node", ShieldNode, shield, dict(cfg.topics)))
     return specs
@@ -172,11 +168,15 @@ def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
     r, sc = cfg.robot, cfg.scene
     if r.backend == "sim":
         get_task(cfg.task)  # an unknown task fails here, before anything starts
-    # The robot and scene sections map onto the node's parameters by name (scene keys with a prefix).
-    section = {f.name: copy.copy(getattr(r, f.name)) for f in dataclasses.fields(r)}
-    section |= {f"scene_{f.name}": copy.copy(getattr(sc, f.name)) for f in dataclasses.fields(sc)}
+    # RobotParams extends the robot section and the scene section (its keys prefixed scene_).
     params = RobotParams(
-        **section, task=cfg.task, rate_hz=cfg.rate_hz, episodes=episodes, seed=seed, kind=cfg.episodes.kind
+        **_section(r),
+        **{f"scene_{k}": v for k, v in _section(sc).items()},
+        task=cfg.task,
+        rate_hz=cfg.rate_hz,
+        episodes=episodes,
+        seed=seed,
+        kind=cfg.episodes.kind,
     )
     if r.backend == "sim" and cfg.perception.enabled:
         params.scene_perceived = True
@@ -220,8 +220,9 @@ def perception_params(cfg: FarlConfig) -> PerceptionParams:
     offsets = offsets or [0.0] * len(names)
     if len(offsets) != len(names):
         raise ConfigError(f"{cfg.task}: perception.depth_offset_m needs one value per object ({', '.join(names)})")
-    section = {f.name: copy.copy(getattr(pc, f.name)) for f in dataclasses.fields(pc)}
-    for key in ("enabled", "hsv_lo", "hsv_hi", "depth_offset_m", "record_images"):
+    # PerceptionParams extends the section; the colours and offsets are the ones worked out above.
+    section = _section(pc)
+    for key in ("hsv_lo", "hsv_hi", "depth_offset_m"):
         del section[key]
     return PerceptionParams(
         **section,
@@ -232,6 +233,11 @@ def perception_params(cfg: FarlConfig) -> PerceptionParams:
         hsv_hi=hsv_hi,
         depth_offset_m=offsets,
     )
+
+
+def _section(section: Any) -> dict[str, Any]:
+    """A config section's values by field name (copies: a node never shares a list with the config)."""
+    return {f.name: copy.deepcopy(getattr(section, f.name)) for f in dataclasses.fields(section)}
 
 
 def run_dir(cfg: FarlConfig) -> str:

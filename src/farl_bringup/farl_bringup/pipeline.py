@@ -15,7 +15,8 @@ from farl_common.bags import BagError, Dataset, load_dataset
 from farl_common.shield_settings import CALIBRATION_FILE, CalibrationSettings, ShieldSettings
 from farl_learning.checkpoint import load, save_atomic
 from farl_learning.data import Transitions
-from farl_learning.ppo import PPOConfig, PPOTrainer
+from farl_learning.finetune_rollouts import PPOTrainer
+from farl_learning.ppo import PPOConfig
 from farl_learning.run_manifest import MANIFEST, check_run, write_manifest
 from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4, value_from_checkpoint
 from farl_learning.world_model import WorldModelConfig, train_world_model, world_model_checkpoint

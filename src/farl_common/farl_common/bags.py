@@ -158,10 +158,10 @@ class EpisodeBagWriter:
 
 
 @dataclass
-class Episode:
-    """One episode's transitions, aligned by step: obs[k] --action[k]--> next_obs[k]."""
+class StepArrays:
+    """The per-step arrays an `Episode` and a `Dataset` share, aligned by step:
+    obs[k] --action[k]--> next_obs[k] (a Dataset concatenates its episodes' ones)."""
 
-    path: Path
     obs: np.ndarray
     action: np.ndarray
     reward: np.ndarray
@@ -169,6 +169,19 @@ class Episode:
     done: np.ndarray
     timeout: np.ndarray
     next_obs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+
+TRANSITION_ARRAYS = tuple(f.name for f in dataclasses.fields(StepArrays))
+
+
+@dataclass
+class Episode(StepArrays):
+    """One episode's transitions (`StepArrays`), what the shield decided at each step, and its labels."""
+
+    path: Path
     proposed_action: np.ndarray
     risk: np.ndarray
     swapped: np.ndarray
@@ -183,9 +196,6 @@ class Episode:
     policy: str = ""
     """What played the episode (EpisodeEvent.policy): `learned:<weights fingerprint>`, `scripted:...`,
     `teleop:<device>`, `mixed`; empty for bags written before farl labelled them."""
-
-    def __len__(self) -> int:
-        return len(self.reward)
 
     @property
     def episode_return(self) -> float:
@@ -243,9 +253,7 @@ def is_bag_dir(path: Path) -> bool:
 
 CACHE_FORMAT = 2
 """Bumped whenever `_parse_episode` would turn the same bag into different arrays."""
-_CACHED_ARRAYS = (
-    "obs", "action", "reward", "cost", "done", "timeout", "next_obs", "proposed_action", "risk", "swapped", "source"
-)  # fmt: skip
+_CACHED_ARRAYS = (*TRANSITION_ARRAYS, "proposed_action", "risk", "swapped", "source")
 _CACHED_FIELDS = ("kind", "task", "outcome", "policy_version", "seed", "layout", "policy")
 
 
@@ -452,23 +460,13 @@ def read_episodes(root: str | Path) -> Iterator[tuple[Path, Episode | None, str]
 
 
 @dataclass
-class Dataset:
+class Dataset(StepArrays):
     """Transitions of many episodes, concatenated (arrays are float32 except flags and codes)."""
 
-    obs: np.ndarray
-    action: np.ndarray
-    reward: np.ndarray
-    cost: np.ndarray
-    done: np.ndarray
-    timeout: np.ndarray
-    next_obs: np.ndarray
     kind: np.ndarray
     episode_index: np.ndarray
     episodes: list[Episode]
     errors: list[str]
-
-    def __len__(self) -> int:
-        return len(self.reward)
 
     @classmethod
     def from_episodes(cls, episodes: list[Episode], errors: list[str] | None = None) -> Dataset:
@@ -482,13 +480,7 @@ class Dataset:
             return np.concatenate([getattr(ep, name) for ep in episodes])
 
         return cls(
-            obs=cat("obs"),
-            action=cat("action"),
-            reward=cat("reward"),
-            cost=cat("cost"),
-            done=cat("done"),
-            timeout=cat("timeout"),
-            next_obs=cat("next_obs"),
+            **{name: cat(name) for name in TRANSITION_ARRAYS},
             kind=np.concatenate([np.full(len(ep), kind_code(ep.kind), dtype=np.int8) for ep in episodes]),
             episode_index=np.concatenate([np.full(len(ep), i, dtype=np.int32) for i, ep in enumerate(episodes)]),
             episodes=list(episodes),
@@ -500,17 +492,11 @@ class Dataset:
         m = np.isin(self.kind, codes)
         keep = np.unique(self.episode_index[m])  # sorted: searchsorted below renumbers into it
         return Dataset(
-            self.obs[m],
-            self.action[m],
-            self.reward[m],
-            self.cost[m],
-            self.done[m],
-            self.timeout[m],
-            self.next_obs[m],
-            self.kind[m],
-            np.searchsorted(keep, self.episode_index[m]).astype(np.int32),
-            [self.episodes[int(i)] for i in keep],
-            self.errors,
+            **{name: getattr(self, name)[m] for name in TRANSITION_ARRAYS},
+            kind=self.kind[m],
+            episode_index=np.searchsorted(keep, self.episode_index[m]).astype(np.int32),
+            episodes=[self.episodes[int(i)] for i in keep],
+            errors=self.errors,
         )
 
 

@@ -130,7 +130,7 @@ class PolicyConfig:
 @dataclass
 class RecorderConfig:
     out_dir: str = param("runs/{task}/bags", doc="episode bags go here; {task} is replaced")
-    storage: Literal["mcap", "sqlite3"] = param("mcap")
+    storage: Literal["mcap", "sqlite3"] = param("mcap", doc="rosbag2 storage: mcap or sqlite3")
 
 
 @dataclass
@@ -141,21 +141,28 @@ class EpisodesConfig:
 
 
 @dataclass
-class ShieldConfig:
-    enabled: bool = param(True, doc="run the safety shield between policy and robot")
+class ShieldSection:
+    """The shield's settings as a config section and as the shield node's parameters (defaults from
+    `ShieldSettings`, the one place they are written)."""
+
     critic: Literal["world_model", "q_risk", "reachability"] = param(_SHIELD.critic, doc="risk critic")
     recovery: Literal["policy", "mppi"] = param(_SHIELD.recovery, doc="where replacement actions come from")
     eps_safe: float = param(_SHIELD.eps_safe, lo=0.0, hi=10.0, unitless=True, doc="swap when C_H exceeds this (eq. 11)")
     horizon_steps: int = param(_SHIELD.horizon_steps, lo=1, hi=50, unitless=True, doc="H of eq. 10")
     gamma_risk: float = param(_SHIELD.gamma_risk, lo=0.0, hi=1.0, unitless=True, doc="discount of future failure risk")
 
-    def settings(self, run: str | Path | None = None) -> ShieldSettings:
+    def settings(self, run: str | Path | None = None, source: str = "config") -> ShieldSettings:
         """The shield settings this section gives; with `run`, its calibration (RUN/shield.json) for the
         critic wins over eps_safe, H and gamma_risk here."""
         s = ShieldSettings(
-            self.critic, self.recovery, self.eps_safe, self.horizon_steps, self.gamma_risk, eps_source="config"
+            self.critic, self.recovery, self.eps_safe, self.horizon_steps, self.gamma_risk, eps_source=source
         )
         return s.calibrated(run) if run is not None else s
+
+
+@dataclass
+class ShieldConfig(ShieldSection):
+    enabled: bool = param(True, doc="run the safety shield between policy and robot")
 
 
 @dataclass
@@ -202,6 +209,38 @@ class FarlConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     teleop: TeleopConfig = field(default_factory=TeleopConfig)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+
+
+def prefixed(cls: type, prefix: str, name: str) -> type:
+    """`cls`'s fields as a dataclass of their own, each name with `prefix` (same types, defaults and
+    metadata): a config section carried inside another node's parameters (the robot's `scene_*`)."""
+    hints = typing.get_type_hints(cls)
+    return dataclasses.make_dataclass(
+        name,
+        [
+            (
+                prefix + f.name,
+                hints[f.name],
+                same_as(cls, f.name),
+            )
+            for f in dataclasses.fields(cls)
+        ],
+    )
+
+
+def same_as(cls: type, name: str) -> Any:
+    """A Params field that is `cls`'s config field `name` (its default and metadata), where the rest of
+    the section does not carry over (a path template in the config, a resolved path in the node)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+
+
+def check_fields(obj: Any, where: str = "") -> None:
+    """Check a Params (or section) instance against its own schema: the types, choices and ranges a
+    config file is held to, for values that came another way (ROS parameters, `-p` on the command line)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        _check(getattr(obj, f.name), hints[f.name], f"{where}{f.name}", dict(f.metadata))
 
 
 def _type_name(tp: Any) -> str:

@@ -24,10 +24,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from farl_common import messages as M
 from farl_common.bags import EpisodeBagWriter
+from farl_common.config import RecorderConfig, same_as
 from farl_common.runtime.node import Input, Node
 from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, IMAGE_TOPICS, TOPIC_TYPES, topic_qos
 
@@ -37,7 +38,7 @@ _MAX_EARLY = 1000
 @dataclass
 class RecorderParams:
     out_dir: str = field(default="runs/bags", metadata={"doc": "folder the episode bags go to"})
-    storage: str = field(default="mcap", metadata={"doc": "mcap or sqlite3"})
+    storage: Literal["mcap", "sqlite3"] = same_as(RecorderConfig, "storage")
     run_id: str = field(default="", metadata={"doc": "prefix of bag names; empty = wall-clock time"})
     record_images: bool = field(
         default=False, metadata={"doc": "also record the camera topics (about 1.5 MB a frame at 640x480)"}

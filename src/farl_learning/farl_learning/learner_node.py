@@ -19,6 +19,7 @@ from typing import Any
 from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.bags import BagError, iter_bag_paths, read_episode
+from farl_common.config import LearnerConfig, same_as
 from farl_common.runtime.node import Input, Node, Output
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.ppo import PPOConfig, PPOLearner
@@ -30,7 +31,7 @@ class LearnerParams:
     run_dir: str = field(default="runs/fragile_push_wall/run", metadata={"doc": "farl pretrain output"})
     bag_dir: str = field(default="runs/fragile_push_wall/bags", metadata={"doc": "where the recorder writes"})
     checkpoint: str = field(default="", metadata={"doc": "online policy file; default RUN_DIR/online_policy.pt"})
-    min_new_steps: int = field(default=400, metadata={"doc": "PPO update once this many new on-policy steps"})
+    min_new_steps: int = same_as(LearnerConfig, "min_new_steps")
     policy_lr: float = field(default=3e-6, metadata={"doc": "PPO policy learning rate (see PPOConfig)"})
     epochs: int = field(default=4, metadata={"doc": "PPO epochs per update"})
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})

@@ -22,6 +22,7 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
+from farl_common.config import PerceptionConfig
 from farl_common.runtime.node import Node, NodeError, Output, SyncInput, Timer
 from farl_common.topics import IMAGE_TOPICS, TOPIC_TYPES
 from farl_perception.calibration import CalibrationError, load_calibration
@@ -33,32 +34,15 @@ from farl_perception.recorded_sources import SYNC_SLOP_S, BagFrames, TopicFrames
 
 
 @dataclass
-class PerceptionParams:
-    source: str = field(
-        default="realsense",
-        metadata={"doc": "realsense | topics (camera topics) | bag (recorded frames) | mujoco (sim, in process)"},
-    )
-    bag: str = field(default="", metadata={"doc": "bag or folder of bags with camera topics, for source bag"})
+class PerceptionParams(PerceptionConfig):
+    """The `perception:` config section, and what the graph decides: the objects to find (the scene's),
+    their colours (a sim scene's paint when the section gives none), and the rate."""
+
     publish_frames: bool = field(
         default=False, metadata={"doc": "publish the frames used on the camera topics (recording them)"}
     )
-    debug_image: bool = field(default=True, metadata={"doc": "publish the annotated image on debug_image"})
-    rate_hz: float = field(default=5.0, metadata={"doc": "positions published per second"})
+    rate_hz: float = field(default=5.0, metadata={"doc": "positions published per second", "lo": 0.1, "hi": 100.0})
     object_names: list[str] = field(default_factory=lambda: ["object"], metadata={"doc": "objects to find"})
-    hsv_lo: list[int] = field(default_factory=lambda: [22, 120, 120], metadata={"doc": "HSV lower bound, 3 per object"})
-    hsv_hi: list[int] = field(default_factory=lambda: [35, 255, 255], metadata={"doc": "HSV upper bound, 3 per object"})
-    depth_offset_m: list[float] = field(
-        default_factory=lambda: [0.02], metadata={"doc": "surface to centre, per object"}
-    )
-    yolo_weights: str = field(default="", metadata={"doc": "YOLOv8 weights file; empty: colour alone"})
-    yolo_imgsz_px: int = field(default=416, metadata={"doc": "YOLO input size"})
-    calibration: str = field(default="", metadata={"doc": "camera-to-base calibration file (realsense)"})
-    width_px: int = field(default=640, metadata={"doc": "colour/depth width"})
-    height_px: int = field(default=480, metadata={"doc": "colour/depth height"})
-    fps_hz: int = field(default=30, metadata={"doc": "camera frame rate"})
-    frame_timeout_s: float = field(default=1.0, metadata={"doc": "no frame for this long: the camera is stale"})
-    min_area_px: int = field(default=30, metadata={"doc": "smallest colour blob that counts"})
-    max_jump_m: float = field(default=0.08, metadata={"doc": "a larger jump is an outlier until confirmed"})
 
 
 def settings_from_params(p: PerceptionParams, T_base_camera: np.ndarray) -> PerceptionSettings:

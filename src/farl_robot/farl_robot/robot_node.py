@@ -25,12 +25,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
+from farl_common.config import RobotConfig, SceneConfig, prefixed
 from farl_common.episode_messages import EpisodeMessages
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
 from farl_robot.driver import RobotDriver, RobotError, RobotFault
@@ -41,41 +42,21 @@ MARKS = ("failure", "success", "start", "stop", "rerecord", "keep", "discard")
 """keep and discard are the recorder's; the robot accepts them silently."""
 
 
+_SceneParams = prefixed(SceneConfig, "scene_", "SceneParams")
+
+
 @dataclass
-class RobotParams:
+class RobotParams(RobotConfig, _SceneParams):  # type: ignore[misc, valid-type]
+    """The `robot:` config section, the `scene:` section as `scene_*`, and what the graph decides."""
+
     task: str = field(default="fragile_push_wall", metadata={"doc": "task name (FailureBench, or a franka_* task)"})
-    backend: str = field(default="sim", metadata={"doc": "sim: FailureBench in MuJoCo; franky: a real Panda"})
-    rate_hz: float = field(default=5.0, metadata={"doc": "control rate"})
-    horizon_steps: int = field(default=200, metadata={"doc": "steps per episode"})
-    episodes: int = field(default=1, metadata={"doc": "episodes to run; 0 runs until stopped"})
-    seed: int = field(default=0, metadata={"doc": "seed of the first episode"})
-    kind: str = field(default="online", metadata={"doc": "episode kind written to the events"})
-    wait_for_start: bool = field(default=False, metadata={"doc": "episodes begin on a start mark (teleop demos)"})
-    stale_timeout_s: float = field(default=1.0, metadata={"doc": "hold still after this long without an action"})
-    max_step_m: float = field(default=0.01, metadata={"doc": "largest hand step per tick"})
-    workspace_min_m: list[float] = field(default_factory=lambda: [-0.5, 0.40, 0.05])
-    workspace_max_m: list[float] = field(default_factory=lambda: [0.5, 1.0, 0.5])
-    # franky backend
-    robot_ip: str = field(default="", metadata={"doc": "robot (FCI) address, franky backend"})
-    home_joints_rad: list[float] = field(
-        default_factory=lambda: [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785], metadata={"doc": "home joint pose"}
+    rate_hz: float = field(default=5.0, metadata={"doc": "control rate", "lo": 0.1, "hi": 1000.0})
+    episodes: int = field(default=1, metadata={"doc": "episodes to run; 0 runs until stopped", "lo": 0})
+    seed: int = field(default=0, metadata={"doc": "seed of the first episode", "lo": 0})
+    kind: Literal["task", "recovery", "failure", "online"] = field(
+        default="online", metadata={"doc": "episode kind written to the events"}
     )
-    relative_dynamics_factor: float = field(default=0.1, metadata={"doc": "fraction of the robot's speed limits"})
-    collision_torque_nm: float = field(default=20.0, metadata={"doc": "joint torque collision threshold"})
-    collision_force_n: float = field(default=20.0, metadata={"doc": "Cartesian force collision threshold"})
-    use_gripper: bool = field(default=True, metadata={"doc": "drive the Franka Hand"})
-    gripper_speed_mps: float = field(default=0.05, metadata={"doc": "Franka Hand opening/closing speed"})
-    max_recoveries: int = field(default=3, metadata={"doc": "error recoveries tried before the arm stays stopped"})
-    realtime_kernel: bool = field(default=True, metadata={"doc": "libfranka realtime scheduling (PREEMPT_RT)"})
-    # perceived scene (franky backend)
-    scene_objects: list[str] = field(default_factory=lambda: ["object"], metadata={"doc": "perceived objects"})
-    scene_goal_m: list[float] = field(default_factory=lambda: [0.5, 0.2, 0.02], metadata={"doc": "goal position"})
-    scene_success_radius_m: float = field(default=0.05, metadata={"doc": "object this close to the goal: success"})
-    scene_object_timeout_s: float = field(default=0.6, metadata={"doc": "hold when an object is older"})
-    scene_hazard: str = field(default="none", metadata={"doc": "wall | boundary | obstacle | none"})
-    scene_hazard_min_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    scene_hazard_max_m: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    scene_obstacle_radius_m: float = field(default=0.04, metadata={"doc": "obstacle radius"})
+    wait_for_start: bool = field(default=False, metadata={"doc": "episodes begin on a start mark (teleop demos)"})
     scene_perceived: bool = field(
         default=False, metadata={"doc": "sim backend: object positions from perception, not the simulator"}
     )

@@ -13,18 +13,19 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
+from farl_common.config import ShieldSection
 from farl_common.runtime.node import Input, Node, Output
-from farl_common.shield_settings import ShieldSettings
 from farl_learning.checkpoint import CheckpointError, load
 from farl_learning.uni_o4 import policy_from_checkpoint
 from farl_safety_shield.recovery import PolicyRecovery
 from farl_safety_shield.shield import Shield, UntrustedState
 
-_SHIELD = ShieldSettings()
-
 
 @dataclass
-class ShieldParams:
+class ShieldParams(ShieldSection):
+    """The `shield:` config section's settings (critic, recovery, eps_safe, H, gamma_risk), and the run
+    and policy they apply to."""
+
     run_dir: str = field(default="runs/fragile_push_wall/run", metadata={"doc": "farl pretrain output"})
     policy_checkpoint: str = field(
         default="",
@@ -33,14 +34,6 @@ class ShieldParams:
             "each policy_version; empty: the run's pre-trained task_policy.pt, which never changes"
         },
     )
-    critic: str = field(default=_SHIELD.critic, metadata={"doc": "world_model | q_risk | reachability"})
-    recovery: str = field(default=_SHIELD.recovery, metadata={"doc": "policy | mppi"})
-    eps_safe: float = field(default=_SHIELD.eps_safe, metadata={"doc": "risk threshold of eq. 11"})
-    horizon_steps: int = field(default=_SHIELD.horizon_steps, metadata={"doc": "H of eq. 10"})
-    gamma_risk: float = field(default=_SHIELD.gamma_risk, metadata={"doc": "discount of future failure risk"})
-
-    def settings(self) -> ShieldSettings:
-        return ShieldSettings(self.critic, self.recovery, self.eps_safe, self.horizon_steps, self.gamma_risk, "node")
 
 
 class _NoCritic:
@@ -76,7 +69,9 @@ class ShieldNode(Node):
         self.held = 0
         self.warned_frozen = False
         try:
-            self.shield: Shield | None = load_shield(p.run_dir, p.settings(), task_policy=self._load_policy())
+            self.shield: Shield | None = load_shield(
+                p.run_dir, p.settings(source="node"), task_policy=self._load_policy()
+            )
             if self.shield.critic.follows_policy:
                 follows = (
                     f"{p.policy_checkpoint}, following the learner's versions"

@@ -21,12 +21,13 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
+from farl_common.config import TeleopConfig
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
 from farl_teleop.devices import DeviceLost, DeviceUnavailable
 from farl_teleop.mapping import AxisMapping, bindings_for, help_line, phase_help
@@ -38,41 +39,19 @@ _STATUS_PERIOD_S = 0.2
 
 
 @dataclass
-class TeleopParams:
+class TeleopParams(TeleopConfig):
+    """The `teleop:` config section, and what the graph decides."""
+
     task: str = field(default="fragile_push_wall", metadata={"doc": "task name (hazard distance on the status line)"})
-    mode: str = field(default="record", metadata={"doc": "record: demonstrations; takeover: override the policy"})
-    kind: str = field(default="task", metadata={"doc": "record mode: task | recovery | failure"})
-    device: str = field(default="spacemouse", metadata={"doc": "spacemouse | keyboard | scripted"})
-    episodes: int = field(default=0, metadata={"doc": "record mode: stop after this many kept episodes; 0 = never"})
-    poll_hz: float = field(
-        default=20.0, metadata={"doc": "device polling rate (button presses shorter than a period may be missed)"}
+    mode: Literal["record", "takeover"] = field(
+        default="record", metadata={"doc": "record: demonstrations; takeover: override the policy"}
     )
-    deadband: float = field(
-        default=0.1, metadata={"doc": "deflection below this fraction of full scale counts as none"}
+    kind: Literal["task", "recovery", "failure", "online"] = field(
+        default="task", metadata={"doc": "record mode: task | recovery | failure (takeover mode: online, unused)"}
     )
-    gain: float = field(
-        default=1.0, metadata={"doc": "action units at full deflection (1 = the envelope's largest step)"}
+    episodes: int = field(
+        default=0, metadata={"doc": "record mode: stop after this many kept episodes; 0 = never", "lo": 0}
     )
-    axis_map: list[str] = field(
-        default_factory=lambda: ["x", "y", "z"], metadata={"doc": "device axis for base x, y, z; '-' flips"}
-    )
-    long_press_s: float = field(default=0.8, metadata={"doc": "a button held this long is a long press"})
-    key_hold_s: float = field(default=0.3, metadata={"doc": "keyboard: an axis key deflects its axis this long"})
-    release_s: float = field(
-        default=1.0, metadata={"doc": "takeover: control returns this long after the device rests"}
-    )
-    takeover_end: str = field(default="resume", metadata={"doc": "after a takeover: resume (the policy) | end_episode"})
-    on_unplug: str = field(
-        default="keep", metadata={"doc": "an episode cut short by an unplugged device: keep | discard"}
-    )
-    review: bool = field(
-        default=True, metadata={"doc": "record mode: ask keep / discard / rerecord after each episode"}
-    )
-    spacemouse_name: str = field(default="", metadata={"doc": "pyspacemouse device name; empty = the first found"})
-    person_takeover_m: float = field(
-        default=0.03, metadata={"doc": "scripted person: grabs when the object is this close to the hazard"}
-    )
-    person_carry_s: float = field(default=2.0, metadata={"doc": "scripted person: lets go after this long"})
     status_line: bool = field(default=False, metadata={"doc": "print a live status line on stderr"})
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from farl_common.config import ConfigError, check_fields
 from farl_common.runtime.node import Input, Node, NodeError, QosName, SyncInput
 from farl_common.runtime.sync import ApproximateTimeSync
 
@@ -110,7 +111,12 @@ def params_from_values(params_cls: type, values: dict[str, Any]) -> Any:
         elif typing.get_origin(tp) is tuple and v is not None:
             v = tuple(v)
         out[f.name] = v
-    return params_cls(**out)
+    params = params_cls(**out)
+    try:
+        check_fields(params, "parameter ")  # the same types, choices and ranges as the config file
+    except ConfigError as err:
+        raise NodeError(str(err)) from None
+    return params
 
 
 class _RosContext:
