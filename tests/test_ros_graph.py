@@ -401,9 +401,12 @@ def test_the_perception_node_without_a_camera_says_why_in_one_line(tmp_path) -> 
     from farl_perception.calibration import save_calibration
 
     calib = save_calibration(tmp_path / "cam.yaml", np.eye(4), 0.0, "test")
+    # Colours come from the task config (perception.hsv_lo/hsv_hi): a node started on its own is told them.
+    yellow = ["-p", "hsv_lo:=[22,120,120]", "-p", "hsv_hi:=[35,255,255]", "-p", "depth_offset_m:=[0.02]"]
     for extra, words in (
         (["-p", f"calibration:={tmp_path / 'missing.yaml'}"], "calibration file not found"),
-        (["-p", f"calibration:={calib}"], "no RealSense camera"),
+        ([*yellow, "-p", f"calibration:={calib}"], "no RealSense camera"),
+        (["-p", f"calibration:={calib}"], "perception: 1 objects need 3 hsv_lo and 3 hsv_hi values each"),
     ):
         args = [sys.executable, "-m", "farl_perception.perception_node", "--ros-args", *extra]
         out = subprocess.run(args, capture_output=True, text=True, timeout=120, env=os.environ.copy())

@@ -101,6 +101,8 @@ class PerceptionNode(Node):
             self.source.open()
         except (CalibrationError, CameraUnavailable, FileNotFoundError) as err:
             raise NodeError(str(err)) from None
+        except NodeError:
+            raise  # already one line (a RuntimeError too: not to be prefixed again below)
         except RuntimeError as err:  # ultralytics / weights
             raise NodeError(f"perception: {err}") from None
         for w in self.perception.warnings:
