@@ -85,6 +85,18 @@ def qos_profile(name: QosName):
     )
 
 
+def empty_list_type(hint: Any, default: Any) -> Any:
+    """For an empty-list default, the ROS array type to declare: rclpy infers BYTE_ARRAY from `[]` and
+    then refuses `-p hsv_lo:=[22,120,120]` (an INTEGER_ARRAY). None where the value says its type."""
+    if default != [] or typing.get_origin(hint) is not list:
+        return None
+    from rclpy.parameter import Parameter
+
+    (inner,) = typing.get_args(hint) or (str,)
+    arrays = {int: "INTEGER_ARRAY", float: "DOUBLE_ARRAY", bool: "BOOL_ARRAY", str: "STRING_ARRAY"}
+    return getattr(Parameter.Type, arrays.get(inner, "STRING_ARRAY"))
+
+
 def param_default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
@@ -187,7 +199,9 @@ class RclpyHost:
                 dynamic_typing=hints[f.name] is float,
             )
             default = to_ros_value(getattr(params, f.name)) if params is not None else param_default(f)
-            values[f.name] = self.ros_node.declare_parameter(f.name, default, desc).value
+            typed = empty_list_type(hints[f.name], default)
+            value = self.ros_node.declare_parameter(f.name, typed or default, desc).value
+            values[f.name] = default if value is None else value  # a typed declaration not overridden
         self.node = (make or node_cls)(params_from_values(node_cls.Params, values))
         self.publishers = {
             o.topic: self.ros_node.create_publisher(self.msgs.cls(o.typename), o.topic, qos_profile(o.qos))
