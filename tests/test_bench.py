@@ -23,7 +23,15 @@ def test_small_bench_writes_results(tmp_path):
         pretrain_scale=0.02,
         eval_episodes=1,
     )
-    run_bench(["fragile_push_wall"], ["farl", "uni_o4", "ppo_lag"], tmp_path, cfg, progress=False)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # as `farl --threads 3` would: the sequential bench keeps it
+    try:
+        run_bench(["fragile_push_wall"], ["farl", "uni_o4", "ppo_lag"], tmp_path, cfg, progress=False)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
     res = json.loads((tmp_path / "results.json").read_text())
     entry = res["fragile_push_wall"]
     assert set(entry["calibration"]) == {"world_model", "q_risk", "reachability"}

@@ -78,12 +78,13 @@ def calibrated_as(entry: dict[str, Any] | None, cfg: BenchConfig) -> bool:
     return all(entry.get(k) == v for k, v in wanted.items())
 
 
-def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, threads: int = 1) -> dict[str, Any]:
+def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, threads: int | None = None) -> dict[str, Any]:
     """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped;
     then the pre-trained policy's evaluation. Returns the task's entry (calibration and "before").
 
     A complete, calibrated run needs neither its demos nor its held-out set again, so a results folder
-    copied without them (to another machine, say) still resumes."""
+    copied without them (to another machine, say) still resumes. `threads`: torch's threads in a worker
+    process; None keeps this process's setting (`farl --threads`)."""
     from farl_bringup.pipeline import PretrainConfig, calibrate_shield, generate_heldout, pretrain
     from farl_common.torch_threads import use_threads
     from farl_learning.checkpoint import load
@@ -92,7 +93,8 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, thread
     from farl_learning.uni_o4 import policy_from_checkpoint
     from farl_sim.demos import generate_demos
 
-    use_threads(threads)
+    if threads is not None:
+        use_threads(threads)
     demos, held, run = out / "demos", out / "heldout", out / "run"
     try:
         check_run(run)
@@ -118,7 +120,9 @@ def _result_path(tdir: Path, method: str, seed: int) -> Path:
     return tdir / "results" / f"{method}.seed{seed}.json"
 
 
-def _run_one(task: str, tdir: Path, method: str, seed: int, cfg: BenchConfig, progress: bool) -> dict[str, Any]:
+def _run_one(
+    task: str, tdir: Path, method: str, seed: int, cfg: BenchConfig, progress: bool, threads: int | None = None
+) -> dict[str, Any]:
     """One (task, method, seed) fine-tuning from the task's shared pre-training, evaluated; the result
     is written to TASK/results/ the moment it is done (by the process that made it, so parallel runs
     never write the same file)."""
@@ -126,7 +130,8 @@ def _run_one(task: str, tdir: Path, method: str, seed: int, cfg: BenchConfig, pr
     from farl_common.torch_threads import use_threads
     from farl_learning.finetune_rollouts import evaluate
 
-    use_threads(1)
+    if threads is not None:
+        use_threads(threads)
     m = METHODS[method]
     t0 = time.perf_counter()
     shield = None
@@ -272,7 +277,7 @@ def _run_parallel(
                 # a task's runs start as soon as its own pre-training is done
                 for t, m, s in todo:
                     if t == task:
-                        pending[pool.submit(_run_one, t, out / t, m, s, cfg, False)] = ("run", t, m, s)
+                        pending[pool.submit(_run_one, t, out / t, m, s, cfg, False, 1)] = ("run", t, m, s)
                 continue
             task, method, seed = what
             try:

@@ -22,7 +22,7 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
-from farl_common.config import PerceptionConfig
+from farl_common.config import FarlConfig, PerceptionConfig, same_as
 from farl_common.runtime.node import Node, NodeError, Output, SyncInput, Timer
 from farl_common.topics import IMAGE_TOPICS, TOPIC_TYPES
 from farl_perception.calibration import CalibrationError, load_calibration
@@ -41,7 +41,7 @@ class PerceptionParams(PerceptionConfig):
     publish_frames: bool = field(
         default=False, metadata={"doc": "publish the frames used on the camera topics (recording them)"}
     )
-    rate_hz: float = field(default=5.0, metadata={"doc": "positions published per second", "lo": 0.1, "hi": 100.0})
+    rate_hz: float = same_as(FarlConfig, "rate_hz")  # positions go out at the graph's control rate
     object_names: list[str] = field(default_factory=lambda: ["object"], metadata={"doc": "objects to find"})
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
-from farl_common.config import RobotConfig, SceneConfig, prefixed
+from farl_common.config import FarlConfig, RobotConfig, SceneConfig, prefixed, same_as
 from farl_common.episode_messages import EpisodeMessages
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
 from farl_robot.driver import RobotDriver, RobotError, RobotFault
@@ -50,7 +50,7 @@ class RobotParams(RobotConfig, _SceneParams):  # type: ignore[misc, valid-type]
     """The `robot:` config section, the `scene:` section as `scene_*`, and what the graph decides."""
 
     task: str = field(default="fragile_push_wall", metadata={"doc": "task name (FailureBench, or a franka_* task)"})
-    rate_hz: float = field(default=5.0, metadata={"doc": "control rate", "lo": 0.1, "hi": 1000.0})
+    rate_hz: float = same_as(FarlConfig, "rate_hz")
     episodes: int = field(default=1, metadata={"doc": "episodes to run; 0 runs until stopped", "lo": 0})
     seed: int = field(default=0, metadata={"doc": "seed of the first episode", "lo": 0})
     kind: Literal["task", "recovery", "failure", "online"] = field(
