@@ -130,7 +130,7 @@ def test_a_person_takes_over_over_dds_and_the_bag_says_so(ros, tmp_path) -> None
     policy = RclpyHost(ScriptedPolicyNode, params=ScriptedPolicyParams(script="failure"))
     teleop = RclpyHost(
         TeleopNode,
-        params=TeleopParams(mode="takeover", device="scripted", person_takeover_m=0.05, poll_hz=40.0),
+        params=TeleopParams(takeover=True, device="scripted", person_takeover_m=0.05, poll_hz=40.0),
         remap={"action_shielded": "action_proposed"},
     )
     recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path / "dds")))

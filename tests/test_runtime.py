@@ -205,7 +205,7 @@ def test_each_node_params_is_its_config_section():
     )
     rp = robot_params(cfg, 1, 0)
     assert rp.max_step_m == 0.02 and rp.workspace_max_m == [0.4, 0.9, 0.4] and rp.scene_success_radius_m == 0.07
-    tp = teleop_params(cfg, "record")
+    tp = teleop_params(cfg, takeover=False)
     assert tp.gain == 0.5 and tp.axis_map == ["-y", "x", "z"] and tp.axis_map is not cfg.teleop.axis_map
     assert perception_params(cfg).max_jump_m == 0.1
     # every parameter the graph gives a node meets that node's own schema (what RclpyHost checks)
@@ -215,6 +215,13 @@ def test_each_node_params_is_its_config_section():
     for extra in ({}, {"teleop": {"takeover": True, "device": "scripted"}}, {"policy": {"kind": "learned"}}):
         for spec in graph_spec(config_from_dict({**extra, "perception": {"enabled": True, "source": "mujoco"}})):
             check_fields(spec.params)
+    # the teleop node's mode is the graph's: a recording graph records, whatever `takeover:` says
+    for kind, takeover, mode in (("teleop", True, "record"), ("scripted", True, "takeover"), ("scripted", False, None)):
+        episodes = {"kind": "task" if kind == "teleop" else "online"}
+        cfg = config_from_dict({"policy": {"kind": kind}, "teleop": {"takeover": takeover}, "episodes": episodes})
+        specs = graph_spec(cfg)
+        modes = [spec.params.mode for spec in specs if spec.node_class.__name__ == "TeleopNode"]
+        assert modes == ([mode] if mode else []), (kind, takeover, modes)
 
 
 @pytest.mark.ros
@@ -239,3 +246,33 @@ def test_rclpy_host_runs_the_same_node():
         pairer.close()
     finally:
         rclpy.try_shutdown()
+
+
+def test_node_shutdown_closes_its_resources_even_after_a_fault():
+    closed: list[str] = []
+
+    class Resource:
+        def __init__(self, name: str, fails: bool = False) -> None:
+            self.name, self.fails = name, fails
+
+        def close(self) -> None:
+            closed.append(self.name)
+            if self.fails:
+                raise OSError(f"{self.name} would not close")
+
+    class Holder(Node):
+        def on_shutdown(self) -> None:
+            closed.append("on_shutdown")
+            raise RuntimeError("flush failed")
+
+    node = Holder()
+    camera = node.closes(Resource("camera"))
+    node.closes(Resource("driver", fails=True))
+    assert camera.name == "camera"
+    with pytest.raises(OSError, match="driver would not close") as raised:
+        node.shutdown()
+    assert isinstance(raised.value.__context__, RuntimeError)  # the first fault travels with the last
+    assert closed == ["on_shutdown", "driver", "camera"]  # newest first, each one despite the faults
+    with pytest.raises(RuntimeError, match="flush failed"):
+        node.shutdown()  # a second shutdown closes nothing twice
+    assert closed == ["on_shutdown", "driver", "camera", "on_shutdown"]

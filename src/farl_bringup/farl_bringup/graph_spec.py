@@ -70,10 +70,12 @@ def graph_spec(
     return specs
 
 
-def teleop_params(cfg: FarlConfig, mode: str, episodes: int = 0) -> TeleopParams:
-    """The teleop node's parameters: the `teleop:` section by name, plus what the graph decides."""
+def teleop_params(cfg: FarlConfig, takeover: bool, episodes: int = 0) -> TeleopParams:
+    """The teleop node's parameters: the `teleop:` section by name, plus what the graph decides (a
+    recording graph records even where the section says `takeover: true`)."""
     # TeleopParams extends the section: every key of it reaches the node under the same name.
-    return TeleopParams(**_section(cfg.teleop), task=cfg.task, mode=mode, kind=cfg.episodes.kind, episodes=episodes)
+    section = {**_section(cfg.teleop), "takeover": takeover}
+    return TeleopParams(**section, task=cfg.task, kind=cfg.episodes.kind, episodes=episodes)
 
 
 def _record_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec]:
@@ -90,7 +92,7 @@ def _record_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
         _recorder(cfg, run_id),
         NodeSpec("farl_robot", "robot_node", RobotNode, robot, dict(cfg.topics)),
         *_perception(cfg),
-        NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, "record", n), dict(cfg.topics)),
+        NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, False, n), dict(cfg.topics)),
     ]
 
 
@@ -124,7 +126,7 @@ def _with_takeover(cfg: FarlConfig, specs: list[NodeSpec]) -> list[NodeSpec]:
                 spec.topics[short] = cfg.topics[short] if short == "action_proposed" else fed_by
                 fed_by = spec.topics[short]
     topics = {**cfg.topics, "action_shielded": fed_by}
-    teleop = NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, "takeover"), topics)
+    teleop = NodeSpec("farl_teleop", "teleop_node", TeleopNode, teleop_params(cfg, takeover=True), topics)
     return [*specs, teleop]
 
 

@@ -162,7 +162,9 @@ def _policy_failures(task: str, policy, out: Path, cfg: PretrainConfig, seed: in
 
 def policy_actor(policy, extra_noise: float = 0.0):
     """The policy acting as online fine-tuning makes it act (its own Gaussian draw, clipped to the action
-    box), with `extra_noise` more on top; for `generate_demos(policy=...)`."""
+    box), with `extra_noise` more on top; for `generate_demos(policy=...)`. The one sampler besides
+    `GaussianPolicy.act`: its draws come from the demo episode's numpy generator, so that a set of
+    demos is reproducible episode by episode (`generate_demos` seeds each from (seed, index))."""
     import numpy as np
 
     def act(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -323,18 +323,24 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> FarlConfig
     return cfg
 
 
-def load_config(path: str | Path) -> FarlConfig:
-    """Read and validate a task config file."""
+def read_yaml_mapping(path: str | Path, error: type[Exception], missing: str) -> dict[str, Any]:
+    """A YAML file's top level as a dict ({} for an empty file), or `error` with one line that starts
+    with the path: `missing` (e.g. "config file not found"), not YAML, or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise error(f"{path}: {missing}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+        raise error(f"{path}: not valid YAML ({' '.join(str(err).split())[:200]})") from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return config_from_dict(data or {}, str(path))
+        raise error(f"{path}: the top level must be a mapping of keys")
+    return data or {}
+
+
+def load_config(path: str | Path) -> FarlConfig:
+    """Read and validate a task config file."""
+    return config_from_dict(read_yaml_mapping(path, ConfigError, "config file not found"), str(path))
 
 
 def config_dir() -> Path:

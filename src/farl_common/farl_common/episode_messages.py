@@ -38,17 +38,21 @@ class EpisodeMessages:
         self.succeeded = False
         self.failed = False
 
-    def start(self, t_ns: int) -> Any:
+    def _event(self, t_ns: int, start: bool, **fields: Any) -> Any:
         return M.make_event(
             self.msgs,
             t_ns=t_ns,
-            start=True,
+            start=start,
             episode=self.episode,
             task=self.task,
             kind=self.kind,
             policy_version=self.policy_version,
             seed=self.seed,
+            **fields,
         )
+
+    def start(self, t_ns: int) -> Any:
+        return self._event(t_ns, True)
 
     def state(self, t_ns: int, step: int, values: np.ndarray) -> Any:
         return M.make_state(
@@ -95,17 +99,11 @@ class EpisodeMessages:
         return "success" if self.succeeded else "timeout"
 
     def end(self, t_ns: int, outcome: str | None = None) -> Any:
-        return M.make_event(
-            self.msgs,
-            t_ns=t_ns,
-            start=False,
-            episode=self.episode,
-            task=self.task,
-            kind=self.kind,
+        return self._event(
+            t_ns,
+            False,
             outcome=outcome or self.outcome,
-            policy_version=self.policy_version,
             policy=self.policy,
-            seed=self.seed,
             steps=self.steps,
             episode_return=self.episode_return,
         )

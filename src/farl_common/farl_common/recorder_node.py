@@ -23,13 +23,14 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
+from functools import partialmethod
 from pathlib import Path
 from typing import Any, Literal
 
 from farl_common import messages as M
 from farl_common.bags import EpisodeBagWriter
 from farl_common.config import RecorderConfig, same_as
-from farl_common.runtime.node import Input, Node
+from farl_common.runtime.node import Input, Node, entry_point
 from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, IMAGE_TOPICS, TOPIC_TYPES, topic_qos
 
 _MAX_EARLY = 1000
@@ -98,33 +99,19 @@ class EpisodeRecorderNode(Node):
         else:
             self.dropped += 1
 
-    def on_state(self, msg: Any) -> None:
-        self._record("state", msg)
-
-    def on_action_proposed(self, msg: Any) -> None:
-        self._record("action_proposed", msg)
-
-    def on_action_executed(self, msg: Any) -> None:
-        self._record("action_executed", msg)
-
-    def on_shield_decision(self, msg: Any) -> None:
-        self._record("shield_decision", msg)
-
-    def on_step_feedback(self, msg: Any) -> None:
-        self._record("step_feedback", msg)
+    on_state = partialmethod(_record, "state")
+    on_action_proposed = partialmethod(_record, "action_proposed")
+    on_action_executed = partialmethod(_record, "action_executed")
+    on_shield_decision = partialmethod(_record, "shield_decision")
+    on_step_feedback = partialmethod(_record, "step_feedback")
 
     def _record_image(self, topic: str, msg: Any) -> None:
         if self.writer is not None and M.stamp_ns(msg) >= self.start_ns:
             self._put(topic, msg)
 
-    def on_camera_color(self, msg: Any) -> None:
-        self._record_image("camera_color", msg)
-
-    def on_camera_depth(self, msg: Any) -> None:
-        self._record_image("camera_depth", msg)
-
-    def on_camera_info(self, msg: Any) -> None:
-        self._record_image("camera_info", msg)
+    on_camera_color = partialmethod(_record_image, "camera_color")
+    on_camera_depth = partialmethod(_record_image, "camera_depth")
+    on_camera_info = partialmethod(_record_image, "camera_info")
 
     def on_episode_event(self, msg: Any) -> None:
         if M.is_start(msg, self.msgs):
@@ -194,7 +181,4 @@ class EpisodeRecorderNode(Node):
             self.writer = None
 
 
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(EpisodeRecorderNode, args)
+main = entry_point(EpisodeRecorderNode)

@@ -141,10 +141,8 @@ class PPOTrainer:
         while active:
             o = np.stack([obs[i] for i in active])
             ot = torch.as_tensor(o, dtype=torch.float32)
-            with torch.no_grad():
-                mean, log_std = self.policy(ot)
-                sample = mean + log_std.exp() * torch.randn(mean.shape, generator=self.gen)
-                proposed = sample.clamp(-1, 1).numpy().astype(np.float64)
+            sample = self.policy.act(ot, generator=self.gen)
+            proposed = sample.clamp(-1, 1).numpy().astype(np.float64)
             res = self.filter.filter(o, proposed)
             acts, not_own = res.executed.copy(), np.asarray(res.swapped, dtype=bool).copy()
             ending = [False] * len(active)
@@ -272,8 +270,8 @@ def evaluate(
         obs, _ = env.reset(seed=seed + e)
         total, success, failed = 0.0, False, False
         while True:
-            with torch.no_grad():
-                a = policy(torch.as_tensor(obs[None], dtype=torch.float32))[0].numpy().astype(np.float64)
+            a = policy.act(torch.as_tensor(obs[None], dtype=torch.float32), deterministic=True).numpy()
+            a = a.astype(np.float64)
             a = filt.filter(obs[None], a).executed[0]
             obs, r, term, trunc, info = env.step(a)
             total += r

@@ -20,7 +20,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.config import LearnerConfig, same_as
-from farl_common.runtime.node import Input, Node, Output
+from farl_common.runtime.node import Input, Node, Output, entry_point
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.ppo import PPOConfig, PPOLearner
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
@@ -139,7 +139,4 @@ class LearnerNode(Node):
             self.publish("policy_version", self.msgs.new("std_msgs/msg/UInt32", data=self.version))
 
 
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(LearnerNode, args)
+main = entry_point(LearnerNode)

@@ -3,6 +3,8 @@ the frozen observation normaliser (its statistics come from the demonstrations a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -68,9 +70,16 @@ class GaussianPolicy(nn.Module):
         return self.dist(obs).log_prob(act).sum(-1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One action per row of `obs`: the mean, or one Gaussian draw from `generator` (torch's default
+        one if None). A draw is not clipped: PPO keeps the raw draw and its log-probability, and what is
+        executed is clipped by the shield, the envelope and the robot."""
         mean, log_std = self(obs)
-        return mean if deterministic else mean + log_std.exp() * torch.randn_like(mean)
+        if deterministic:
+            return mean
+        return mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
 
 
 class ValueNet(nn.Module):
@@ -107,6 +116,15 @@ def share_normalizer(norm: Normalizer, *modules: nn.Module) -> None:
             if isinstance(sub, Normalizer) and sub is not norm:
                 sub.mean.copy_(norm.mean)
                 sub.std.copy_(norm.std)
+
+
+def gradient_step(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: tuple[Any, float] | None = None) -> None:
+    """One optimiser step on `loss`; `clip` = (parameters, max norm) clips their gradient first."""
+    opt.zero_grad()
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(clip[0], clip[1])
+    opt.step()
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from farl_common.acting_node import ActingNode
-from farl_common.runtime.node import Input
+from farl_common.runtime.node import Input, entry_point
 from farl_learning.checkpoint import CheckpointError, load, weights_fingerprint
 from farl_learning.uni_o4 import policy_from_checkpoint
 
@@ -71,14 +71,9 @@ class PolicyNode(ActingNode):
         self.log("info", f"policy version {self.version} loaded")
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            mean, log_std = self.policy(torch.as_tensor(obs[None], dtype=torch.float32))
-            if not self.params.deterministic:
-                mean = mean + log_std.exp() * torch.randn(mean.shape, generator=self.gen)
-        return mean[0].numpy().astype(np.float64)
+        obs_t = torch.as_tensor(obs[None], dtype=torch.float32)
+        action = self.policy.act(obs_t, deterministic=self.params.deterministic, generator=self.gen)
+        return action[0].numpy().astype(np.float64)
 
 
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(PolicyNode, args)
+main = entry_point(PolicyNode)

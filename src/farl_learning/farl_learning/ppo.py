@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from farl_learning.nets import GaussianPolicy, ValueNet
+from farl_learning.nets import GaussianPolicy, ValueNet, gradient_step
 
 
 @dataclass
@@ -231,18 +231,13 @@ class PPOLearner:
                 pi_loss = -(surrogate * w).sum() / w.sum().clamp(min=1.0)
                 pi_loss = pi_loss - cfg.ent_coef * dist.entropy().sum(-1).mean()
                 if train_policy:
-                    self.pi_opt.zero_grad()
-                    pi_loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-                    self.pi_opt.step()
+                    gradient_step(self.pi_opt, pi_loss, (self.policy.parameters(), cfg.max_grad_norm))
                 with torch.no_grad():
                     info["approx_kl"] = float((((ratio - 1) - torch.log(ratio)) * w).sum() / w.sum().clamp(min=1.0))
                 v_loss = ((self.value(OBS[mb]) - RET[mb]) ** 2).mean()
                 if self.cost_value is not None:
                     v_loss = v_loss + ((self.cost_value(OBS[mb]) - CRET[mb]) ** 2).mean()
-                self.v_opt.zero_grad()
-                v_loss.backward()
-                self.v_opt.step()
+                gradient_step(self.v_opt, v_loss)
                 info["pi_loss"] = float(pi_loss.detach())
                 info["v_loss"] = float(v_loss.detach())
                 info["clip_frac"] = float(((ratio - 1).abs() > cfg.clip_eps).float().mean())

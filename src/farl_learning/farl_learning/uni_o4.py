@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import trange
 
 from farl_learning.data import Transitions
-from farl_learning.nets import GaussianPolicy, Normalizer, QNet, ValueNet, polyak, share_normalizer
+from farl_learning.nets import GaussianPolicy, Normalizer, QNet, ValueNet, gradient_step, polyak, share_normalizer
 
 MIN_TRANSITIONS = 16
 
@@ -141,9 +141,7 @@ def train_uni_o4(
         ):
             idx = boot[torch.randint(0, len(boot), (cfg.batch_size,), generator=gen)]
             loss = -pol.log_prob(data.obs[idx], data.action[idx]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            gradient_step(opt, loss)
             if log is not None and step % 100 == 0:
                 log.add_scalar(f"{tag}/bc_nll_{m}", float(loss.detach()), step)
         members.append(pol)
@@ -159,15 +157,11 @@ def train_uni_o4(
         with torch.no_grad():
             q_t = q_target(b["obs"], b["action"]).min(0).values
         v_loss = _expectile_loss(q_t - value(b["obs"]), cfg.expectile)
-        v_opt.zero_grad()
-        v_loss.backward()
-        v_opt.step()
+        gradient_step(v_opt, v_loss)
         with torch.no_grad():
             target = cfg.reward_scale * b["reward"] + cfg.gamma * (1 - b["done"]) * value(b["next_obs"])
         q_loss = F.mse_loss(q(b["obs"], b["action"]), target.expand(2, -1))
-        q_opt.zero_grad()
-        q_loss.backward()
-        q_opt.step()
+        gradient_step(q_opt, q_loss)
         polyak(q_target, q, cfg.target_tau)
         if log is not None and step % 100 == 0:
             log.add_scalar(f"{tag}/v_loss", float(v_loss.detach()), step)
@@ -192,9 +186,7 @@ def train_uni_o4(
                     logp_old = behaviour.log_prob(s, a)
                 ratio = torch.exp(candidate.log_prob(s, a) - logp_old)
                 loss = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                gradient_step(opt, loss)
             new_score = evaluate_offline(candidate, q, eval_states)
             with torch.no_grad():
                 kl = float(

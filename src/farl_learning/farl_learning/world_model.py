@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import trange
 
 from farl_learning.data import Transitions
-from farl_learning.nets import Normalizer, mlp, polyak
+from farl_learning.nets import Normalizer, gradient_step, mlp, polyak
 from farl_learning.two_hot import TwoHot
 
 
@@ -173,10 +173,7 @@ def train_world_model(
         w = data.windows(cfg.batch_size, cfg.horizon, gen, cfg.failure_fraction)
         w = {k: v for k, v in w.items()}
         loss, parts = wm.loss(w, target)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(wm.parameters(), cfg.grad_clip)
-        opt.step()
+        gradient_step(opt, loss, (wm.parameters(), cfg.grad_clip))
         polyak(target, wm, cfg.target_tau)
         if step % 50 == 0 or step == cfg.steps - 1:
             history.append({"step": step, "loss": float(loss.detach()), **parts})

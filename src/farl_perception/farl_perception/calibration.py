@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from farl_common.config import read_yaml_mapping
+
 
 class CalibrationError(ValueError):
     """A calibration file that cannot be used; the message starts with its path."""
@@ -32,13 +34,8 @@ def check_rigid(T: np.ndarray, where: str) -> np.ndarray:
 
 def load_calibration(path: str | Path) -> np.ndarray:
     path = Path(path)
-    if not path.is_file():
-        raise CalibrationError(f"{path}: calibration file not found (farl perception calibrate writes it)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise CalibrationError(f"{path}: not valid YAML ({' '.join(str(err).split())[:200]})") from None
-    if not isinstance(data, dict) or "T_base_camera" not in data:
+    data = read_yaml_mapping(path, CalibrationError, "calibration file not found (farl perception calibrate writes it)")
+    if "T_base_camera" not in data:
         raise CalibrationError(f"{path}: no T_base_camera key")
     try:
         T = np.array(data["T_base_camera"], dtype=np.float64)

@@ -23,7 +23,7 @@ import numpy as np
 from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import FarlConfig, PerceptionConfig, same_as
-from farl_common.runtime.node import Node, NodeError, Output, SyncInput, Timer
+from farl_common.runtime.node import Node, NodeError, Output, SyncInput, Timer, entry_point
 from farl_common.topics import IMAGE_TOPICS, TOPIC_TYPES
 from farl_perception.calibration import CalibrationError, load_calibration
 from farl_perception.detect import ColorRange
@@ -88,7 +88,7 @@ class PerceptionNode(Node):
 
     def on_start(self) -> None:
         p = self.params
-        self.source = self._given or self._make_source()
+        self.source = self.closes(self._given or self._make_source())
         try:
             T_cam = getattr(self.source, "T_base_camera", None)
             if T_cam is None:
@@ -180,16 +180,8 @@ class PerceptionNode(Node):
             ),
         )
 
-    def on_shutdown(self) -> None:
-        src = getattr(self, "source", None)
-        if src is not None:
-            src.close()
 
-
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(PerceptionNode, args)
+main = entry_point(PerceptionNode)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import FarlConfig, RobotConfig, SceneConfig, prefixed, same_as
 from farl_common.episode_messages import EpisodeMessages
-from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
+from farl_common.runtime.node import Input, Node, NodeError, Output, Timer, entry_point
 from farl_robot.driver import RobotDriver, RobotError, RobotFault
 from farl_robot.envelope import HardEnvelope, UnsafeCommand
 from farl_robot.scene import Scene, StaleState, StepOutcome
@@ -155,6 +155,7 @@ class RobotNode(Node):
         if p.backend == "franky":
             check_real_params(p)
         self.driver, self.scene = self._given or make_driver(p)
+        self.closes(self.driver)
         self.episode = -1
         self.rec: EpisodeMessages | None = None
         self.obs: np.ndarray | None = None
@@ -442,16 +443,8 @@ class RobotNode(Node):
         self.exit_code = 1
         self.ctx.request_shutdown()
 
-    def on_shutdown(self) -> None:
-        driver = getattr(self, "driver", None)
-        if driver is not None:
-            driver.close()
 
-
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(RobotNode, args)
+main = entry_point(RobotNode)
 
 
 if __name__ == "__main__":

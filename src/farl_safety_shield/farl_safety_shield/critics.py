@@ -25,7 +25,7 @@ from tqdm import trange
 
 from farl_common.shield_settings import ShieldSettings
 from farl_learning.data import Transitions
-from farl_learning.nets import GaussianPolicy, Normalizer, QNet, polyak, share_normalizer
+from farl_learning.nets import GaussianPolicy, Normalizer, QNet, gradient_step, polyak, share_normalizer
 from farl_learning.world_model import WorldModel
 from farl_safety_shield.fused_rollout import FusedRollout, Unfusable
 
@@ -147,9 +147,7 @@ class _QCritic:
                     data.has_next_action[idx],
                 )  # fmt: skip
             loss = F.binary_cross_entropy(q(s, a).clamp(1e-6, 1 - 1e-6), y.clamp(0, 1).expand(2, -1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            gradient_step(opt, loss)
             polyak(target, q, cfg.target_tau)
             if log is not None and step % 100 == 0:
                 log.add_scalar(f"{cls.name}/loss", float(loss.detach()), step)

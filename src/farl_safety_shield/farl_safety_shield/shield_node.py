@@ -14,7 +14,7 @@ import numpy as np
 from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import ShieldSection
-from farl_common.runtime.node import Input, Node, Output
+from farl_common.runtime.node import Input, Node, Output, entry_point
 from farl_learning.checkpoint import CheckpointError, load
 from farl_learning.uni_o4 import policy_from_checkpoint
 from farl_safety_shield.recovery import PolicyRecovery
@@ -176,7 +176,4 @@ class ShieldNode(Node):
         )
 
 
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(ShieldNode, args)
+main = entry_point(ShieldNode)

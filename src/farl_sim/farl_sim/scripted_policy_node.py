@@ -11,6 +11,7 @@ import numpy as np
 
 from farl_common.acting_node import ActingNode
 from farl_common.obs_layout import OBS_DIM
+from farl_common.runtime.node import entry_point
 from farl_sim.experts import failure_driver, recovery_mover, task_expert
 
 SCRIPTS = {"expert": task_expert, "failure": failure_driver, "recovery": recovery_mover}
@@ -47,7 +48,4 @@ class ScriptedPolicyNode(ActingNode):
         return action
 
 
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(ScriptedPolicyNode, args)
+main = entry_point(ScriptedPolicyNode)

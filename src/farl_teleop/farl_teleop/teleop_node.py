@@ -28,7 +28,7 @@ import numpy as np
 from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import TeleopConfig
-from farl_common.runtime.node import Input, Node, NodeError, Output, Timer
+from farl_common.runtime.node import Input, Node, NodeError, Output, Timer, entry_point
 from farl_teleop.devices import DeviceLost, DeviceUnavailable
 from farl_teleop.mapping import AxisMapping, bindings_for, help_line, phase_help
 from farl_teleop.operators import DeviceOperator, Operator, ScriptedPerson
@@ -43,9 +43,6 @@ class TeleopParams(TeleopConfig):
     """The `teleop:` config section, and what the graph decides."""
 
     task: str = field(default="fragile_push_wall", metadata={"doc": "task name (hazard distance on the status line)"})
-    mode: Literal["record", "takeover"] = field(
-        default="record", metadata={"doc": "record: demonstrations; takeover: override the policy"}
-    )
     kind: Literal["task", "recovery", "failure", "online"] = field(
         default="task", metadata={"doc": "record mode: task | recovery | failure (takeover mode: online, unused)"}
     )
@@ -54,8 +51,12 @@ class TeleopParams(TeleopConfig):
     )
     status_line: bool = field(default=False, metadata={"doc": "print a live status line on stderr"})
 
+    @property
+    def mode(self) -> Literal["record", "takeover"]:
+        """record: demonstrations; takeover (the section's `takeover: true`): override the policy."""
+        return "takeover" if self.takeover else "record"
 
-MODES = ("record", "takeover")
+
 DEVICES = ("spacemouse", "keyboard", "scripted")
 
 
@@ -101,8 +102,6 @@ class TeleopNode(Node):
 
     def on_start(self) -> None:
         p = self.params
-        if p.mode not in MODES:
-            raise NodeError(f"teleop: mode {p.mode!r}: choose {' or '.join(MODES)}")
         if p.device not in DEVICES:
             raise NodeError(f"teleop: device {p.device!r}: choose one of {', '.join(DEVICES)}")
         if p.takeover_end not in TAKEOVER_ENDS:
@@ -111,7 +110,7 @@ class TeleopNode(Node):
             raise NodeError(f"teleop: on_unplug {p.on_unplug!r}: choose keep or discard")
         if p.mode == "record" and p.kind not in ("task", "recovery", "failure"):
             raise NodeError(f"teleop: kind {p.kind!r}: demonstrations are task, recovery or failure")
-        self.operator = self._given or make_operator(p)
+        self.operator = self.closes(self._given or make_operator(p))
         self.bindings, self.review_bindings = bindings_for(p.device)
         self.phase = "idle"
         """idle -> (approach ->) recording -> review -> idle; unplugged while the device is gone."""
@@ -343,15 +342,9 @@ class TeleopNode(Node):
     def on_shutdown(self) -> None:
         if self.params.status_line:
             sys.stderr.write("\n")
-        op = getattr(self, "operator", None)
-        if op is not None:
-            op.close()
 
 
-def main(args: list[str] | None = None) -> int:
-    from farl_common.runtime.rclpy_host import run_node
-
-    return run_node(TeleopNode, args)
+main = entry_point(TeleopNode)
 
 
 if __name__ == "__main__":

@@ -177,10 +177,13 @@ class InProcessRuntime:
         if delay > 0:
             time.sleep(delay)
 
+    def _shut_down_nodes(self) -> None:
+        for node in reversed(self.nodes):
+            node.shutdown()
+
     def close(self) -> Path | None:
         """Shut nodes down (in reverse order of adding) and close the recording, if any."""
-        for node in reversed(self.nodes):
-            node.on_shutdown()
+        self._shut_down_nodes()
         if self._recorder is not None:
             path = self._recorder.close()
             self._recorder = None
@@ -194,7 +197,6 @@ class InProcessRuntime:
         if exc_type is None:
             self.close()
         else:
-            for node in reversed(self.nodes):
-                node.on_shutdown()
+            self._shut_down_nodes()
             if self._recorder is not None:
                 self._recorder.abort()

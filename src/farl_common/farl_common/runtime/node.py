@@ -7,12 +7,15 @@ message class or rclpy itself, so one body runs in process and under ROS 2.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from farl_common.messages import MessageFactory
 
+Closable = TypeVar("Closable")
 QosName = Literal["default", "events", "sensor"]
 """default: reliable, keep last 10; events: reliable, transient local, keep last 100 (late
 joiners still see episode starts/ends and the policy version); sensor: best effort, keep last 5."""
@@ -110,6 +113,15 @@ class Node:
     def on_shutdown(self) -> None:
         """Before the runtime stops: flush files, stop hardware."""
 
+    def shutdown(self) -> None:
+        """What runtimes call when they stop: `on_shutdown`, then close what the node handed to
+        `closes` (newest first), also when `on_shutdown` or one of the closes raised (the last error
+        is raised, the ones before it chained to it)."""
+        with contextlib.ExitStack() as stack:
+            for resource in self.__dict__.pop("_closing", []):
+                stack.callback(resource.close)
+            self.on_shutdown()
+
     # for subclasses --------------------------------------------------------------------------
     @property
     def ctx(self) -> NodeContext:
@@ -130,6 +142,12 @@ class Node:
     def log(self, level: str, text: str) -> None:
         self.ctx.log(level, text)
 
+    def closes(self, resource: Closable) -> Closable:
+        """Have `resource` (a driver, a camera, an input device: anything with `close()`) closed when
+        the node shuts down, whatever happens before; returns it."""
+        self.__dict__.setdefault("_closing", []).append(resource)
+        return resource
+
     @classmethod
     def param_fields(cls) -> list[dataclasses.Field]:
         return list(dataclasses.fields(cls.Params))
@@ -140,3 +158,16 @@ class Node:
             if o.topic == topic:
                 return o.typename
         raise KeyError(f"{cls.name}: no output {topic!r} declared")
+
+
+def entry_point(node_cls: type[Node]) -> Callable[[list[str] | None], int]:
+    """The `main` of a node's ROS 2 executable (setup.py's console_scripts): `node_cls` under rclpy,
+    which is imported only when it runs."""
+
+    def main(args: list[str] | None = None) -> int:
+        from farl_common.runtime.rclpy_host import run_node
+
+        return run_node(node_cls, args)
+
+    main.__doc__ = f"Run {node_cls.__name__} as a ROS 2 node (`ros2 run` and `python -m`)."
+    return main

@@ -4,7 +4,7 @@ Parameters are declared from the node's `Params` dataclass (with their docs as d
 may come from the launch file or `--ros-args -p`; topics are the node's short names, relative, so
 launch remappings place them in the graph; QoS is explicit per declaration; `use_sim_time` works
 as in any rclpy node (declared by rclpy, clock from /clock). Ctrl-C, `ros2 lifecycle`-free
-shutdown and a node's own `request_shutdown()` all end in `on_shutdown()` and a clean exit.
+shutdown and a node's own `request_shutdown()` all end in `Node.shutdown()` and a clean exit.
 
 rclpy is imported inside the functions: this module imports, and its helpers are tested,
 on machines without ROS.
@@ -247,7 +247,7 @@ class RclpyHost:
 
     def close(self) -> None:
         try:
-            self.node.on_shutdown()
+            self.node.shutdown()
         finally:
             self.ros_node.destroy_node()
 
