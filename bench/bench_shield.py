@@ -88,7 +88,8 @@ def main() -> None:
     fused, modules, q = med["C_H fused"], med["C_H modules"], med["Q_risk forward"]
     print(
         f"one C_H (H={wm_critic.horizon}): fused {fused:.0f} us, modules {modules:.0f} us; one Q_risk forward "
-        f"{q:.0f} us; ratio fused {fused / q:.1f}x, modules {modules / q:.1f}x (medians)"
+        f"{q:.0f} us; ratio fused {fused / q:.1f}x, modules {modules / q:.1f}x (medians; fused as a recorded "
+        f"graph: {'yes' if wm_critic.fused is not None and wm_critic.fused.traced is not None else 'no'})"
     )
     rates = {}
     for shield_name in ("none", "world_model"):

@@ -357,14 +357,19 @@ def test_fused_c_h_equals_the_module_rollout(tiny_run, demo_dir):
     obs = torch.cat([torch.as_tensor(ds.obs[:200], dtype=torch.float32), torch.randn(56, 39, generator=gen) * 3])
     act = torch.rand(len(obs), 4, generator=gen) * 2 - 1
     critic = WorldModelRisk(wm, pol, horizon=5, gamma_risk=0.9)
-    assert isinstance(critic.fused, FusedRollout)
+    assert isinstance(critic.fused, FusedRollout) and critic.fused.traced is not None  # the recorded graph runs
 
     def same():
         fused, reference = critic.risk(obs, act), critic.risk_unfused(obs, act)
         torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+        for n in (1, 3):  # one graph for every batch size, in any order
+            torch.testing.assert_close(critic.risk(obs[:n], act[:n]), reference[:n], atol=1e-5, rtol=1e-5)
         return reference
 
     first = same()
+    graph, critic.fused.traced = critic.fused.traced, None
+    same()  # the eager path a torch without the tracer takes
+    critic.fused.traced = graph
     with torch.no_grad():
         for p in pol.net.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))

@@ -1,21 +1,27 @@
 """C_H's rollout (eq. 10) as few, direct tensor operations: the shield's inference path.
 
 `WorldModelRisk.risk_unfused` rolls the world model through its modules: one decision is a few
-hundred small torch calls whose cost is per-call overhead, not arithmetic (8-14x one Q_risk forward,
+hundred small torch calls whose cost is mostly per-call overhead (about 10x one Q_risk forward,
 bench/bench_shield.py). This computes the same numbers (to 1e-5, tested) with about half the calls:
 
 - the constraint head C and the dynamics d read the same (z, a): their first layers are one matrix
   product, their later layers one batched product over the two heads (C's one output padded to d's);
 - the decoder S's last layer absorbs the world model's de-normalisation and the policy's
   normalisation, so decoded states go straight into the policy's network (after its clamp);
-- no `nn.Module` calls: layers are applied from their tensors with `torch.nn.functional`.
+- no `nn.Module` calls: layers are applied from their tensors with `torch.nn.functional`;
+- the whole rollout is recorded once as a TorchScript graph (`torch.jit.trace`), which runs those
+  calls without Python between them. torch marks `jit.trace` deprecated; where it is missing or
+  fails, the same function runs eagerly (`traced` is None), with the same numbers.
 
 The world model is frozen online, so its merged tensors are made once; the policy's own layers are
-read from the policy's live parameters on every call (PPO updates them in place), and only its frozen
-normaliser is folded in (`WorldModelRisk.set_policy` rebuilds this for a new policy object).
+inputs of the graph, its live parameters passed on every call (PPO updates them in place), and only
+its frozen normaliser is folded in (`WorldModelRisk.set_policy` rebuilds this for a new policy object).
 """
 
 from __future__ import annotations
+
+import copy
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +46,26 @@ def _layers(seq: nn.Sequential) -> list[nn.Module]:
     return mods
 
 
-def _mlp(x: torch.Tensor, mods: list[nn.Module], last: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """An `nets.mlp` from its modules' tensors; `last` replaces the final layer's weight and bias."""
-    for k in range(0, len(mods) - 1, 3):
-        lin, ln = mods[k], mods[k + 1]
-        x = F.mish(F.layer_norm(F.linear(x, lin.weight, lin.bias), ln.normalized_shape, ln.weight, ln.bias, ln.eps))
+Frozen = tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]], torch.Tensor, torch.Tensor]
+"""A frozen `nets.mlp`: per hidden block (W^T, b, LayerNorm weight, bias, eps), then the last W^T, b."""
+
+
+def _frozen(mods: list[nn.Module], last: tuple[torch.Tensor, torch.Tensor] | None = None) -> Frozen:
+    """`mods`' tensors with each weight stored transposed (x @ W^T as one addmm from contiguous memory
+    is about 40% faster than F.linear at batch 1); `last` replaces the final layer's weight and bias."""
+    blocks = [
+        (lin.weight.t().contiguous(), lin.bias, ln.weight, ln.bias, ln.eps)
+        for lin, ln in zip(mods[:-1:3], mods[1:-1:3], strict=True)
+    ]
     w, b = last if last is not None else (mods[-1].weight, mods[-1].bias)
-    return F.linear(x, w, b)
+    return blocks, w.t().contiguous(), b
+
+
+def _mlp(x: torch.Tensor, net: Frozen) -> torch.Tensor:
+    blocks, w_last, b_last = net
+    for wt, b, g, beta, eps in blocks:
+        x = F.mish(F.layer_norm(torch.addmm(b, x, wt), (wt.shape[1],), g, beta, eps))
+    return torch.addmm(b_last, x, w_last)
 
 
 class FusedRollout:
@@ -56,14 +75,15 @@ class FusedRollout:
     def __init__(self, wm: WorldModel, policy: GaussianPolicy, horizon: int, gamma_risk: float) -> None:
         if not isinstance(policy, GaussianPolicy):
             raise Unfusable(f"the rolled-out policy is a {type(policy).__name__}, not a GaussianPolicy")
+        wm = copy.deepcopy(wm).requires_grad_(False)  # frozen online; a graph keeps only such constants
         self.horizon, self.weights = horizon, [gamma_risk**i for i in range(horizon + 1)]
         self.wm_norm, self.group = wm.norm, wm.cfg.simnorm_group
         enc, dyn = wm.encoder, wm.dynamics
         if not (isinstance(enc[-1], SimNorm) and isinstance(dyn[-1], SimNorm)):
             raise Unfusable("encoder and dynamics must end in SimNorm")
-        self.encoder = _layers(enc[0])
-        self.constraint = _layers(wm.constraint)
-        c, d = self.constraint, _layers(dyn[0])
+        self.encoder = _frozen(_layers(enc[0]))
+        c, d = _layers(wm.constraint), _layers(dyn[0])
+        self.constraint = _frozen(c)
         if len(c) != len(d) or any(a.weight.shape != b.weight.shape for a, b in zip(c[:-1:3], d[:-1:3], strict=True)):
             raise Unfusable("constraint head and dynamics differ in shape")
         self.hidden = c[0].out_features
@@ -88,37 +108,63 @@ class FusedRollout:
                     torch.stack([bc, nxt_d.bias]).unsqueeze(1),
                 )
             )
-        self.decoder = _layers(wm.decoder)
-        self.policy_net = _layers(policy.net)
+        decoder = _layers(wm.decoder)
+        pol = _layers(policy.net)
+        self.policy_eps = [m.eps for m in pol[1::3]]
+        self.policy_params = tuple(p.detach() for p in policy.net.parameters())  # aliases: updates show
+        if len(self.policy_params) != 4 * len(self.policy_eps) + 2:
+            raise Unfusable("the policy's network has parameters beyond its Linear and LayerNorm layers")
         # S's last layer, then (x * std_wm + mean_wm - mean_pi) / std_pi: one affine map folded into it
         scale = wm.norm.std / policy.norm.std
-        last = self.decoder[-1]
-        self.decoder_last = (
-            (last.weight * scale[:, None]).contiguous(),
+        last = decoder[-1]
+        folded = (
+            last.weight * scale[:, None],
             (last.bias * wm.norm.std + wm.norm.mean - policy.norm.mean) / policy.norm.std,
         )
+        self.decoder = _frozen(decoder, folded)
+        self.traced = self._trace(wm.norm.mean.numel(), policy.net[-1].out_features)
+
+    def _trace(self, obs_dim: int, act_dim: int) -> torch.jit.ScriptFunction | None:
+        example = (torch.zeros(1, obs_dim), torch.zeros(1, act_dim), *self.policy_params)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # jit.trace's deprecation notice, once per policy
+                return torch.jit.trace(self._rollout, example, check_trace=False)
+        except (AttributeError, RuntimeError, TypeError):  # a torch without (or refusing) the tracer
+            return None
+
+    def _policy_mean(self, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """tanh(f(x)) of the policy's `nets.mlp` from its parameters (Linear w, b, LayerNorm w, b; ...)."""
+        for k, eps in enumerate(self.policy_eps):
+            w, b, g, beta = params[4 * k : 4 * k + 4]
+            x = F.mish(F.layer_norm(F.linear(x, w, b), (w.shape[0],), g, beta, eps))
+        return torch.tanh(F.linear(x, params[-2], params[-1]))
 
     def _simnorm(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        return F.softmax(x.view(n, -1, self.group), -1).view(n, -1)
+        # no batch size in any shape: the recorded graph serves every batch
+        return F.softmax(x.unflatten(-1, (-1, self.group)), -1).flatten(-2)
 
     def _constraint_and_next(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = z.shape[0]
-        x = torch.addmm(self.first[1], torch.cat([z, a], -1), self.first[0]).view(n, 2, self.hidden).transpose(0, 1)
+        x = torch.addmm(self.first[1], torch.cat([z, a], -1), self.first[0]).unflatten(-1, (2, self.hidden))
+        x = x.transpose(0, 1)
         for eps, g, b, w, wb in self.blocks:  # x: (2 heads, batch, hidden)
             x = F.mish(torch.addcmul(b, F.layer_norm(x, (self.hidden,), eps=eps), g))
             x = torch.baddbmm(wb, x, w)
         return torch.sigmoid(x[0, :, 0]), self._simnorm(x[1])
 
     def __call__(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        run = self.traced if self.traced is not None else self._rollout
+        return run(obs, action, *self.policy_params)
+
+    def _rollout(self, obs: torch.Tensor, action: torch.Tensor, *policy_params: torch.Tensor) -> torch.Tensor:
         norm = self.wm_norm
         z = self._simnorm(_mlp(((obs - norm.mean) / norm.std).clamp(-10.0, 10.0), self.encoder))
         a = action
-        total = torch.zeros(obs.shape[0])
+        total = torch.zeros_like(obs[:, 0])
         for i in range(self.horizon):
             c, z = self._constraint_and_next(z, a)
             total.add_(c, alpha=self.weights[i])
-            pi_in = _mlp(z, self.decoder, self.decoder_last).clamp(-10.0, 10.0)
-            a = torch.tanh(_mlp(pi_in, self.policy_net))  # E_pi at the policy's mean, as in the module path
+            pi_in = _mlp(z, self.decoder).clamp(-10.0, 10.0)
+            a = self._policy_mean(pi_in, policy_params)  # E_pi at the policy's mean, as in the module path
         last = torch.sigmoid(_mlp(torch.cat([z, a], -1), self.constraint).squeeze(-1))
         return total.add_(last, alpha=self.weights[self.horizon])
