@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import warnings
 
 import pytest
 
 warnings.filterwarnings("ignore", module="metaworld")
-# Parsed bags are cached (farl_common.bags.cache_dir): the suite keeps its own, not the user's.
-os.environ.setdefault("FARL_CACHE_DIR", tempfile.mkdtemp(prefix="farl-test-cache-"))
+# Parsed bags are cached (farl_common.bags.cache_dir): the suite keeps its own, not the user's, and
+# removes it when the session ends (one was left in /tmp per run before).
+if "FARL_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="farl-test-cache-")
+    os.environ["FARL_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

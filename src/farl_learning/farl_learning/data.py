@@ -13,6 +13,10 @@ from farl_common.bags import Dataset
 
 @dataclass
 class Transitions:
+    """A `bags.Dataset` as torch tensors for offline training (world model, Uni-O4 critics, risk
+    critics): each step also links to the next action of its episode, and batches are drawn here
+    (single steps, or H-step windows). farl_common stays free of torch, so this view lives here."""
+
     obs: torch.Tensor
     action: torch.Tensor
     reward: torch.Tensor

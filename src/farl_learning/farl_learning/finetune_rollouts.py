@@ -133,7 +133,7 @@ class PPOTrainer:
     def collect(self) -> list[Trajectory]:
         cfg = self.cfg
         obs = [self._reset(i) for i in range(cfg.num_envs)]
-        trajs = [Trajectory([], [], [], [], [], [], swapped=[]) for _ in range(cfg.num_envs)]
+        trajs = [Trajectory(swapped=[]) for _ in range(cfg.num_envs)]
         counts = [0] * cfg.num_envs
         stats = [self._new_stats() for _ in range(cfg.num_envs)]
         active = list(range(cfg.num_envs))
@@ -204,7 +204,7 @@ class PPOTrainer:
                     done_trajs.append(t)
                     if counts[i] >= cfg.steps_per_env:
                         continue
-                    trajs[i] = Trajectory([], [], [], [], [], [], swapped=[])
+                    trajs[i] = Trajectory(swapped=[])
                     stats[i] = self._new_stats()
                     nobs = self._reset(i)
                 obs[i] = nobs

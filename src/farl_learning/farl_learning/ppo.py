@@ -13,7 +13,7 @@ while the failure rate per episode exceeds `cost_limit`.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -71,12 +71,18 @@ class PPOConfig:
 
 @dataclass
 class Trajectory:
-    obs: list[np.ndarray]
-    act: list[np.ndarray]
-    logp: list[float]
-    val: list[float]
-    rew: list[float]
-    cost: list[float]
+    """One episode (or its part) as PPO consumes it: what the policy saw and did, with the log-probability
+    and value of each step under the networks that acted. Filled step by step in simulated rollouts
+    (`finetune_rollouts`), or made whole from a bag (`PPOLearner.on_policy_trajectory`). The other
+    containers: `bags.Episode` (one bag's arrays and labels), `bags.Dataset` (many, concatenated) and
+    `data.Transitions` (a Dataset as torch tensors, with next-step links, for offline training)."""
+
+    obs: list[np.ndarray] = field(default_factory=list)
+    act: list[np.ndarray] = field(default_factory=list)
+    logp: list[float] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    rew: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
     terminated: bool = False
     last_obs: np.ndarray | None = None
     swapped: list[bool] | None = None
