@@ -7,6 +7,7 @@ franky-sim raises none itself.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import time
 
@@ -28,6 +29,8 @@ franky_sim = pytest.importorskip("franky_sim", reason="franky-sim not installed 
 HOME = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]
 TICK_S = 0.2  # 5 Hz, as on the real arm
 IP = "127.0.0.1"
+HANG_S = 300
+"""No test here takes more than about 20 s on a quiet machine."""
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,14 @@ def release_connections():
     later test of the suite runs at libfranka's realtime priority."""
     from farl_robot.franky_driver import keep_thread_scheduling
 
-    with keep_thread_scheduling():
-        yield
+    # A starved franky-sim (seen with three CPU-bound processes on two cores) can leave a synchronous
+    # motion waiting forever: end the run with every thread's stack instead of hanging CI for hours.
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    try:
+        with keep_thread_scheduling():
+            yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
     gc.collect()
 
 
