@@ -91,7 +91,7 @@ def main() -> None:
     data = load(run / "task_policy.pt")
     policy = policy_from_checkpoint(data)
     task = data["task"]
-    print(f"{task}: {args.episodes} episodes of the pre-trained policy, sampled as fine-tuning acts, seeds {args.seed}+")
+    print(f"{task}: {args.episodes} episodes of the pre-trained policy, sampled as in fine-tuning, seeds {args.seed}+")
     print(summarise("no shield", run_episodes(task, policy, None, args.episodes, args.seed)))
     for critic in CRITICS:
         settings = ShieldSettings(critic=critic).calibrated(run)
