@@ -92,3 +92,23 @@ def test_failure_ratio_has_a_bootstrap_interval():
     assert ratio == 0.5 and 0.4 <= lo < 0.5 < hi <= 0.6
     ratio, lo, hi = failure_ratio_interval([5, 5, 5], [10, 10, 10])
     assert ratio == lo == hi == 0.5  # no spread, no interval
+
+
+def test_the_summary_says_fewer_or_more_as_the_counts_are():
+    """A task where FARL fails more reads "more" (not "-30.3% fewer"), and so does a negative average."""
+    from farl_bringup.bench import summary_table
+
+    def run(method: str, seed: int, failures: int) -> dict:
+        after = {"return": 100.0, "failure_rate": 0.1, "success_rate": 0.5}
+        return {"method": method, "seed": seed, "failure_episodes": failures, "train_return_last20pct": 1.0,
+                "after": after, "swaps_per_episode": 0.0}  # fmt: skip
+
+    def task(farl: int, uni: int) -> dict:
+        return {"methods": {"farl/0": run("farl", 0, farl), "uni_o4/0": run("uni_o4", 0, uni)}}
+
+    text = summary_table({"a": task(7, 10), "b": task(13, 10)}, ["farl", "uni_o4"])
+    assert "a: FARL has 30.0% fewer failure episodes" in text
+    assert "b: FARL has 30.0% more failure episodes" in text
+    assert "Average over 2 task(s): 0.0% fewer failure episodes." in text
+    text = summary_table({"b": task(13, 10)}, ["farl", "uni_o4"])
+    assert "Average over 1 task(s): 30.0% more failure episodes." in text and "-30" not in text

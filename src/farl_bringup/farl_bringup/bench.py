@@ -346,6 +346,11 @@ def failure_ratio_interval(
     return float(f.mean() / b.mean()) if b.mean() > 0 else float("nan"), float(lo), float(hi)
 
 
+def _fewer_or_more(reduction: float) -> str:
+    """A relative change in failure episodes in words: 0.3 -> "30.0% fewer", -0.3 -> "30.0% more"."""
+    return f"{100 * abs(reduction):.1f}% {'fewer' if reduction >= 0 else 'more'}"
+
+
 def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     lines = [
         "| task | method | seeds | failure episodes | train return (last 20%) | eval return before -> after | "
@@ -376,17 +381,14 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
         if farl and base and np.mean(base) > 0:
             ratio, lo, hi = failure_ratio_interval(farl, base)
             reductions.append(1 - ratio)
-            change = f"{100 * abs(1 - ratio):.1f}% {'fewer' if ratio <= 1 else 'more'}"
             notes.append(
-                f"{task}: FARL has {change} failure episodes than Uni-O4 "
+                f"{task}: FARL has {_fewer_or_more(1 - ratio)} failure episodes than Uni-O4 "
                 f"(FARL / Uni-O4 = {ratio:.2f}, 95% bootstrap interval {lo:.2f}-{hi:.2f}; "
                 f"{len(farl)} and {len(base)} seeds)."
             )
     if reductions:
-        mean = float(np.mean(reductions))
         notes.append(
-            f"Average over {len(reductions)} task(s): {100 * abs(mean):.1f}% {'fewer' if mean >= 0 else 'more'} "
-            "failure episodes."
+            f"Average over {len(reductions)} task(s): {_fewer_or_more(float(np.mean(reductions)))} failure episodes."
         )
     machines = sorted(
         {
