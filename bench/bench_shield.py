@@ -6,7 +6,8 @@ Prints the median and p99 latency of one shield decision (one state, world-model
 the config, one CPU thread); the cost of one C_H against one Q_risk forward, fused inference path and
 module path (interleaved, so a busy machine slows all three alike); and env steps per second of
 fine-tuning with and without the shield. Targets: p99 under 2 ms and shield overhead under 2x
-(issue 3); C_H at most 3x a Q_risk forward (issue 9). Without --run, a run is pre-trained
+(issue 3); C_H at most 3x a Q_risk forward (issue 9). Also the MPPI ablation's cost of one
+replacement action, on the CPU and, where torch sees one, the GPU. Without --run, a run is pre-trained
 on a few demos first: latency and throughput depend on the network sizes, not on how well trained
 they are.
 """
@@ -91,6 +92,22 @@ def main() -> None:
         f"{q:.0f} us; ratio fused {fused / q:.1f}x, modules {modules / q:.1f}x (medians; fused as a recorded "
         f"graph: {'yes' if wm_critic.fused is not None and wm_critic.fused.traced is not None else 'no'})"
     )
+    from farl_learning.checkpoint import load
+    from farl_learning.world_model import world_model_from_checkpoint
+    from farl_safety_shield.recovery import MPPIRecovery
+
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        wm = world_model_from_checkpoint(load(run / "world_model.pt", "world_model"))
+        mppi = MPPIRecovery(wm, 0.01, wm_critic.horizon, wm_critic.gamma, device=device)
+        took = []
+        for i in range(60):
+            t0 = time.perf_counter_ns()
+            mppi.actions(torch.as_tensor(states[i % len(states)][None], dtype=torch.float32))
+            took.append((time.perf_counter_ns() - t0) / 1e6)
+        print(
+            f"MPPI recovery (farl_mppi) on {device}: median {np.median(took[10:]):.1f} ms per decision "
+            f"({mppi.samples} samples x {mppi.iterations} iterations x H + 1 steps)"
+        )
     rates = {}
     for shield_name in ("none", "world_model"):
         ppo = PPOConfig(num_envs=4, steps_per_env=200)

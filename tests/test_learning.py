@@ -303,6 +303,10 @@ def test_mppi_scores_risk_as_c_h_and_plans_without_the_recovery_policy(tiny_run,
     mppi = MPPIRecovery(wm, eps_safe=0.5, horizon=H, gamma_risk=gamma)
     _, risk = mppi._score(wm.encode(obs), c.view(1, 1, 1, 4).expand(H + 1, 5, 1, 4))
     torch.testing.assert_close(risk[:, 0], c_h, atol=1e-6, rtol=1e-5)  # H + 1 terms, as eq. 10
+    assert mppi.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # the GPU when there is one
+    plans = [MPPIRecovery(wm, 0.5, H, gamma, seed=3).actions(obs) for _ in range(2)]
+    assert plans[0].device.type == "cpu" and plans[0].shape == (5, 4)
+    torch.testing.assert_close(plans[0], plans[1], atol=0, rtol=0)  # a seed repeats its plans
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

@@ -183,6 +183,8 @@ def _machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "mujoco": mujoco.__version__,
+        # MPPI plans on the GPU when there is one (farl_mppi)
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
 
 

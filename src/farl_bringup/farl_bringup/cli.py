@@ -293,10 +293,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import calibrate_shield
 
     settings = ShieldSettings(critic=args.critic, horizon_steps=args.horizon, gamma_risk=args.gamma_risk)
-    calib = CalibrationSettings(
-        lookahead_steps=args.lookahead, max_false_alarm=args.max_false_alarm, policy_rollouts=args.policy_rollouts
-    )
-    c = calibrate_shield(Path(args.run), Path(args.demos), settings, calib)
+    c = calibrate_shield(Path(args.run), Path(args.demos), settings, _calibration(args))
     print(f"{args.critic}: {c.positives} steps just before failures, {c.negatives} steps of safe task episodes")
     print(f"{'eps_safe':>9s} {'false alarm':>12s} {'missed failure':>15s}")
     marks = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, c.eps_safe)
@@ -318,7 +315,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         method_seeds={m: n for m, n in args.methods if n is not None},
         pretrain_scale=args.pretrain_scale,
-        calibration=CalibrationSettings(policy_rollouts=args.policy_rollouts),
+        calibration=_calibration(args),
     )
     run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs)
     print((Path(args.out) / "table.md").read_text())
@@ -419,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     from farl_sim.tasks import TASKS
 
     p = _Parser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error, not just its line")
+    _switch(p, "--debug", "show the traceback of an error, not just its line")
     p.add_argument(
         "--threads",
         type=at_least(1),
@@ -453,11 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="bag folder (default: the config's recorder.out_dir)")
     s.add_argument("--policy", choices=["scripted", "learned"], default=None, help="override the config's policy.kind")
     s.add_argument("--run", default=None, help="pre-training run folder (default: the config's learner.run_dir)")
-    s.add_argument(
-        "--person",
-        action="store_true",
-        help="a scripted person takes over near the hazard (teleop.takeover with device scripted)",
-    )
+    _switch(s, "--person", "a scripted person takes over near the hazard (teleop.takeover with device scripted)")
     s.add_argument(
         "--pretrain-scale",
         type=positive(float),
@@ -492,13 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="risk threshold (default: the run's shield.json, else the config's)",
     )
-    ft.add_argument("--lagrangian", action="store_true", help="PPO-Lagrangian")
+    _switch(ft, "--lagrangian", "PPO-Lagrangian")
     ft.add_argument("--out", default=None, help="default: RUN/finetune_<shield>_s<seed>")
     ft.add_argument("--seed", type=at_least(0), default=0, help="seed of the fine-tuning")
-    ft.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
-    ft.add_argument(
-        "--person", action="store_true", help="a scripted person takes over near the hazard (counts as a failure)"
-    )
+    _switch(ft, "--fresh", "ignore an existing checkpoint instead of resuming")
+    _switch(ft, "--person", "a scripted person takes over near the hazard (counts as a failure)")
     ft.add_argument("--takeover-m", type=positive(float), default=0.03, help="--person grabs this close to the hazard")
     ft.add_argument("--carry-s", type=positive(float), default=2.0, help="--person lets go after this long")
     ft.add_argument("--release-s", type=at_least(0.0, float), default=1.0, help="the policy acts again this long after")
@@ -514,34 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--run", required=True, help="pre-trained run folder")
     cs.add_argument("--demos", required=True, help="held-out demo bags (task and failure)")
     cs.add_argument("--critic", choices=CRITICS, default=_SHIELD.critic, help="critic")
-    cs.add_argument(
-        "--horizon",
-        type=at_least(1),
-        default=_SHIELD.horizon_steps,
-        help="H: steps the world model rolls ahead (eq. 10)",
-    )
+    cs.add_argument("--horizon", type=at_least(1), default=_SHIELD.horizon_steps, help="H: steps rolled ahead (eq. 10)")
     cs.add_argument(
         "--gamma-risk", type=probability, default=_SHIELD.gamma_risk, help="discount of the risk sum (eq. 10)"
     )
-    cs.add_argument(
-        "--lookahead",
-        type=at_least(1),
-        default=_CALIB.lookahead_steps,
-        help="steps before a failure the shield should flag (labels the held-out failures; not H)",
-    )
-    cs.add_argument(
-        "--max-false-alarm",
-        type=probability,
-        default=_CALIB.max_false_alarm,
-        help="largest share of safe steps flagged",
-    )
-    cs.add_argument(
-        "--policy-rollouts",
-        type=at_least(0),
-        default=_CALIB.policy_rollouts,
-        help="also calibrate on this many rollouts of the run's pre-trained policy (sim; written to "
-        "RUN/calibration_rollouts)",
-    )
+    calibration_options(cs)
     cs.set_defaults(fn=_cmd_calibrate)
 
     r = sub.add_parser("record", help="record demonstrations (task, recovery, failure) with a SpaceMouse or keyboard")
@@ -555,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--seed", type=at_least(0), default=None, help="seed of the first scene (sim)")
     r.add_argument("--config", default=None, help="config file (default: config/<task>.yaml or franka_<task>.yaml)")
-    r.add_argument("--no-review", action="store_true", help="keep every episode without asking")
+    _switch(r, "--no-review", "keep every episode without asking")
     r.set_defaults(fn=_cmd_record)
 
     pc = sub.add_parser(
@@ -640,21 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at once, each in its own process with one torch thread (the tasks' pre-trainings run "
         "side by side first); about one per free core",
     )
-    b.add_argument(
-        "--policy-rollouts",
-        type=at_least(0),
-        default=_CALIB.policy_rollouts,
-        help="calibrate eps_safe on this many rollouts of the pre-trained policy besides the held-out demos "
-        "(a run calibrated otherwise is calibrated again)",
-    )
+    calibration_options(b)
     b.add_argument(
         "--out", required=True, help="results folder: a re-run there skips the (task, method, seed) results it has"
     )
-    b.add_argument(
-        "--report",
-        action="store_true",
-        help="run nothing: rebuild table.md and the plots from everything in OUT/results.json",
-    )
+    _switch(b, "--report", "run nothing: rebuild table.md and the plots from everything in OUT/results.json")
     b.set_defaults(fn=_cmd_bench)
 
     rp = sub.add_parser(
@@ -667,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eps-safe", type=probability, default=None, help="default: the run's shield.json, else the config's"
     )
     rp.add_argument("--out", default=None, help="report and plots (default: PATH/../replay_<shield>)")
-    rp.add_argument("--ros", action="store_true", help="publish the bags' topics in time order (needs rclpy)")
+    _switch(rp, "--ros", "publish the bags' topics in time order (needs rclpy)")
     rp.add_argument("--speed", type=positive(float), default=1.0, help="--ros: multiple of the recorded rate")
     rp.set_defaults(fn=_cmd_replay)
 
@@ -676,13 +634,47 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--plot", default=None, help="also save a PNG per episode: kind, return, steps, swaps, policy version"
     )
-    i.add_argument(
+    _switch(
+        i,
         "--clean",
-        action="store_true",
-        help="remove the unfinished bags a crash left in .farl-partial folders (only when nothing is recording)",
+        "remove the unfinished bags a crash left in .farl-partial folders (only when nothing is recording)",
     )
     i.set_defaults(fn=_cmd_inspect)
     return p
+
+
+def calibration_options(parser: argparse.ArgumentParser) -> None:
+    """How eps_safe is calibrated (`CalibrationSettings`): the same options for calibrate-shield and bench."""
+    parser.add_argument(
+        "--lookahead",
+        type=at_least(1),
+        default=_CALIB.lookahead_steps,
+        help="steps before a failure the shield should flag (labels the held-out failures; not H)",
+    )
+    parser.add_argument(
+        "--max-false-alarm",
+        type=probability,
+        default=_CALIB.max_false_alarm,
+        help="largest share of safe steps flagged",
+    )
+    parser.add_argument(
+        "--policy-rollouts",
+        type=at_least(0),
+        default=_CALIB.policy_rollouts,
+        help="also calibrate on this many rollouts of the run's pre-trained policy (sim; written to "
+        "RUN/calibration_rollouts; bench calibrates a run again when these settings differ)",
+    )
+
+
+def _calibration(args: argparse.Namespace) -> CalibrationSettings:
+    return CalibrationSettings(
+        lookahead_steps=args.lookahead, max_false_alarm=args.max_false_alarm, policy_rollouts=args.policy_rollouts
+    )
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """An on/off option (off unless given)."""
+    parser.add_argument(flag, action="store_true", help=help)
 
 
 FARL_SRC = Path(__file__).resolve().parents[2]

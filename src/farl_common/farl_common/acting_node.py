@@ -48,9 +48,7 @@ class ActingNode(Node):
             "action_proposed",
             M.make_action(
                 self.msgs,
-                t_ns=self.now_ns(),
-                episode=int(msg.episode),
-                step=int(msg.step),
+                **M.answering(msg, self.now_ns()),
                 values=action,
                 source=self.source,
                 policy_version=self.policy_version,

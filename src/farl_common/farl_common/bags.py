@@ -27,6 +27,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from farl_common import messages as M
 from farl_common import typestore as T
+from farl_common.closing import CloseOrAbort
 from farl_common.messages import TypestoreFactory
 from farl_common.topics import DEFAULT_TOPICS, short_name, topic_qos
 
@@ -74,7 +75,7 @@ class BagWriteError(BagError):
     is removed, so nothing half-written is left to look like an episode."""
 
 
-class EpisodeBagWriter:
+class EpisodeBagWriter(CloseOrAbort):
     """Writes one episode bag; the bag appears under its final name only once `close()` succeeds."""
 
     def __init__(self, path: str | Path, storage: str = "mcap", metadata: dict[str, Any] | None = None) -> None:
@@ -146,15 +147,6 @@ class EpisodeBagWriter:
             self._tmp.parent.rmdir()
         except OSError:
             pass
-
-    def __enter__(self) -> EpisodeBagWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 @dataclass

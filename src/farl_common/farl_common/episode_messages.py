@@ -38,58 +38,37 @@ class EpisodeMessages:
         self.succeeded = False
         self.failed = False
 
+    def _labels(self) -> dict[str, Any]:
+        """What acted in this episode: on its events and on every action it publishes."""
+        return {"policy_version": self.policy_version, "policy": self.policy}
+
     def _event(self, t_ns: int, start: bool, **fields: Any) -> Any:
-        return M.make_event(
-            self.msgs,
-            t_ns=t_ns,
-            start=start,
-            episode=self.episode,
-            task=self.task,
-            kind=self.kind,
-            policy_version=self.policy_version,
-            seed=self.seed,
-            **fields,
-        )
+        where = {"episode": self.episode, "task": self.task, "kind": self.kind, "seed": self.seed}
+        return M.make_event(self.msgs, t_ns=t_ns, start=start, **where, **self._labels(), **fields)
 
     def start(self, t_ns: int) -> Any:
         return self._event(t_ns, True)
 
+    def _at(self, t_ns: int, step: int) -> dict[str, int]:
+        return {"t_ns": t_ns, "episode": self.episode, "step": step}
+
     def state(self, t_ns: int, step: int, values: np.ndarray) -> Any:
-        return M.make_state(
-            self.msgs, t_ns=t_ns, task=self.task, episode=self.episode, step=step, layout=self.layout, values=values
-        )
+        return M.make_state(self.msgs, **self._at(t_ns, step), task=self.task, layout=self.layout, values=values)
 
     def action(self, t_ns: int, step: int, values: np.ndarray, source: str = "policy") -> Any:
-        return M.make_action(
-            self.msgs,
-            t_ns=t_ns,
-            episode=self.episode,
-            step=step,
-            values=values,
-            source=source,
-            policy_version=self.policy_version,
-            policy=self.policy,
-        )
+        return M.make_action(self.msgs, **self._at(t_ns, step), values=values, source=source, **self._labels())
 
     def feedback(
         self, t_ns: int, step: int, reward: float, info: dict[str, Any], terminated: bool, truncated: bool
     ) -> Any:
+        failure, success = bool(info.get("failure", False)), bool(info.get("success", False))
         self.steps = step + 1
         self.episode_return += float(reward)
-        self.failed |= bool(info.get("failure", False))
-        self.succeeded |= bool(info.get("success", False))
-        return M.make_feedback(
-            self.msgs,
-            t_ns=t_ns,
-            episode=self.episode,
-            step=step,
-            reward=reward,
-            cost=float(info.get("cost", 0.0)),
-            failure=bool(info.get("failure", False)),
-            success=bool(info.get("success", False)),
-            terminated=terminated,
-            truncated=truncated,
-        )
+        self.failed |= failure
+        self.succeeded |= success
+        cost = float(info.get("cost", 0.0))
+        flags = {"failure": failure, "success": success, "terminated": terminated, "truncated": truncated}
+        return M.make_feedback(self.msgs, **self._at(t_ns, step), reward=reward, cost=cost, **flags)
 
     @property
     def outcome(self) -> str:
@@ -103,7 +82,6 @@ class EpisodeMessages:
             t_ns,
             False,
             outcome=outcome or self.outcome,
-            policy=self.policy,
             steps=self.steps,
             episode_return=self.episode_return,
         )

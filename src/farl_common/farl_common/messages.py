@@ -82,6 +82,17 @@ def state_layout(msg: Any) -> list[tuple[str, int]]:
     return list(zip(list(msg.layout_names), [int(s) for s in msg.layout_sizes], strict=True))
 
 
+def _step_message(f: MessageFactory, typename: str, t_ns: int, episode: int, step: int, **fields: Any) -> Any:
+    """A message about one step of one episode: stamped, with the episode and step numbers, then `fields`."""
+    return f.new(typename, header=header(f, t_ns), episode=episode, step=step, **fields)
+
+
+def answering(msg: Any, t_ns: int) -> dict[str, int]:
+    """`t_ns`, and the episode and step of `msg`: for a message that answers it (an action for a state,
+    a decision for a proposal), as keywords of the make_* builders."""
+    return {"t_ns": t_ns, "episode": int(msg.episode), "step": int(msg.step)}
+
+
 # ActionCommand ---------------------------------------------------------------------------------
 def make_action(
     f: MessageFactory,
@@ -95,11 +106,12 @@ def make_action(
     policy: str = "",
 ) -> Any:
     cls = f.cls(T.ACTION)
-    return f.new(
+    return _step_message(
+        f,
         T.ACTION,
-        header=header(f, t_ns),
-        episode=episode,
-        step=step,
+        t_ns,
+        episode,
+        step,
         source=int(getattr(cls, f"SOURCE_{source.upper()}")),
         policy_version=policy_version,
         policy=policy,
@@ -125,11 +137,12 @@ def make_decision(
     swapped: bool,
     critic: str,
 ) -> Any:
-    return f.new(
+    return _step_message(
+        f,
         T.DECISION,
-        header=header(f, t_ns),
-        episode=episode,
-        step=step,
+        t_ns,
+        episode,
+        step,
         proposed_action=np.asarray(proposed, dtype=np.float64),
         executed_action=np.asarray(executed, dtype=np.float64),
         risk=float(risk),
@@ -198,11 +211,12 @@ def make_feedback(
     terminated: bool,
     truncated: bool,
 ) -> Any:
-    return f.new(
+    return _step_message(
+        f,
         T.FEEDBACK,
-        header=header(f, t_ns),
-        episode=episode,
-        step=step,
+        t_ns,
+        episode,
+        step,
         reward=float(reward),
         cost=float(cost),
         failure=bool(failure),

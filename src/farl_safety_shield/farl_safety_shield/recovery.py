@@ -43,19 +43,23 @@ class MPPIRecovery:
         min_std: float = 0.05,
         temperature: float = 0.5,
         seed: int = 0,
+        device: str | torch.device | None = None,
     ) -> None:
-        self.wm = wm.eval()
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.wm = wm.eval().to(self.device)
         self.eps_safe, self.horizon, self.gamma = eps_safe, horizon, gamma_risk
         self.samples, self.iterations, self.temperature = samples, iterations, temperature
         self.init_std, self.min_std = init_std, min_std
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
 
     def _score(self, z0: torch.Tensor, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted reward and risk (eq. 10's sum over i = 0 .. H) of sequences (H + 1, B, N, A)."""
         steps, B, N, A = seq.shape
         z = z0.unsqueeze(1).expand(B, N, -1).reshape(B * N, -1)
-        reward = torch.zeros(B * N)
-        risk = torch.zeros(B * N)
+        reward = z.new_zeros(B * N)
+        risk = z.new_zeros(B * N)
         for i in range(steps):
             a = seq[i].reshape(B * N, A)
             reward += self.wm.two_hot.decode(self.wm.reward(torch.cat([z, a], -1)))
@@ -66,13 +70,15 @@ class MPPIRecovery:
 
     @torch.inference_mode()
     def actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """One planned action per row of `obs`, on the CPU."""
         B, N, steps = obs.shape[0], self.samples, self.horizon + 1
-        z0 = self.wm.encode(obs)
+        z0 = self.wm.encode(obs.to(self.device))
         A = self.wm.act_dim
-        mean = torch.zeros(steps, B, 1, A)
-        std = torch.full((steps, B, 1, A), self.init_std)
+        mean = z0.new_zeros(steps, B, 1, A)
+        std = z0.new_full((steps, B, 1, A), self.init_std)
         for _ in range(self.iterations):
-            seq = (mean + std * torch.randn(steps, B, N, A, generator=self.gen)).clamp(-1, 1)
+            noise = torch.randn(steps, B, N, A, generator=self.gen, device=self.device)
+            seq = (mean + std * noise).clamp(-1, 1)
             reward, risk = self._score(z0, seq)
             safe = risk <= self.eps_safe
             score = torch.where(safe, reward / self.temperature, torch.full_like(reward, -torch.inf))
@@ -81,5 +87,5 @@ class MPPIRecovery:
             w = torch.softmax(score, 1)[None, :, :, None]  # (1, B, N, 1)
             mean = (w * seq).sum(2, keepdim=True)
             std = (w * (seq - mean) ** 2).sum(2, keepdim=True).sqrt().clamp_min(self.min_std)
-        least_risky = seq[0, torch.arange(B), risk.argmin(1)]
-        return torch.where(none_safe[:, None], least_risky, mean[0, :, 0])
+        least_risky = seq[0, torch.arange(B, device=self.device), risk.argmin(1)]
+        return torch.where(none_safe[:, None], least_risky, mean[0, :, 0]).cpu()

@@ -146,9 +146,7 @@ class ShieldNode(Node):
             "action_executed",
             M.make_action(
                 self.msgs,
-                t_ns=t,
-                episode=int(msg.episode),
-                step=int(msg.step),
+                **M.answering(msg, t),
                 values=executed,
                 source="recovery" if swapped else "policy",
                 policy_version=int(msg.policy_version),
@@ -163,9 +161,7 @@ class ShieldNode(Node):
             "shield_decision",
             M.make_decision(
                 self.msgs,
-                t_ns=t,
-                episode=int(msg.episode),
-                step=int(msg.step),
+                **M.answering(msg, t),
                 proposed=proposed,
                 executed=executed,
                 risk=risk,

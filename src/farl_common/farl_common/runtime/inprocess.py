@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from farl_common.bags import EpisodeBagWriter
+from farl_common.closing import CloseOrAbort
 from farl_common.messages import TypestoreFactory
 from farl_common.runtime.node import Input, Node, SyncInput
 from farl_common.runtime.sync import ApproximateTimeSync
@@ -75,7 +76,7 @@ class _Context:
         self.runtime.shutdown_requested = True
 
 
-class InProcessRuntime:
+class InProcessRuntime(CloseOrAbort):
     """Hosts nodes on a simulated clock. `run()` processes events until shutdown or a limit."""
 
     def __init__(
@@ -190,13 +191,8 @@ class InProcessRuntime:
             return path
         return None
 
-    def __enter__(self) -> InProcessRuntime:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._shut_down_nodes()
-            if self._recorder is not None:
-                self._recorder.abort()
+    def abort(self) -> None:
+        """Shut nodes down and discard the recording's unfinished episode (an exception ended the run)."""
+        self._shut_down_nodes()
+        if self._recorder is not None:
+            self._recorder.abort()
