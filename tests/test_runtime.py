@@ -176,6 +176,21 @@ def test_ros_parameters_are_held_to_the_config_schema():
     assert ok.max_step_m == 0.02 and ok.workspace_min_m == [-0.4, 0.4, 0.05]
 
 
+def test_node_params_made_in_code_are_held_to_the_same_schema():
+    """Params built in code (the in-process runtime, a test, a script) meet the same checks as a config
+    file and ROS parameters, when the node is made: the node needs no checks of its own."""
+    from farl_robot.robot_node import RobotNode, RobotParams
+    from farl_teleop.teleop_node import TeleopNode, TeleopParams
+
+    with pytest.raises(NodeError, match="teleop: device: must be one of"):
+        TeleopNode(TeleopParams(device="joystick"))
+    with pytest.raises(NodeError, match="teleop: on_unplug: must be one of"):
+        TeleopNode(TeleopParams(on_unplug="maybe"))
+    with pytest.raises(NodeError, match=r"robot: max_step_m: 0.2 is out of range"):
+        RobotNode(RobotParams(max_step_m=0.2))
+    assert TeleopNode(TeleopParams(device="scripted")).params.device == "scripted"
+
+
 def test_each_node_params_is_its_config_section():
     """One default per setting: a section's field reaches the node's parameters with the same default
     and doc, and the graph fills it from the config by name."""

@@ -32,7 +32,7 @@ from farl_common.runtime.node import Input, Node, NodeError, Output, Timer, entr
 from farl_teleop.devices import DeviceLost, DeviceUnavailable
 from farl_teleop.mapping import AxisMapping, bindings_for, help_line, phase_help
 from farl_teleop.operators import DeviceOperator, Operator, ScriptedPerson
-from farl_teleop.takeover import TAKEOVER_ENDS, TakeoverArbiter
+from farl_teleop.takeover import TakeoverArbiter
 
 _REOPEN_PERIOD_S = 1.0
 _STATUS_PERIOD_S = 0.2
@@ -55,9 +55,6 @@ class TeleopParams(TeleopConfig):
     def mode(self) -> Literal["record", "takeover"]:
         """record: demonstrations; takeover (the section's `takeover: true`): override the policy."""
         return "takeover" if self.takeover else "record"
-
-
-DEVICES = ("spacemouse", "keyboard", "scripted")
 
 
 def make_operator(p: TeleopParams) -> Operator:
@@ -102,12 +99,6 @@ class TeleopNode(Node):
 
     def on_start(self) -> None:
         p = self.params
-        if p.device not in DEVICES:
-            raise NodeError(f"teleop: device {p.device!r}: choose one of {', '.join(DEVICES)}")
-        if p.takeover_end not in TAKEOVER_ENDS:
-            raise NodeError(f"teleop: takeover_end {p.takeover_end!r}: choose {' or '.join(TAKEOVER_ENDS)}")
-        if p.on_unplug not in ("keep", "discard"):
-            raise NodeError(f"teleop: on_unplug {p.on_unplug!r}: choose keep or discard")
         if p.mode == "record" and p.kind not in ("task", "recovery", "failure"):
             raise NodeError(f"teleop: kind {p.kind!r}: demonstrations are task, recovery or failure")
         self.operator = self.closes(self._given or make_operator(p))

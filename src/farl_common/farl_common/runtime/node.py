@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
+from farl_common.config import ConfigError, check_fields
 from farl_common.messages import MessageFactory
 
 Closable = TypeVar("Closable")
@@ -95,6 +96,11 @@ class Node:
         self.params = params if params is not None else self.Params()
         if not isinstance(self.params, self.Params):
             raise TypeError(f"{self.name}: params must be {self.Params.__name__}, got {type(self.params).__name__}")
+        if dataclasses.is_dataclass(self.params):
+            try:  # the config file's types, choices and ranges, however the params were made
+                check_fields(self.params, f"{self.name}: ")
+            except ConfigError as err:
+                raise NodeError(str(err)) from None
         self._ctx: NodeContext | None = None
 
     # called by runtimes ----------------------------------------------------------------------
