@@ -21,13 +21,11 @@ class TaskSpec:
 
     name: str
     """Snake-case name used by configs and the CLI (`fragile_push_wall`)."""
-    env_id: str
-    """Gymnasium id (`FailureBench/FragilePushWall-v0`)."""
     metaworld_env: str
     """The MetaWorld v3 scene it builds on."""
     hazard: Hazard
     """What an irreversible (IR) failure is made of."""
-    horizon_steps: int
+    horizon_steps: int = 200
     """Episode length; MetaWorld's own limit is 500, the experts finish well inside this."""
     bounds_xy_m: tuple[float, float, float, float] | None = None
     """(x_min, x_max, y_min, y_max) the object must stay inside, for boundary tasks."""
@@ -40,50 +38,45 @@ class TaskSpec:
     moving_obstacle: bool = False
     """The vase is moved about during the episode, as the person moves the flower in Franka Disturbed Push."""
 
+    @property
+    def env_id(self) -> str:
+        """Gymnasium id, from the name (`fragile_push_wall` -> `FailureBench/FragilePushWall-v0`)."""
+        return "FailureBench/" + "".join(w.capitalize() for w in self.name.split("_")) + "-v0"
+
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
         TaskSpec(
             name="bounded_push",
-            env_id="FailureBench/BoundedPush-v0",
             metaworld_env="push-v3",
             hazard="boundary",
-            horizon_steps=200,
             bounds_xy_m=(-0.2, 0.2, 0.5, 0.95),
         ),
         TaskSpec(
             name="bounded_soccer",
-            env_id="FailureBench/BoundedSoccer-v0",
             metaworld_env="soccer-v3",
             hazard="boundary",
-            horizon_steps=200,
             bounds_xy_m=(-0.2, 0.2, 0.5, 0.98),
             near_failure_m=0.1,  # the ball rolls on without slowing: near means time to act, not metres
             preroll_speed=0.25,
         ),
         TaskSpec(
             name="fragile_push_wall",
-            env_id="FailureBench/FragilePushWall-v0",
             metaworld_env="push-wall-v3",
             hazard="wall",
-            horizon_steps=200,
             near_failure_m=0.045,  # nearer, and the hand cannot come down on the puck past the wall
         ),
         TaskSpec(
             name="disturbed_push",
-            env_id="FailureBench/DisturbedPush-v0",
             metaworld_env="push-v3",
             hazard="vase",
-            horizon_steps=200,
             moving_obstacle=True,
         ),
         TaskSpec(
             name="obstructed_push",
-            env_id="FailureBench/ObstructedPush-v0",
             metaworld_env="push-v3",
             hazard="vase",
-            horizon_steps=200,
         ),
     )
 }
