@@ -38,9 +38,9 @@ def main() -> None:
     from farl_common.torch_threads import use_threads
 
     use_threads(1)
+    from farl_bringup.bench import finetune_summary
     from farl_bringup.pipeline import calibrate_shield, check_run, finetune
     from farl_common.shield_settings import CalibrationSettings, ShieldSettings
-    from farl_learning.finetune_rollouts import evaluate
     from farl_learning.ppo import PPOConfig
 
     run, out = Path(args.run), Path(args.out)
@@ -69,16 +69,7 @@ def main() -> None:
             t0 = time.time()
             shield = ShieldSettings(critic="world_model").calibrated(source) if shielded else None
             tr = finetune(source, args.steps, shield=shield, out=out / "ft" / name / f"seed{seed}", seed=seed, ppo=ppo)
-            eps = tr.episodes
-            tail = eps[-max(1, len(eps) // 5) :]
-            result = {
-                "failure_episodes": int(sum(e["failure"] for e in eps)),
-                "episodes": len(eps),
-                "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
-                "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
-                "after": evaluate(task, tr.policy, 30),
-                "minutes": (time.time() - t0) / 60,
-            }
+            result = {**finetune_summary(task, tr, 30), "minutes": (time.time() - t0) / 60}
             tr.close()
             path.write_text(json.dumps(result, indent=1))
     print("| variant | failure episodes | eval return after | train return (last 20%) | swaps/episode |")

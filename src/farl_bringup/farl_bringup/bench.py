@@ -128,7 +128,6 @@ def _run_one(
     never write the same file)."""
     from farl_bringup.pipeline import finetune
     from farl_common.torch_threads import use_threads
-    from farl_learning.finetune_rollouts import evaluate
 
     if threads is not None:
         use_threads(threads)
@@ -146,27 +145,37 @@ def _run_one(
         seed=seed,
         progress=progress,
     )
-    eps = trainer.episodes
-    tail = eps[-max(1, len(eps) // 5) :]
     result = {
         "method": method,
         "seed": seed,
         "config": _result_config(cfg, shield),
-        "steps": trainer.steps,
-        "episodes": len(eps),
-        "failure_episodes": int(sum(e["failure"] for e in eps)),
-        "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
-        "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
-        "after": evaluate(task, trainer.policy, cfg.eval_episodes),
+        **finetune_summary(task, trainer, cfg.eval_episodes),
         "seconds": time.perf_counter() - t0,
         "machine": _machine(),
-        "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
     }
     trainer.close()
     path = _result_path(tdir, method, seed)
     path.parent.mkdir(exist_ok=True)
     _write_json(path, result)
     return result
+
+
+def finetune_summary(task: str, trainer: Any, eval_episodes: int) -> dict[str, Any]:
+    """What one fine-tuning did (failure episodes, training return over its last 20% of episodes,
+    swaps per episode, the per-episode curve) and how its final policy evaluates: a result's figures."""
+    from farl_learning.finetune_rollouts import evaluate
+
+    eps = trainer.episodes
+    tail = eps[-max(1, len(eps) // 5) :]
+    return {
+        "steps": trainer.steps,
+        "episodes": len(eps),
+        "failure_episodes": int(sum(e["failure"] for e in eps)),
+        "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
+        "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
+        "after": evaluate(task, trainer.policy, eval_episodes),
+        "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
+    }
 
 
 def _machine() -> dict[str, Any]:
