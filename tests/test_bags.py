@@ -168,6 +168,14 @@ def test_make_event_validates_kind_and_outcome():
         M.make_event(f, t_ns=0, start=False, episode=0, task="x", kind="task", outcome="great")
 
 
+def test_step_messages_carry_stamp_episode_and_step_and_states_the_world_frame():
+    f = TypestoreFactory()
+    state = M.make_state(f, t_ns=2_500_000_000, task="x", episode=3, step=7, layout=[("hand", 3)], values=[0, 0, 1])
+    action = M.make_action(f, **M.answering(state, 2_600_000_000), values=[0, 0, 0, 0], source="policy")
+    assert (state.header.stamp.sec, state.header.stamp.nanosec, state.header.frame_id) == (2, 500_000_000, "world")
+    assert (action.episode, action.step, action.header.stamp.nanosec, action.header.frame_id) == (3, 7, 600_000_000, "")
+
+
 def test_finite_vector_refuses_nan_and_wrong_size():
     assert M.finite_vector([1, 2], 2, "x").dtype == np.float64
     with pytest.raises(ValueError, match="non-finite"):

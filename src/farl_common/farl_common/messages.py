@@ -50,6 +50,14 @@ def finite_vector(values: Any, size: int, what: str) -> np.ndarray:
     return v
 
 
+def _step_message(
+    f: MessageFactory, typename: str, t_ns: int, episode: int, step: int, frame_id: str = "", **fields: Any
+) -> Any:
+    """A message about one step of one episode: stamped (in `frame_id`), with the episode and step
+    numbers, then `fields`."""
+    return f.new(typename, header=header(f, t_ns, frame_id), episode=episode, step=step, **fields)
+
+
 # TaskState -------------------------------------------------------------------------------------
 def make_state(
     f: MessageFactory,
@@ -61,12 +69,14 @@ def make_state(
     layout: Sequence[tuple[str, int]],
     values: np.ndarray,
 ) -> Any:
-    return f.new(
+    return _step_message(
+        f,
         T.STATE,
-        header=header(f, t_ns, "world"),
+        t_ns,
+        episode,
+        step,
+        frame_id="world",
         task=task,
-        episode=episode,
-        step=step,
         layout_names=[n for n, _ in layout],
         layout_sizes=np.array([s for _, s in layout], dtype=np.uint32),
         values=np.asarray(values, dtype=np.float64),
@@ -80,11 +90,6 @@ def state_values(msg: Any) -> np.ndarray:
 def state_layout(msg: Any) -> list[tuple[str, int]]:
     """TaskState's (name, size) pairs: which slice of `values` holds what."""
     return list(zip(list(msg.layout_names), [int(s) for s in msg.layout_sizes], strict=True))
-
-
-def _step_message(f: MessageFactory, typename: str, t_ns: int, episode: int, step: int, **fields: Any) -> Any:
-    """A message about one step of one episode: stamped, with the episode and step numbers, then `fields`."""
-    return f.new(typename, header=header(f, t_ns), episode=episode, step=step, **fields)
 
 
 def answering(msg: Any, t_ns: int) -> dict[str, int]:
