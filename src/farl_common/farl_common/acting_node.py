@@ -13,11 +13,12 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
-from farl_common.runtime.node import Input, Node, Output
+from farl_common.runtime.node import Node, Output
+from farl_common.shared_inputs import STATE_INPUT
 
 
 class ActingNode(Node):
-    inputs = (Input("state", T.STATE, "on_state"),)
+    inputs = (STATE_INPUT,)
     outputs = (Output("action_proposed", T.ACTION),)
     source = "policy"
     obs_dim: int

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from farl_common import messages as M
-from farl_common import typestore as T
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.config import LearnerConfig, same_as
-from farl_common.runtime.node import Input, Node, Output, entry_point
+from farl_common.runtime.node import Node, Output, entry_point
+from farl_common.shared_inputs import EPISODE_EVENT_INPUT
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.ppo import PPOConfig, PPOLearner
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
@@ -44,7 +44,7 @@ def online_checkpoint(run_dir: str, checkpoint: str = "") -> Path:
 class LearnerNode(Node):
     name = "learner"
     Params = LearnerParams
-    inputs = (Input("episode_event", T.EVENT, "on_episode_event", qos="events"),)
+    inputs = (EPISODE_EVENT_INPUT,)
     outputs = (Output("policy_version", "std_msgs/msg/UInt32", qos="events"),)
 
     def on_start(self) -> None:

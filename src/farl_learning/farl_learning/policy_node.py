@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from farl_common.acting_node import ActingNode
-from farl_common.runtime.node import Input, entry_point
+from farl_common.runtime.node import entry_point
+from farl_common.shared_inputs import POLICY_VERSION_INPUT
 from farl_learning.checkpoint import CheckpointError, load, weights_fingerprint
 from farl_learning.uni_o4 import policy_from_checkpoint
 
@@ -34,7 +35,7 @@ class PolicyParams:
 class PolicyNode(ActingNode):
     name = "policy"
     Params = PolicyParams
-    inputs = (*ActingNode.inputs, Input("policy_version", "std_msgs/msg/UInt32", "on_version", qos="events"))
+    inputs = (*ActingNode.inputs, POLICY_VERSION_INPUT)
 
     def on_start(self) -> None:
         path = self.params.checkpoint

@@ -15,6 +15,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import ShieldSection
 from farl_common.runtime.node import Input, Node, Output, entry_point
+from farl_common.shared_inputs import POLICY_VERSION_INPUT, STATE_INPUT
 from farl_learning.checkpoint import CheckpointError, load
 from farl_learning.uni_o4 import policy_from_checkpoint
 from farl_safety_shield.recovery import PolicyRecovery
@@ -52,11 +53,7 @@ class _NoCritic:
 class ShieldNode(Node):
     name = "safety_shield"
     Params = ShieldParams
-    inputs = (
-        Input("state", T.STATE, "on_state"),
-        Input("action_proposed", T.ACTION, "on_proposal"),
-        Input("policy_version", "std_msgs/msg/UInt32", "on_version", qos="events"),
-    )
+    inputs = (STATE_INPUT, Input("action_proposed", T.ACTION, "on_proposal"), POLICY_VERSION_INPUT)
     outputs = (Output("action_executed", T.ACTION), Output("shield_decision", T.DECISION))
 
     def on_start(self) -> None:

@@ -2,7 +2,9 @@
 
 - task: medium-expert episodes, the scripted expert with Gaussian action noise; mostly successful.
 - recovery: the failure driver brings the scene to a near-failure state (unrecorded); the
-  recording starts there and the recovery mover takes the object away to safety.
+  recording starts there and the recovery mover takes the object away to safety. On a task whose
+  `recovery_demo` is "stop" (Bounded Soccer) the driver is stopped just before it strikes the still
+  object towards the hazard, and the recording shows the hand holding still.
   Only recoveries that end with nothing broken and the object no longer heading for the hazard
   are kept.
 - failure: noisy expert episodes that at a random step turn into the failure driver; only those
@@ -25,16 +27,18 @@ from farl_common.bags import EpisodeBagWriter
 from farl_common.episode_bag import PERIOD_NS, T0_NS
 from farl_common.episode_messages import EpisodeMessages
 from farl_common.messages import TypestoreFactory
-from farl_common.obs_layout import OBJECT_XY, OBS_LAYOUT, PREVIOUS_OBJECT_XY
+from farl_common.obs_layout import HAND, OBJECT, OBJECT_XY, OBS_LAYOUT, PREVIOUS_OBJECT_XY
 from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
 from farl_sim import make_env
-from farl_sim.experts import failure_driver, recovery_mover, task_expert
+from farl_sim.experts import failure_driver, hold_still, recovery_mover, task_expert
 from farl_sim.hazards import away_direction_xy
 from farl_sim.seeding import SEED_STRIDE, episode_seed
 from farl_sim.tasks import get_task
 
 KINDS = ("task", "recovery", "failure")
 DEFAULT_EPISODES = {"task": 20, "recovery": 120, "failure": 40}
+STILL_M = 1e-4
+"""An object that moved less than this in the last step is at rest (a struck ball moves 2-17 mm a step)."""
 
 
 @dataclass(frozen=True)
@@ -196,10 +200,14 @@ def generate_demos(
 
                 source = "scripted"
             else:
-                obs = _preroll_to_near_failure(env, obs, gentle_driver, cfg.near_failure_m or spec.near_failure_m)
+                if spec.recovery_demo == "stop":
+                    obs, actor = _preroll_to_strike(env, obs, driver, spec.strike_m), hold_still
+                else:
+                    near_m = cfg.near_failure_m or spec.near_failure_m
+                    obs, actor = _preroll_to_near_failure(env, obs, gentle_driver, near_m), mover
                 if obs is None:
                     continue
-                actor, source, steps = mover, "recovery", cfg.recovery_steps
+                source, steps = "recovery", cfg.recovery_steps
             rec = EpisodeMessages(
                 msgs,
                 task=spec.name,
@@ -245,6 +253,20 @@ def _resume_point(bags: list[Path], prefix: str, seed: int) -> tuple[list[Path],
         outcomes[last.outcome] = outcomes.get(last.outcome, 0) + 1
     assert last is not None
     return list(bags), int(last.seed) - seed * SEED_STRIDE + 1, outcomes
+
+
+def _preroll_to_strike(env: gym.Env, obs: np.ndarray, driver, strike_m: float) -> np.ndarray | None:
+    """Drive at the object until the hand is about to strike it (within `strike_m` in xy, no higher
+    than its top) while it is still at rest; None if it moved first."""
+    for _ in range(env.unwrapped.horizon_steps - 1):
+        if np.linalg.norm(obs[OBJECT_XY] - obs[PREVIOUS_OBJECT_XY]) > STILL_M:
+            return None
+        if np.linalg.norm(obs[HAND][:2] - obs[OBJECT_XY]) <= strike_m and obs[HAND][2] <= obs[OBJECT][2] + 0.05:
+            return obs
+        obs, _, terminated, truncated, _ = env.step(driver(obs))
+        if terminated or truncated:
+            return None
+    return None
 
 
 class _Discard(Exception):

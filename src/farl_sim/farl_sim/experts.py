@@ -132,6 +132,15 @@ def failure_driver(task: str | TaskSpec, speed: float = 1.0) -> Policy:
     return drive
 
 
+def hold_still(obs: np.ndarray) -> np.ndarray:
+    """Bounded Soccer's recovery (`TaskSpec.recovery_demo == "stop"`): the hand stays where it is.
+
+    A struck ball rolls on without slowing and the hand (at most 1 cm a step) cannot overtake it, so
+    kicking it back after the fact mostly fails (README, Bounded Soccer); not striking it does not.
+    """
+    return np.zeros(4)
+
+
 def recovery_mover(task: str | TaskSpec, safe_distance_m: float = 0.06) -> Policy:
     """From a near-failure state, move away from the hazard.
 

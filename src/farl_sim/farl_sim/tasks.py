@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Hazard = Literal["boundary", "wall", "vase"]
+RecoveryDemo = Literal["move_away", "stop"]
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,20 @@ class TaskSpec:
     """Episode length; MetaWorld's own limit is 500, the experts finish well inside this."""
     bounds_xy_m: tuple[float, float, float, float] | None = None
     """(x_min, x_max, y_min, y_max) the object must stay inside, for boundary tasks."""
+    recovery_demo: RecoveryDemo = "move_away"
+    """What its recovery demos show. move_away: from a state the failure driver pushed near the
+    hazard, the object is carried or kicked away (`experts.recovery_mover`). stop: from a state where
+    the failure driver is about to strike the still object towards the hazard, the hand holds still
+    (`experts.hold_still`): once struck, a ball rolls on without slowing, so not striking it is the
+    recovery that works."""
     near_failure_m: float = 0.03
-    """Clearance at which a state counts as near failure, for recovery demos."""
+    """Clearance at which a state counts as near failure, for move_away recovery demos."""
     preroll_speed: float = 0.4
-    """How hard the failure driver pushes on its way to near-failure states for recovery demos."""
+    """How hard the failure driver pushes on its way to near-failure states for move_away recovery demos."""
+    strike_m: float = 0.05
+    """For stop recovery demos: the hand this close (xy) to the still object, low enough to strike it,
+    is about to strike it (the driver's hand is 0.042-0.046 m from the ball's centre the step before
+    it moves)."""
     vase_radius_m: float = 0.025
     vase_half_height_m: float = 0.04
     moving_obstacle: bool = False
@@ -58,8 +69,7 @@ TASKS: dict[str, TaskSpec] = {
             metaworld_env="soccer-v3",
             hazard="boundary",
             bounds_xy_m=(-0.2, 0.2, 0.5, 0.98),
-            near_failure_m=0.1,  # the ball rolls on without slowing: near means time to act, not metres
-            preroll_speed=0.25,
+            recovery_demo="stop",
         ),
         TaskSpec(
             name="fragile_push_wall",

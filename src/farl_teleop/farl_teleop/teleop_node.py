@@ -29,6 +29,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import TeleopConfig
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer, entry_point
+from farl_common.shared_inputs import EPISODE_EVENT_INPUT, STATE_INPUT
 from farl_teleop.devices import DeviceLost, DeviceUnavailable
 from farl_teleop.mapping import AxisMapping, bindings_for, help_line, phase_help
 from farl_teleop.operators import DeviceOperator, Operator, ScriptedPerson
@@ -84,11 +85,7 @@ def hazard_distance(task: str, obs: np.ndarray) -> float | None:
 class TeleopNode(Node):
     name = "teleop"
     Params = TeleopParams
-    inputs = (
-        Input("state", T.STATE, "on_state"),
-        Input("action_shielded", T.ACTION, "on_shielded"),
-        Input("episode_event", T.EVENT, "on_episode_event", qos="events"),
-    )
+    inputs = (STATE_INPUT, Input("action_shielded", T.ACTION, "on_shielded"), EPISODE_EVENT_INPUT)
     outputs = (Output("action_executed", T.ACTION), Output("operator_mark", "std_msgs/msg/String"))
     timers = (Timer("on_poll", "poll_hz"),)
 

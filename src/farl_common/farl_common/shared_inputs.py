@@ -1,0 +1,13 @@
+"""Subscriptions that several nodes declare: written once, so topic, type, callback and QoS agree."""
+
+from __future__ import annotations
+
+from farl_common import typestore as T
+from farl_common.runtime.node import Input
+
+STATE_INPUT = Input("state", T.STATE, "on_state")
+"""The task state: policy nodes, the shield and teleop each answer it in `on_state`."""
+POLICY_VERSION_INPUT = Input("policy_version", "std_msgs/msg/UInt32", "on_version", qos="events")
+"""The learner's latest policy version: the policy node reloads, the shield rolls the new policy out."""
+EPISODE_EVENT_INPUT = Input("episode_event", T.EVENT, "on_episode_event", qos="events")
+"""Episode starts and ends: the learner trains on finished episodes, teleop resets its takeover."""
