@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from farl_common.bags import load_dataset, read_episode
+from farl_common.obs_layout import HAND, OBJECT_XY, PREVIOUS_OBJECT_XY
 from farl_sim import TASKS, make_env
-from farl_sim.demos import generate_demos
+from farl_sim.demos import STILL_M, _preroll_to_strike, generate_demos
+from farl_sim.experts import failure_driver
 from farl_sim.hazards import hazard_distance_m
 
 
@@ -28,6 +30,32 @@ def test_recovery_demos_start_near_failure_and_end_safe(demo_dir):
         assert hazard_distance_m(spec, e.obs[0]) <= spec.near_failure_m + 1e-6
         assert e.outcome == "success" and not e.failed and e.kind == "recovery"
         assert len(e) == 40
+
+
+def test_bounded_soccer_recovery_demos_hold_still_where_the_driver_would_strike(tmp_path):
+    """A struck ball rolls on without slowing, so Bounded Soccer's recovery is not to strike it."""
+    spec = TASKS["bounded_soccer"]
+    generate_demos("bounded_soccer", "recovery", 2, tmp_path, seed=0, progress=False)
+    eps = episodes_of(tmp_path, "recovery")
+    assert len(eps) == 2
+    driver = failure_driver(spec)
+    for e in eps:
+        first = e.obs[0]
+        assert np.linalg.norm(first[HAND][:2] - first[OBJECT_XY]) <= spec.strike_m
+        assert np.all(e.action == 0.0) and e.outcome == "success" and not e.failed
+        # The hand's own lag may still nudge the ball (up to 3 cm here); it ends at rest all the same.
+        assert np.linalg.norm(e.obs[-1][OBJECT_XY] - e.obs[-1][PREVIOUS_OBJECT_XY]) < STILL_M
+        # The start is near failure: the driver, let go on from it, puts the ball out of bounds.
+        env = make_env("bounded_soccer")
+        obs, _ = env.reset(seed=int(e.seed))
+        obs = _preroll_to_strike(env, obs, driver, spec.strike_m)
+        np.testing.assert_allclose(obs, first, atol=1e-5)
+        for _ in range(spec.horizon_steps):
+            obs, _, terminated, truncated, info = env.step(driver(obs))
+            if terminated or truncated:
+                break
+        env.close()
+        assert info["failure"]
 
 
 def test_failure_demos_end_in_a_failure(demo_dir):
