@@ -39,6 +39,9 @@ KINDS = ("task", "recovery", "failure")
 DEFAULT_EPISODES = {"task": 20, "recovery": 120, "failure": 40}
 STILL_M = 1e-4
 """An object that moved less than this in the last step is at rest (a struck ball moves 2-17 mm a step)."""
+STRIKE_HEIGHT_M = 0.05
+"""A hand within strike distance strikes the object from up to this far above its centre (the
+failure driver's hand is 2.4-3.7 cm above the ball's centre the step before it moves)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,10 @@ class DemoConfig:
     failure_switch_max_step: int = 80
     """Failure demos turn to the failure driver at a uniformly drawn step below this."""
     near_failure_m: float | None = None
-    """Recovery demos start when the object is this close to its hazard (None: the task's own)."""
+    """move_away recovery demos start when the object is this close to its hazard (None: the task's own)."""
     preroll_speed: float | None = None
-    """How hard the failure driver pushes on the way to a near-failure state (None: the task's own;
-    a ball kicked hard towards the boundary is past saving before it is near it)."""
+    """How hard the failure driver pushes on the way to a move_away demo's near-failure state (None:
+    the task's own)."""
     recovery_steps: int = 40
     """Length of a recovery demo."""
     recovery_safe_m: float = 0.05
@@ -256,12 +259,13 @@ def _resume_point(bags: list[Path], prefix: str, seed: int) -> tuple[list[Path],
 
 
 def _preroll_to_strike(env: gym.Env, obs: np.ndarray, driver, strike_m: float) -> np.ndarray | None:
-    """Drive at the object until the hand is about to strike it (within `strike_m` in xy, no higher
-    than its top) while it is still at rest; None if it moved first."""
+    """Drive at the object until the hand is about to strike it (within `strike_m` in xy and
+    `STRIKE_HEIGHT_M` above its centre) while it is still at rest; None if it moved first."""
     for _ in range(env.unwrapped.horizon_steps - 1):
         if np.linalg.norm(obs[OBJECT_XY] - obs[PREVIOUS_OBJECT_XY]) > STILL_M:
             return None
-        if np.linalg.norm(obs[HAND][:2] - obs[OBJECT_XY]) <= strike_m and obs[HAND][2] <= obs[OBJECT][2] + 0.05:
+        low_enough = obs[HAND][2] <= obs[OBJECT][2] + STRIKE_HEIGHT_M
+        if low_enough and np.linalg.norm(obs[HAND][:2] - obs[OBJECT_XY]) <= strike_m:
             return obs
         obs, _, terminated, truncated, _ = env.step(driver(obs))
         if terminated or truncated:
