@@ -8,7 +8,7 @@ import pytest
 from farl_common.bags import load_dataset, read_episode
 from farl_common.obs_layout import HAND, OBJECT_XY, PREVIOUS_OBJECT_XY
 from farl_sim import TASKS, make_env
-from farl_sim.demos import STILL_M, _preroll_to_strike, generate_demos
+from farl_sim.demos import STILL_M, _about_to_strike, _preroll, generate_demos
 from farl_sim.experts import failure_driver
 from farl_sim.hazards import hazard_distance_m
 
@@ -48,7 +48,7 @@ def test_bounded_soccer_recovery_demos_hold_still_where_the_driver_would_strike(
         # The start is near failure: the driver, let go on from it, puts the ball out of bounds.
         env = make_env("bounded_soccer")
         obs, _ = env.reset(seed=int(e.seed))
-        obs = _preroll_to_strike(env, obs, driver, spec.strike_m)
+        obs = _preroll(env, obs, driver, _about_to_strike(spec.strike_m))
         np.testing.assert_allclose(obs, first, atol=1e-5)
         for _ in range(spec.horizon_steps):
             obs, _, terminated, truncated, info = env.step(driver(obs))

@@ -204,10 +204,10 @@ def generate_demos(
                 source = "scripted"
             else:
                 if spec.recovery_demo == "stop":
-                    obs, actor = _preroll_to_strike(env, obs, driver, spec.strike_m), hold_still
+                    obs, actor = _preroll(env, obs, driver, _about_to_strike(spec.strike_m)), hold_still
                 else:
                     near_m = cfg.near_failure_m or spec.near_failure_m
-                    obs, actor = _preroll_to_near_failure(env, obs, gentle_driver, near_m), mover
+                    obs, actor = _preroll(env, obs, gentle_driver, _near_failure(env, near_m)), mover
                 if obs is None:
                     continue
                 source, steps = "recovery", cfg.recovery_steps
@@ -258,32 +258,38 @@ def _resume_point(bags: list[Path], prefix: str, seed: int) -> tuple[list[Path],
     return list(bags), int(last.seed) - seed * SEED_STRIDE + 1, outcomes
 
 
-def _preroll_to_strike(env: gym.Env, obs: np.ndarray, driver, strike_m: float) -> np.ndarray | None:
-    """Drive at the object until the hand is about to strike it (within `strike_m` in xy and
-    `STRIKE_HEIGHT_M` above its centre) while it is still at rest; None if it moved first."""
+def _preroll(env: gym.Env, obs: np.ndarray, driver, ready: Callable[[np.ndarray], bool | None]) -> np.ndarray | None:
+    """Drive with `driver` until `ready(obs)` holds; None where `ready` says the state is spoilt (None)
+    or the episode ends first."""
     for _ in range(env.unwrapped.horizon_steps - 1):
-        if np.linalg.norm(obs[OBJECT_XY] - obs[PREVIOUS_OBJECT_XY]) > STILL_M:
+        verdict = ready(obs)
+        if verdict is None:
             return None
-        low_enough = obs[HAND][2] <= obs[OBJECT][2] + STRIKE_HEIGHT_M
-        if low_enough and np.linalg.norm(obs[HAND][:2] - obs[OBJECT_XY]) <= strike_m:
+        if verdict:
             return obs
         obs, _, terminated, truncated, _ = env.step(driver(obs))
         if terminated or truncated:
             return None
     return None
+
+
+def _about_to_strike(strike_m: float) -> Callable[[np.ndarray], bool | None]:
+    """The hand within `strike_m` of the object in xy and `STRIKE_HEIGHT_M` above its centre, the object
+    still at rest; spoilt once it has moved."""
+
+    def ready(obs: np.ndarray) -> bool | None:
+        if np.linalg.norm(obs[OBJECT_XY] - obs[PREVIOUS_OBJECT_XY]) > STILL_M:
+            return None
+        low_enough = obs[HAND][2] <= obs[OBJECT][2] + STRIKE_HEIGHT_M
+        return bool(low_enough and np.linalg.norm(obs[HAND][:2] - obs[OBJECT_XY]) <= strike_m)
+
+    return ready
+
+
+def _near_failure(env: gym.Env, near_m: float) -> Callable[[np.ndarray], bool]:
+    """The object within `near_m` of the hazard."""
+    return lambda obs: env.unwrapped.hazard_distance_m(obs) <= near_m
 
 
 class _Discard(Exception):
     """Raised inside a bag's `with` to drop it (the writer aborts; nothing is left on disk)."""
-
-
-def _preroll_to_near_failure(env: gym.Env, obs: np.ndarray, driver, near_m: float) -> np.ndarray | None:
-    """Drive towards the hazard until the object is within `near_m` of it; None if it broke first."""
-    base = env.unwrapped
-    for _ in range(base.horizon_steps - 1):
-        if base.hazard_distance_m(obs) <= near_m:
-            return obs
-        obs, _, terminated, truncated, _ = env.step(driver(obs))
-        if terminated or truncated:
-            return None
-    return None
