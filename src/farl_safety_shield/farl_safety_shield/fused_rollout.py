@@ -5,7 +5,9 @@ hundred small torch calls whose cost is mostly per-call overhead (about 10x one 
 bench/bench_shield.py). This computes the same numbers (to 1e-5, tested) with about half the calls:
 
 - the constraint head C and the dynamics d read the same (z, a): their first layers are one matrix
-  product, their later layers one batched product over the two heads (C's one output padded to d's);
+  product normalised by one group norm (a group per head), their hidden layers one batched product
+  over the two heads; their last layers stay apart (C has one output, d a latent);
+- C's logits are kept per step and go through one sigmoid and one weighted sum (eq. 10) at the end;
 - the decoder S's last layer absorbs the world model's de-normalisation and the policy's
   normalisation, so decoded states go straight into the policy's network (after its clamp);
 - no `nn.Module` calls: layers are applied from their tensors with `torch.nn.functional`;
@@ -14,8 +16,12 @@ bench/bench_shield.py). This computes the same numbers (to 1e-5, tested) with ab
   fails, the same function runs eagerly (`traced` is None), with the same numbers.
 
 The world model is frozen online, so its merged tensors are made once; the policy's own layers are
-inputs of the graph, its live parameters passed on every call (PPO updates them in place), and only
-its frozen normaliser is folded in (`WorldModelRisk.set_policy` rebuilds this for a new policy object).
+inputs of the graph, its parameters passed on every call (PPO updates them in place: its weights'
+transposed copies are redone when their version counters move), and only its frozen normaliser is
+folded in (`WorldModelRisk.set_policy` rebuilds this for a new policy object).
+
+What is left is mostly the matrix products: replayed alone they cost about 63% of a fused C_H
+(bench/bench_shield.py prints both), since at batch 1 each reads its whole weight matrix from memory.
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ class FusedRollout:
         if not isinstance(policy, GaussianPolicy):
             raise Unfusable(f"the rolled-out policy is a {type(policy).__name__}, not a GaussianPolicy")
         wm = copy.deepcopy(wm).requires_grad_(False)  # frozen online; a graph keeps only such constants
-        self.horizon, self.weights = horizon, [gamma_risk**i for i in range(horizon + 1)]
+        self.horizon, self.weights = horizon, torch.tensor([gamma_risk**i for i in range(horizon + 1)])
         self.wm_norm, self.group = wm.norm, wm.cfg.simnorm_group
         enc, dyn = wm.encoder, wm.dynamics
         if not (isinstance(enc[-1], SimNorm) and isinstance(dyn[-1], SimNorm)):
@@ -88,32 +94,27 @@ class FusedRollout:
             raise Unfusable("constraint head and dynamics differ in shape")
         self.hidden = c[0].out_features
         self.first = (torch.cat([c[0].weight, d[0].weight]).t().contiguous(), torch.cat([c[0].bias, d[0].bias]))
-        self.blocks = []  # per hidden layer: its two LayerNorms (eps, weight, bias) and the next Linear, stacked
-        for k in range(0, len(c) - 1, 3):
-            lc, ld = c[k + 1], d[k + 1]
-            nxt_c, nxt_d = c[k + 3], d[k + 3]
-            if nxt_c is c[-1]:  # C's single logit padded to d's width, in column 0
-                wc = torch.zeros(nxt_d.out_features, self.hidden)
-                wc[: nxt_c.out_features] = nxt_c.weight
-                bc = torch.zeros(nxt_d.out_features)
-                bc[: nxt_c.out_features] = nxt_c.bias
-            else:
-                wc, bc = nxt_c.weight, nxt_c.bias
-            self.blocks.append(
-                (
-                    lc.eps,
-                    torch.stack([lc.weight, ld.weight]).unsqueeze(1),
-                    torch.stack([lc.bias, ld.bias]).unsqueeze(1),
-                    torch.stack([wc.t(), nxt_d.weight.t()]).contiguous(),
-                    torch.stack([bc, nxt_d.bias]).unsqueeze(1),
-                )
-            )
+        if any(lc.eps != ld.eps for lc, ld in zip(c[1::3], d[1::3], strict=True)):
+            raise Unfusable("constraint head and dynamics normalise with different eps")
+        # the first hidden layer's two LayerNorms over the (batch, 2 x hidden) product: one group norm
+        # (a group per head, each with its own affine)
+        self.first_norm = (c[1].eps, torch.cat([c[1].weight, d[1].weight]), torch.cat([c[1].bias, d[1].bias]))
+        self.blocks = []  # each later hidden layer: the Linear into it and its LayerNorms, stacked per head
+        for k in range(3, len(c) - 1, 3):
+            self.blocks.append((*self._stacked_linears(c[k], d[k]), *self._stacked_norms(c[k + 1], d[k + 1])))
+        # the two last Linears apart: C's one output is not padded to d's width (a padded product
+        # would read 127 columns of zeros per step)
+        self.last_c = (c[-1].weight.t().contiguous(), c[-1].bias)
+        self.last_d = (d[-1].weight.t().contiguous(), d[-1].bias)
         decoder = _layers(wm.decoder)
         pol = _layers(policy.net)
         self.policy_eps = [m.eps for m in pol[1::3]]
-        self.policy_params = tuple(p.detach() for p in policy.net.parameters())  # aliases: updates show
-        if len(self.policy_params) != 4 * len(self.policy_eps) + 2:
+        self.policy_live = tuple(policy.net.parameters())
+        if len(self.policy_live) != 4 * len(self.policy_eps) + 2:
             raise Unfusable("the policy's network has parameters beyond its Linear and LayerNorm layers")
+        self._policy_versions: tuple[int, ...] | None = None
+        self.policy_params: tuple[torch.Tensor, ...] = ()
+        self._refresh_policy()
         # S's last layer, then (x * std_wm + mean_wm - mean_pi) / std_pi: one affine map folded into it
         scale = wm.norm.std / policy.norm.std
         last = decoder[-1]
@@ -123,6 +124,23 @@ class FusedRollout:
         )
         self.decoder = _frozen(decoder, folded)
         self.traced = self._trace(wm.norm.mean.numel(), policy.net[-1].out_features)
+
+    @staticmethod
+    def _stacked_norms(lc: nn.LayerNorm, ld: nn.LayerNorm) -> tuple[float, torch.Tensor, torch.Tensor]:
+        return lc.eps, torch.stack([lc.weight, ld.weight]).unsqueeze(1), torch.stack([lc.bias, ld.bias]).unsqueeze(1)
+
+    @staticmethod
+    def _stacked_linears(lc: nn.Linear, ld: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.stack([lc.weight.t(), ld.weight.t()]).contiguous(), torch.stack([lc.bias, ld.bias]).unsqueeze(1)
+
+    @torch.no_grad()
+    def _refresh_policy(self) -> None:
+        """The policy's live parameters as the graph takes them, its weights transposed (see `_frozen`);
+        redone only when PPO (or a load) has written to them since, as their version counters tell."""
+        versions = tuple(p._version for p in self.policy_live)
+        if versions != self._policy_versions:
+            self.policy_params = tuple(p.t().contiguous() if p.dim() == 2 else p.detach() for p in self.policy_live)
+            self._policy_versions = versions
 
     def _trace(self, obs_dim: int, act_dim: int) -> torch.jit.ScriptFunction | None:
         example = (torch.zeros(1, obs_dim), torch.zeros(1, act_dim), *self.policy_params)
@@ -136,23 +154,27 @@ class FusedRollout:
     def _policy_mean(self, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """tanh(f(x)) of the policy's `nets.mlp` from its parameters (Linear w, b, LayerNorm w, b; ...)."""
         for k, eps in enumerate(self.policy_eps):
-            w, b, g, beta = params[4 * k : 4 * k + 4]
-            x = F.mish(F.layer_norm(F.linear(x, w, b), (w.shape[0],), g, beta, eps))
-        return torch.tanh(F.linear(x, params[-2], params[-1]))
+            wt, b, g, beta = params[4 * k : 4 * k + 4]
+            x = F.mish(F.layer_norm(torch.addmm(b, x, wt), (wt.shape[1],), g, beta, eps))
+        return torch.tanh(torch.addmm(params[-1], x, params[-2]))
 
     def _simnorm(self, x: torch.Tensor) -> torch.Tensor:
         # no batch size in any shape: the recorded graph serves every batch
         return F.softmax(x.unflatten(-1, (-1, self.group)), -1).flatten(-2)
 
     def _constraint_and_next(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.addmm(self.first[1], torch.cat([z, a], -1), self.first[0]).unflatten(-1, (2, self.hidden))
-        x = x.transpose(0, 1)
-        for eps, g, b, w, wb in self.blocks:  # x: (2 heads, batch, hidden)
-            x = F.mish(torch.addcmul(b, F.layer_norm(x, (self.hidden,), eps=eps), g))
-            x = torch.baddbmm(wb, x, w)
-        return torch.sigmoid(x[0, :, 0]), self._simnorm(x[1])
+        """C's logit at (z, a) and the next latent d(z, a), the two heads side by side."""
+        x = torch.addmm(self.first[1], torch.cat([z, a], -1), self.first[0])  # (batch, 2 x hidden)
+        eps, g, b = self.first_norm
+        x = F.mish(F.group_norm(x, 2, g, b, eps))
+        x = x.unflatten(-1, (2, self.hidden)).transpose(0, 1)  # (2 heads, batch, hidden)
+        for w, wb, eps, g, b in self.blocks:
+            x = F.mish(torch.addcmul(b, F.layer_norm(torch.baddbmm(wb, x, w), (self.hidden,), eps=eps), g))
+        c_logit = torch.addmm(self.last_c[1], x[0], self.last_c[0])
+        return c_logit, self._simnorm(torch.addmm(self.last_d[1], x[1], self.last_d[0]))
 
     def __call__(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        self._refresh_policy()
         run = self.traced if self.traced is not None else self._rollout
         return run(obs, action, *self.policy_params)
 
@@ -160,11 +182,11 @@ class FusedRollout:
         norm = self.wm_norm
         z = self._simnorm(_mlp(((obs - norm.mean) / norm.std).clamp(-10.0, 10.0), self.encoder))
         a = action
-        total = torch.zeros_like(obs[:, 0])
-        for i in range(self.horizon):
-            c, z = self._constraint_and_next(z, a)
-            total.add_(c, alpha=self.weights[i])
+        logits = []  # C's logit at each step: one sigmoid and one weighted sum at the end
+        for _ in range(self.horizon):
+            c_logit, z = self._constraint_and_next(z, a)
+            logits.append(c_logit)
             pi_in = _mlp(z, self.decoder).clamp(-10.0, 10.0)
             a = self._policy_mean(pi_in, policy_params)  # E_pi at the policy's mean, as in the module path
-        last = torch.sigmoid(_mlp(torch.cat([z, a], -1), self.constraint).squeeze(-1))
-        return total.add_(last, alpha=self.weights[self.horizon])
+        logits.append(_mlp(torch.cat([z, a], -1), self.constraint))
+        return torch.mv(torch.sigmoid(torch.cat(logits, -1)), self.weights)
