@@ -349,8 +349,8 @@ def test_q_risk_and_fosp_reachability_are_different_critics(demo_dir):
 
 def test_fused_c_h_equals_the_module_rollout(tiny_run, demo_dir):
     """The shield's fused inference path gives eq. 10's C_H as the world model's modules compute it, to
-    1e-5: on states of the demos and far from them, after PPO-like in-place updates of the policy (read
-    live), after set_policy, and it steps aside for networks it does not know."""
+    1e-5: on states of the demos and far from them, after PPO-like in-place updates of the policy and a
+    load of its state (read live), after set_policy, and it steps aside for networks it does not know."""
     from farl_learning.world_model import world_model_from_checkpoint
     from farl_safety_shield.fused_rollout import FusedRollout, Unfusable
 
@@ -378,6 +378,8 @@ def test_fused_c_h_equals_the_module_rollout(tiny_run, demo_dir):
         for p in pol.net.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
     assert not torch.allclose(same(), first)  # the update changed the risk, and both paths saw it
+    pol.load_state_dict(policy_from_checkpoint(load(tiny_run / "task_policy.pt")).state_dict())
+    torch.testing.assert_close(same(), first)  # a resume's load is seen too: the risk is the first again
     other = policy_from_checkpoint(load(tiny_run / "task_policy.pt"))
     with torch.no_grad():
         other.norm.mean.add_(0.5)  # a different normaliser: folded into the decoder afresh
