@@ -35,6 +35,11 @@ if [ -z "$py" ] || ! command -v "$py" >/dev/null; then
   echo "setup: no Python 3.11 or 3.12 found (Debian 12 ships 3.11, Ubuntu 24.04 ships 3.12); set FARL_PYTHON" >&2
   exit 1
 fi
+# A name can resolve and still not run (a pyenv shim for a version not selected), or be another version.
+if ! "$py" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' >/dev/null 2>&1; then
+  echo "setup: $py does not run as Python 3.11 or 3.12; set FARL_PYTHON to the path of one" >&2
+  exit 1
+fi
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 
 stamp=.venv/.farl-installed
