@@ -21,24 +21,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Python 3.11 or 3.12: FARL_PYTHON if set, else the first of these that exists.
+# Python 3.11 or 3.12: FARL_PYTHON if set, else the first of these that runs as one. A name can
+# resolve and still not run (a pyenv shim for a version not selected), so each is run, not looked up.
+supported() { "$1" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' >/dev/null 2>&1; }
 py="${FARL_PYTHON:-}"
-if [ -z "$py" ]; then
+if [ -n "$py" ]; then
+  if ! supported "$py"; then
+    echo "setup: FARL_PYTHON=$py does not run as Python 3.11 or 3.12; set it to the path of one" >&2
+    exit 1
+  fi
+else
   for cand in python3.11 python3.12 python3; do
-    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; then
+    if supported "$cand"; then
       py=$cand
       break
     fi
   done
-fi
-if [ -z "$py" ] || ! command -v "$py" >/dev/null; then
-  echo "setup: no Python 3.11 or 3.12 found (Debian 12 ships 3.11, Ubuntu 24.04 ships 3.12); set FARL_PYTHON" >&2
-  exit 1
-fi
-# A name can resolve and still not run (a pyenv shim for a version not selected), or be another version.
-if ! "$py" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' >/dev/null 2>&1; then
-  echo "setup: $py does not run as Python 3.11 or 3.12; set FARL_PYTHON to the path of one" >&2
-  exit 1
+  if [ -z "$py" ]; then
+    echo "setup: no Python 3.11 or 3.12 found (Debian 12 ships 3.11, Ubuntu 24.04 ships 3.12); set FARL_PYTHON" >&2
+    exit 1
+  fi
 fi
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 
