@@ -1,6 +1,7 @@
 """Two changes to FARL tried on one task against FARL and Uni-O4, same pre-training, same seeds.
 
     .venv/bin/python bench/shield_variants.py --run RUN --held HELDOUT --out DIR [--steps 100000] [--seeds 3]
+        [--variants farl,farl_rejected,...]
 
 Variants (issue 9, Bounded Soccer; README, "Three more tasks"):
 - `farl`: the default (H and lookahead from RUN/shield.json, swapped steps out of PPO's policy term);
@@ -8,6 +9,9 @@ Variants (issue 9, Bounded Soccer; README, "Three more tasks"):
   (`PPOConfig.recovery_in_policy_loss`);
 - `farl_h10`: a longer lead, H = 10 with eps_safe calibrated on held-out failures labelled 10 steps
   ahead (a copy of RUN, recalibrated; RUN itself is not touched);
+- `farl_rejected`: the draws the shield rejected enter PPO's policy term with a normalised advantage
+  of -1 (`PPOConfig.rejected_advantage`), so the task policy learns to propose less of what the shield
+  refuses;
 - `uni_o4`: no shield.
 
 Each run's summary lands in DIR/NAME.seedN.json when it finishes (a re-run skips those), and a
@@ -34,6 +38,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--variants", default="farl,farl_swaps_in_pi,farl_h10,uni_o4", help="comma-separated")
     args = ap.parse_args()
     from farl_common.torch_threads import use_threads
 
@@ -46,8 +51,9 @@ def main() -> None:
     run, out = Path(args.run), Path(args.out)
     task = check_run(run)["task"]
     out.mkdir(parents=True, exist_ok=True)
+    wanted = args.variants.split(",")
     long_lead = out / "run_h10"
-    if not long_lead.exists():
+    if "farl_h10" in wanted and not long_lead.exists():
         shutil.copytree(run, long_lead)
         calibrate_shield(
             long_lead,
@@ -59,8 +65,13 @@ def main() -> None:
         "farl": (run, True, PPOConfig()),
         "farl_swaps_in_pi": (run, True, PPOConfig(recovery_in_policy_loss=True)),
         "farl_h10": (long_lead, True, PPOConfig()),
+        "farl_rejected": (run, True, PPOConfig(rejected_advantage=-1.0)),
         "uni_o4": (run, False, PPOConfig()),
     }
+    unknown = set(wanted) - set(variants)
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {sorted(unknown)}; choose from {sorted(variants)}")
+    variants = {k: v for k, v in variants.items() if k in wanted}
     for seed in range(args.seeds):
         for name, (source, shielded, ppo) in variants.items():
             path = out / f"{name}.seed{seed}.json"

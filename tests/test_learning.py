@@ -16,7 +16,7 @@ from farl_learning.checkpoint import FORMAT, CheckpointError, load, save_atomic
 from farl_learning.data import Transitions
 from farl_learning.finetune_rollouts import PPOTrainer
 from farl_learning.nets import GaussianPolicy, ValueNet
-from farl_learning.ppo import PPOConfig, PPOLearner, gae
+from farl_learning.ppo import PPOConfig, PPOLearner, Trajectory, gae
 from farl_learning.two_hot import TwoHot, symexp, symlog
 from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4
 from farl_learning.world_model import WorldModel, WorldModelConfig, train_world_model
@@ -390,6 +390,46 @@ def test_fused_c_h_equals_the_module_rollout(tiny_run, demo_dir):
     wm.constraint = torch.nn.Sequential(torch.nn.Linear(wm.cfg.latent_dim + 4, 1))
     with pytest.raises(Unfusable):
         FusedRollout(wm, pol, 5, 0.9)
+
+
+def _rejection_batch(policy: GaussianPolicy, n: int = 512) -> list[Trajectory]:
+    """One-step episodes of zero reward under a zero value: every advantage is 0, so only rejected
+    draws (those with a[0] > 0, as if a shield refused them) can move the policy."""
+    rng = np.random.default_rng(1)
+    s = rng.normal(size=(n, 39)).astype(np.float32)
+    with torch.no_grad():
+        draw = policy.act(torch.as_tensor(s))
+        logp = policy.log_prob(torch.as_tensor(s), draw).numpy()
+    draw = draw.numpy()
+    trajs = []
+    for i in range(n):
+        refused = bool(draw[i, 0] > 0)
+        executed = np.zeros(4, dtype=np.float32) if refused else draw[i]
+        rej = (draw[i], float(logp[i])) if refused else None
+        step = ([s[i]], [executed], [float(logp[i])], [0.0], [0.0], [0.0])
+        trajs.append(Trajectory(*step, terminated=True, last_obs=s[i], swapped=[refused], rejected=[rej]))
+    return trajs
+
+
+@pytest.mark.parametrize("rejected_advantage", [0.0, -1.0])
+def test_ppo_makes_rejected_proposals_less_likely_only_when_asked(rejected_advantage):
+    torch.manual_seed(0)
+    policy, value = GaussianPolicy(39, 4, 64, init_log_std=-0.5), ValueNet(39, 64)
+    torch.nn.init.zeros_(value.net[-1].weight)
+    torch.nn.init.zeros_(value.net[-1].bias)
+    cfg = PPOConfig(policy_lr=1e-3, value_warmup_updates=0, target_kl=1.0, rejected_advantage=rejected_advantage)
+    learner = PPOLearner(policy, value, cfg)
+    probe = torch.as_tensor(np.random.default_rng(2).normal(size=(256, 39)), dtype=torch.float32)
+    with torch.no_grad():
+        before = policy.act(probe, deterministic=True)[:, 0].mean().item()
+    for _ in range(3):
+        learner.update(_rejection_batch(policy))
+    with torch.no_grad():
+        after = policy.act(probe, deterministic=True)[:, 0].mean().item()
+    if rejected_advantage == 0.0:
+        assert after == pytest.approx(before, abs=1e-6)  # no own-step signal, nothing rejected counts
+    else:
+        assert after < before - 0.1, (before, after)
 
 
 def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):

@@ -133,7 +133,7 @@ class PPOTrainer:
     def collect(self) -> list[Trajectory]:
         cfg = self.cfg
         obs = [self._reset(i) for i in range(cfg.num_envs)]
-        trajs = [Trajectory(swapped=[]) for _ in range(cfg.num_envs)]
+        trajs = [Trajectory(swapped=[], rejected=[]) for _ in range(cfg.num_envs)]
         counts = [0] * cfg.num_envs
         stats = [self._new_stats() for _ in range(cfg.num_envs)]
         active = list(range(cfg.num_envs))
@@ -159,6 +159,8 @@ class PPOTrainer:
             with torch.no_grad():
                 logp = self.policy.log_prob(ot, torch.as_tensor(stored, dtype=torch.float32)).numpy()
                 val = self.value(ot).numpy()
+                shield_swapped = np.asarray(res.swapped, dtype=bool)
+                draw_logp = logp if not shield_swapped.any() else self.policy.log_prob(ot, sample).numpy()
             still = []
             for j, i in enumerate(active):
                 nobs, r, term, trunc, info = self.envs[i].step(acts[j])
@@ -173,6 +175,7 @@ class PPOTrainer:
                 t.rew.append(float(r) * cfg.reward_scale)
                 t.cost.append(float(info["cost"]))
                 t.swapped.append(bool(not_own[j]))
+                t.rejected.append((sample[j].numpy(), float(draw_logp[j])) if shield_swapped[j] else None)
                 counts[i] += 1
                 self.steps += 1
                 st = stats[i]
@@ -204,7 +207,7 @@ class PPOTrainer:
                     done_trajs.append(t)
                     if counts[i] >= cfg.steps_per_env:
                         continue
-                    trajs[i] = Trajectory(swapped=[])
+                    trajs[i] = Trajectory(swapped=[], rejected=[])
                     stats[i] = self._new_stats()
                     nobs = self._reset(i)
                 obs[i] = nobs

@@ -56,6 +56,10 @@ class PPOConfig:
     They always enter the value targets and GAE (the task policy's earlier actions are judged by what
     followed, rescue included); but PPO's ratio assumes the task policy drew the action, which it did
     not, so by default they are left out of the policy gradient."""
+    rejected_advantage: float = 0.0
+    """Where the shield swapped, the task policy's rejected draw enters the policy term with this
+    advantage, in units of the batch's normalised advantages (negative: such proposals become less
+    likely), as a shield's rejection is punished in Alshiekh et al. (2018). 0 leaves them out."""
     ent_coef: float = 0.0
     reward_scale: float = 0.1
     """Must match the offline critics' scale (the value network is initialised from them)."""
@@ -87,6 +91,8 @@ class Trajectory:
     last_obs: np.ndarray | None = None
     swapped: list[bool] | None = None
     """Per step: True where the executed action came from the recovery side, not the task policy."""
+    rejected: list[tuple[np.ndarray, float] | None] | None = None
+    """Per step: the task policy's raw draw and its log-probability where the shield rejected it."""
 
 
 def gae(rew: np.ndarray, val: np.ndarray, last_val: float, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +193,7 @@ class PPOLearner:
         """One PPO update on complete trajectories; `failure_rate` drives PPO-Lagrangian's multiplier."""
         cfg = self.cfg
         obs, act, logp, adv, ret, cadv, cret, own = [], [], [], [], [], [], [], []
+        rej_obs, rej_act, rej_logp = [], [], []
         for t in trajs:
             o = np.asarray(t.obs, dtype=np.float32)
             with torch.no_grad():
@@ -201,6 +208,11 @@ class PPOLearner:
             ret.append(r)
             sw = np.asarray(t.swapped if t.swapped is not None else [False] * len(t.rew), dtype=bool)
             own.append(np.ones(len(t.rew), dtype=bool) if cfg.recovery_in_policy_loss else ~sw)
+            for k, r in enumerate(t.rejected or []):
+                if r is not None and cfg.rejected_advantage != 0.0:
+                    rej_obs.append(o[k])
+                    rej_act.append(np.asarray(r[0], dtype=np.float32))
+                    rej_logp.append(r[1])
             if self.cost_value is not None:
                 with torch.no_grad():
                     cv = self.cost_value(torch.as_tensor(o)).numpy()
@@ -218,12 +230,19 @@ class PPOLearner:
             CRET = torch.as_tensor(np.concatenate(cret), dtype=torch.float32)
             self.lagrange = max(0.0, self.lagrange + cfg.lagrange_lr * (failure_rate - cfg.cost_limit))
         n = len(OBS)
+        # rejected draws ride along with each minibatch in proportion, so every gradient step sees both
+        n_rej = len(rej_obs)
+        if n_rej:
+            R_OBS = torch.as_tensor(np.stack(rej_obs))
+            R_A = torch.as_tensor(np.stack(rej_act))
+            R_LP = torch.as_tensor(np.asarray(rej_logp, dtype=np.float32))
         info = {"pi_loss": 0.0, "v_loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0}
         train_policy = self.updates >= cfg.value_warmup_updates
         for _ in range(cfg.epochs):
             if train_policy and info["approx_kl"] > cfg.target_kl:
                 break
             perm = torch.randperm(n, generator=self.gen)
+            r_perm = torch.randperm(n_rej, generator=self.gen) if n_rej else None
             for s in range(0, n, cfg.minibatch_size):
                 mb = perm[s : s + cfg.minibatch_size]
                 dist = self.policy.dist(OBS[mb])
@@ -234,7 +253,15 @@ class PPOLearner:
                     a_mb = (a_mb - self.lagrange * CADV[mb]) / (1 + self.lagrange)
                 surrogate = torch.min(ratio * a_mb, ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * a_mb)
                 w = OWN[mb]
-                pi_loss = -(surrogate * w).sum() / w.sum().clamp(min=1.0)
+                pi_sum, pi_count = (surrogate * w).sum(), w.sum()
+                if r_perm is not None:
+                    rb = r_perm[s * n_rej // n : min(n, s + cfg.minibatch_size) * n_rej // n]
+                    if len(rb):
+                        r_ratio = torch.exp(self.policy.dist(R_OBS[rb]).log_prob(R_A[rb]).sum(-1) - R_LP[rb])
+                        r_adv = cfg.rejected_advantage
+                        r_surr = torch.min(r_ratio * r_adv, r_ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * r_adv)
+                        pi_sum, pi_count = pi_sum + r_surr.sum(), pi_count + len(rb)
+                pi_loss = -pi_sum / pi_count.clamp(min=1.0)
                 pi_loss = pi_loss - cfg.ent_coef * dist.entropy().sum(-1).mean()
                 if train_policy:
                     gradient_step(self.pi_opt, pi_loss, (self.policy.parameters(), cfg.max_grad_norm))

@@ -7,7 +7,8 @@ bench/bench_shield.py). This computes the same numbers (to 1e-5, tested) with ab
 - the constraint head C and the dynamics d read the same (z, a): their first layers are one matrix
   product normalised by one group norm (a group per head), their hidden layers one batched product
   over the two heads; their last layers stay apart (C has one output, d a latent);
-- C's logits are kept per step and go through one sigmoid and one weighted sum (eq. 10) at the end;
+- C's last hidden layer is kept per step; its one-output layer, the sigmoid and the weighted sum
+  (eq. 10) run once at the end, over all H + 1 steps;
 - the decoder S's last layer absorbs the world model's de-normalisation and the policy's
   normalisation, so decoded states go straight into the policy's network (after its clamp);
 - no `nn.Module` calls: layers are applied from their tensors with `torch.nn.functional`;
@@ -67,11 +68,15 @@ def _frozen(mods: list[nn.Module], last: tuple[torch.Tensor, torch.Tensor] | Non
     return blocks, w.t().contiguous(), b
 
 
-def _mlp(x: torch.Tensor, net: Frozen) -> torch.Tensor:
-    blocks, w_last, b_last = net
-    for wt, b, g, beta, eps in blocks:
+def _hidden(x: torch.Tensor, net: Frozen) -> torch.Tensor:
+    """`net` up to its last layer's input."""
+    for wt, b, g, beta, eps in net[0]:
         x = F.mish(F.layer_norm(torch.addmm(b, x, wt), (wt.shape[1],), g, beta, eps))
-    return torch.addmm(b_last, x, w_last)
+    return x
+
+
+def _mlp(x: torch.Tensor, net: Frozen) -> torch.Tensor:
+    return torch.addmm(net[2], _hidden(x, net), net[1])
 
 
 class FusedRollout:
@@ -163,15 +168,14 @@ class FusedRollout:
         return F.softmax(x.unflatten(-1, (-1, self.group)), -1).flatten(-2)
 
     def _constraint_and_next(self, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """C's logit at (z, a) and the next latent d(z, a), the two heads side by side."""
+        """C's last hidden layer at (z, a) and the next latent d(z, a), the two heads side by side."""
         x = torch.addmm(self.first[1], torch.cat([z, a], -1), self.first[0])  # (batch, 2 x hidden)
         eps, g, b = self.first_norm
         x = F.mish(F.group_norm(x, 2, g, b, eps))
         x = x.unflatten(-1, (2, self.hidden)).transpose(0, 1)  # (2 heads, batch, hidden)
         for w, wb, eps, g, b in self.blocks:
             x = F.mish(torch.addcmul(b, F.layer_norm(torch.baddbmm(wb, x, w), (self.hidden,), eps=eps), g))
-        c_logit = torch.addmm(self.last_c[1], x[0], self.last_c[0])
-        return c_logit, self._simnorm(torch.addmm(self.last_d[1], x[1], self.last_d[0]))
+        return x[0], self._simnorm(torch.addmm(self.last_d[1], x[1], self.last_d[0]))
 
     def __call__(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         self._refresh_policy()
@@ -182,11 +186,12 @@ class FusedRollout:
         norm = self.wm_norm
         z = self._simnorm(_mlp(((obs - norm.mean) / norm.std).clamp(-10.0, 10.0), self.encoder))
         a = action
-        logits = []  # C's logit at each step: one sigmoid and one weighted sum at the end
+        hidden = []  # C's last hidden layer at each step; its one-output layer runs once, on all of them
         for _ in range(self.horizon):
-            c_logit, z = self._constraint_and_next(z, a)
-            logits.append(c_logit)
+            h, z = self._constraint_and_next(z, a)
+            hidden.append(h)
             pi_in = _mlp(z, self.decoder).clamp(-10.0, 10.0)
             a = self._policy_mean(pi_in, policy_params)  # E_pi at the policy's mean, as in the module path
-        logits.append(_mlp(torch.cat([z, a], -1), self.constraint))
-        return torch.mv(torch.sigmoid(torch.cat(logits, -1)), self.weights)
+        hidden.append(_hidden(torch.cat([z, a], -1), self.constraint))
+        logits = torch.addmm(self.last_c[1], torch.cat(hidden, 0), self.last_c[0])  # ((H + 1) x batch, 1)
+        return torch.sigmoid(logits.view(self.horizon + 1, -1)).t().mv(self.weights)
