@@ -6,8 +6,9 @@ The policy and value start from the offline checkpoint (Uni-O4). PPO trains on t
 transitions (the safe transitions of eq. 11) with the clipped objective of eq. 3; on the policy's own
 steps the policy term uses the raw Gaussian draw and its log-probability (clipped only when executed,
 as CleanRL does), while steps the shield or a person replaced stay out of it and count in the value
-targets only. With `lagrangian=True` it is PPO-Lagrangian: a cost critic and a multiplier that grows
-while the failure rate per episode exceeds `cost_limit`.
+targets only (optionally, the draws the shield rejected enter it with a fixed negative advantage,
+`PPOConfig.rejected_advantage`). With `lagrangian=True` it is PPO-Lagrangian: a cost critic and a
+multiplier that grows while the failure rate per episode exceeds `cost_limit`.
 """
 
 from __future__ import annotations
