@@ -231,7 +231,7 @@ def test_pretrain_writes_every_checkpoint(tiny_run):
         ShieldSettings(critic="oracle")
 
 
-def _trainer(run, out, steps):
+def _trainer(run, out, steps, **ppo):
     data = load(run / "task_policy.pt")
     pol = policy_from_checkpoint(data).train()
     from farl_learning.uni_o4 import value_from_checkpoint
@@ -245,6 +245,7 @@ def _trainer(run, out, steps):
         seed=3,
         value_warmup_updates=0,
         policy_lr=1e-4,
+        **ppo,
     )
     shield = load_shield(run, ShieldSettings(), task_policy=pol)
     return PPOTrainer("fragile_push_wall", pol, value_from_checkpoint(data), cfg, shield, out)
@@ -447,4 +448,25 @@ def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):
     with torch.no_grad():
         again = tr.policy.log_prob(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(act, dtype=torch.float32))
     np.testing.assert_allclose(again.numpy(), logp, rtol=1e-5, atol=1e-5)
+    tr.close()
+    assert all(r is None for t in trajs for r in t.rejected)  # kept only when PPO is to learn from them
+
+
+def test_the_trainer_keeps_each_rejected_draw_with_its_log_prob(tiny_run, tmp_path):
+    tr = _trainer(tiny_run, tmp_path / "ft", 120, rejected_advantage=-1.0)
+    with torch.no_grad():
+        tr.policy.log_std.fill_(0.3)
+    first = tr.collect()  # this tiny run's calibrated eps_safe swaps on none: set it to half the risks seen
+    obs = np.concatenate([np.asarray(t.obs) for t in first])
+    act = np.clip(np.concatenate([np.asarray(t.act) for t in first]), -1, 1)
+    tr.filter.eps_safe = float(np.median(tr.filter.risk(obs, act)))
+    trajs = tr.collect()
+    swapped = np.concatenate([np.asarray(t.swapped) for t in trajs])
+    kept = [(o, r) for t in trajs for o, r in zip(t.obs, t.rejected, strict=True) if r is not None]
+    assert swapped.any() and not swapped.all() and len(kept) == swapped.sum()  # the shield's swaps, no person
+    obs = torch.as_tensor(np.stack([o for o, _ in kept]), dtype=torch.float32)
+    draws = torch.as_tensor(np.stack([r[0] for _, r in kept]), dtype=torch.float32)
+    with torch.no_grad():
+        again = tr.policy.log_prob(obs, draws).numpy()
+    np.testing.assert_allclose(again, [r[1] for _, r in kept], rtol=1e-5, atol=1e-5)
     tr.close()

@@ -159,8 +159,10 @@ class PPOTrainer:
             with torch.no_grad():
                 logp = self.policy.log_prob(ot, torch.as_tensor(stored, dtype=torch.float32)).numpy()
                 val = self.value(ot).numpy()
-                shield_swapped = np.asarray(res.swapped, dtype=bool)
-                draw_logp = logp if not shield_swapped.any() else self.policy.log_prob(ot, sample).numpy()
+                # the draws the shield rejected, only where PPO is asked to learn from them
+                rejected = np.asarray(res.swapped, dtype=bool) & (cfg.rejected_advantage != 0.0)
+                if rejected.any():
+                    draw_logp = self.policy.log_prob(ot, sample).numpy()
             still = []
             for j, i in enumerate(active):
                 nobs, r, term, trunc, info = self.envs[i].step(acts[j])
@@ -175,7 +177,7 @@ class PPOTrainer:
                 t.rew.append(float(r) * cfg.reward_scale)
                 t.cost.append(float(info["cost"]))
                 t.swapped.append(bool(not_own[j]))
-                t.rejected.append((sample[j].numpy(), float(draw_logp[j])) if shield_swapped[j] else None)
+                t.rejected.append((sample[j].numpy(), float(draw_logp[j])) if rejected[j] else None)
                 counts[i] += 1
                 self.steps += 1
                 st = stats[i]

@@ -93,7 +93,8 @@ class Trajectory:
     swapped: list[bool] | None = None
     """Per step: True where the executed action came from the recovery side, not the task policy."""
     rejected: list[tuple[np.ndarray, float] | None] | None = None
-    """Per step: the task policy's raw draw and its log-probability where the shield rejected it."""
+    """Per step: the task policy's raw draw and its log-probability where the shield rejected it (kept
+    only while `PPOConfig.rejected_advantage` is set)."""
 
 
 def gae(rew: np.ndarray, val: np.ndarray, last_val: float, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
@@ -209,8 +210,8 @@ class PPOLearner:
             ret.append(r)
             sw = np.asarray(t.swapped if t.swapped is not None else [False] * len(t.rew), dtype=bool)
             own.append(np.ones(len(t.rew), dtype=bool) if cfg.recovery_in_policy_loss else ~sw)
-            for k, r in enumerate(t.rejected or []):
-                if r is not None and cfg.rejected_advantage != 0.0:
+            for k, r in enumerate(t.rejected or [] if cfg.rejected_advantage != 0.0 else []):
+                if r is not None:
                     rej_obs.append(o[k])
                     rej_act.append(np.asarray(r[0], dtype=np.float32))
                     rej_logp.append(r[1])

@@ -107,9 +107,7 @@ class FusedRollout:
         self.blocks = []  # each later hidden layer: the Linear into it and its LayerNorms, stacked per head
         for k in range(3, len(c) - 1, 3):
             self.blocks.append((*self._stacked_linears(c[k], d[k]), *self._stacked_norms(c[k + 1], d[k + 1])))
-        # the two last Linears apart: C's one output is not padded to d's width (a padded product
-        # would read 127 columns of zeros per step)
-        self.last_c = (c[-1].weight.t().contiguous(), c[-1].bias)
+        # d's last Linear apart from C's (C's one output, from `self.constraint`, runs once per rollout)
         self.last_d = (d[-1].weight.t().contiguous(), d[-1].bias)
         decoder = _layers(wm.decoder)
         pol = _layers(policy.net)
@@ -193,5 +191,6 @@ class FusedRollout:
             pi_in = _mlp(z, self.decoder).clamp(-10.0, 10.0)
             a = self._policy_mean(pi_in, policy_params)  # E_pi at the policy's mean, as in the module path
         hidden.append(_hidden(torch.cat([z, a], -1), self.constraint))
-        logits = torch.addmm(self.last_c[1], torch.cat(hidden, 0), self.last_c[0])  # ((H + 1) x batch, 1)
+        _, w_c, b_c = self.constraint
+        logits = torch.addmm(b_c, torch.cat(hidden, 0), w_c)  # ((H + 1) x batch, 1)
         return torch.sigmoid(logits.view(self.horizon + 1, -1)).t().mv(self.weights)
