@@ -22,6 +22,7 @@ from farl_robot.panda_kinematics import hand_pose
 from farl_robot.real_tasks import PerceivedScene, RealTaskRules
 from farl_robot.robot_node import RobotNode, RobotParams
 from tests.mocks.faulty_robot import FaultyRobot
+from tests.mocks.recording_gripper import RecordingGripper
 
 franky = pytest.importorskip("franky", reason="franky-control not installed (pip install -e '.[robot]')")
 franky_sim = pytest.importorskip("franky_sim", reason="franky-sim not installed (pip install -e '.[dev]')")
@@ -357,5 +358,31 @@ def test_gripper_effort_closes_and_opens_the_hand(sim_ip) -> None:
     assert d.read().gripper_open < 0.2
     d.execute(np.zeros(3), -1.0)
     time.sleep(3.0)
+    assert d.read().gripper_open > 0.9
+    d.close()
+
+
+def test_a_gripper_effort_that_flips_mid_move_waits_for_the_move_without_stalling_the_tick(sim_ip) -> None:
+    from farl_robot.franky_driver import FrankyDriver
+
+    made: list[RecordingGripper] = []
+
+    def gripper_factory(s):
+        made.append(RecordingGripper(franky.Gripper(s.robot_ip)))
+        return made[-1]
+
+    d = FrankyDriver(settings(sim_ip, use_gripper=True, gripper_speed_mps=0.1), gripper_factory=gripper_factory)
+    d.connect()
+    d.home(0)
+    g = made[0]
+    d.execute(np.zeros(3), 1.0)  # close: 0.8 s of travel
+    d.execute(np.zeros(3), -1.0)  # open, while the hand still closes: deferred, not started over it
+    assert g.widths == [0.0]
+    deadline = time.monotonic() + 60
+    while len(g.widths) < 2 and time.monotonic() < deadline:
+        time.sleep(TICK_S)
+        d.execute(np.zeros(3), 0.0)  # dead band: the open asked for stays wanted
+    assert g.widths == [0.0, pytest.approx(g.max_width)]
+    assert g.last.wait(60)
     assert d.read().gripper_open > 0.9
     d.close()

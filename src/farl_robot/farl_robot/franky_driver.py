@@ -14,6 +14,12 @@ priority for good and could starve the machine's other processes (perception, th
 driver puts the calling thread's policy back after each such call; franky's own control thread for
 asynchronous motions keeps libfranka's priority, as it should.
 
+Gripper: franky's `move_async` waits for the gripper's running move before it starts a new one, so
+an effort that flips while the hand still travels (max width / speed: 1.6 s at the default 0.05 m/s)
+would stall the control tick, and with franky-sim in the same process it never returns (it waits
+holding the GIL that franky-sim's thread needs to finish the move). The driver keeps each move's future and, while it is
+not done, defers a new open/close to the first tick after it is.
+
 Tested against franky-sim (libfranka's protocol on loopback, MuJoCo physics): tests/test_franky_driver.py.
 """
 
@@ -88,6 +94,10 @@ class FrankyDriver(RobotDriver):
         self.gripper: Any = None
         self.quaternion: np.ndarray | None = None
         self.gripper_closed = False
+        """What the driver last told the gripper (closed or open)."""
+        self._gripper_wanted_closed = False
+        self._gripper_move: Any = None
+        """franky's future of the last asynchronous gripper move, None when none was started."""
         self.recoveries = 0
 
     @staticmethod
@@ -118,6 +128,7 @@ class FrankyDriver(RobotDriver):
         except RobotError as err:
             self.recover_after(f"during homing: {err}")
         if self.gripper is not None:
+            self._gripper_wanted_closed = False
             self._gripper(open_=True, wait=True)  # every episode starts with the hand open
         pose = self.robot.current_cartesian_state.pose.end_effector_pose
         self.quaternion = np.asarray(pose.quaternion, dtype=np.float64)
@@ -153,8 +164,11 @@ class FrankyDriver(RobotDriver):
             self.robot.move(franky.CartesianMotion(target, franky.ReferenceType.Absolute), asynchronous=True)
         except franky.Exception as err:
             raise RobotError(f"robot error during motion: {' '.join(str(err).split())}") from None
-        if self.gripper is not None and abs(gripper) > GRIPPER_CLOSE_EFFORT and (gripper > 0) != self.gripper_closed:
-            self._gripper(open_=gripper < 0)
+        if self.gripper is not None:
+            if abs(gripper) > GRIPPER_CLOSE_EFFORT:
+                self._gripper_wanted_closed = gripper > 0
+            if self._gripper_wanted_closed != self.gripper_closed and self._gripper_idle():
+                self._gripper(open_=not self._gripper_wanted_closed)
 
     def recover(self) -> None:
         self.recover_after("")
@@ -187,7 +201,13 @@ class FrankyDriver(RobotDriver):
 
     def close(self) -> None:
         self.stop()
-        self.robot = self.gripper = None
+        if self.gripper is not None:
+            try:  # franky's gripper torn down under a running move was seen to crash the process on exit
+                self._gripper_idle(timeout_s=self._gripper_travel_s() + 1.0)
+            except RobotError:
+                pass  # closing: the move's error has nobody left to tell
+        self.gripper = None
+        self.robot = None
 
     # helpers ------------------------------------------------------------------------------------
     def _move_home(self) -> None:
@@ -202,13 +222,38 @@ class FrankyDriver(RobotDriver):
         except franky.Exception as err:
             raise RobotError(" ".join(str(err).split())) from None
 
+    def _gripper_travel_s(self) -> float:
+        """Seconds a full open or close takes at the configured speed."""
+        return float(self.gripper.max_width) / max(self.s.gripper_speed_mps, 1e-6)
+
+    def _gripper_idle(self, timeout_s: float = 0.0) -> bool:
+        """Whether the last asynchronous gripper move is over (waiting at most `timeout_s`); a move
+        that raised surfaces here as a `RobotError`."""
+        franky = _franky()
+        if self._gripper_move is None:
+            return True
+        if not self._gripper_move.wait(timeout_s):
+            return False
+        move, self._gripper_move = self._gripper_move, None
+        try:
+            move.get()  # False (the hand stopped short, on an object) is no error; an exception is
+        except franky.Exception as err:
+            raise RobotError(f"gripper error: {' '.join(str(err).split())}") from None
+        return True
+
     def _gripper(self, open_: bool, wait: bool = False) -> None:
         franky = _franky()
+        if wait:
+            limit_s = 2.0 * self._gripper_travel_s() + 1.0
+            if not self._gripper_idle(timeout_s=limit_s):
+                raise RobotError(f"gripper error: its last move did not end within {limit_s:.1f} s")
         try:
             width = self.gripper.max_width if open_ else 0.0
-            move = self.gripper.move if wait else self.gripper.move_async  # within a tick: never block
             with keep_thread_scheduling():
-                move(width, self.s.gripper_speed_mps)
+                if wait:
+                    self.gripper.move(width, self.s.gripper_speed_mps)
+                else:  # within a tick: never block (execute() only calls this once the last move is over)
+                    self._gripper_move = self.gripper.move_async(width, self.s.gripper_speed_mps)
             self.gripper_closed = not open_
         except franky.Exception as err:
             raise RobotError(f"gripper error: {err}") from None
