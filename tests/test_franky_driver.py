@@ -348,8 +348,7 @@ def test_the_robot_node_refuses_a_box_without_the_home_pose() -> None:
 def test_gripper_effort_closes_and_opens_the_hand(sim_ip) -> None:
     d, _ = driver(sim_ip, use_gripper=True, gripper_speed_mps=0.1)
     assert d.home(0).gripper_open > 0.9  # homing opens the hand
-    # 0.8 s of travel at 0.1 m/s; read only once it is surely over: a read while franky-sim's gripper is
-    # still moving was seen to block for good with every core busy
+    # 0.8 s of travel at 0.1 m/s; read only once it is surely over, as franky-sim on busy cores is slow
     d.execute(np.zeros(3), 1.0)
     time.sleep(3.0)
     assert d.read().gripper_open < 0.2

@@ -210,11 +210,12 @@ class PPOLearner:
             ret.append(r)
             sw = np.asarray(t.swapped if t.swapped is not None else [False] * len(t.rew), dtype=bool)
             own.append(np.ones(len(t.rew), dtype=bool) if cfg.recovery_in_policy_loss else ~sw)
-            for k, r in enumerate(t.rejected or [] if cfg.rejected_advantage != 0.0 else []):
-                if r is not None:
-                    rej_obs.append(o[k])
-                    rej_act.append(np.asarray(r[0], dtype=np.float32))
-                    rej_logp.append(r[1])
+            if cfg.rejected_advantage != 0.0:
+                for k, draw in enumerate(t.rejected or []):
+                    if draw is not None:
+                        rej_obs.append(o[k])
+                        rej_act.append(np.asarray(draw[0], dtype=np.float32))
+                        rej_logp.append(draw[1])
             if self.cost_value is not None:
                 with torch.no_grad():
                     cv = self.cost_value(torch.as_tensor(o)).numpy()

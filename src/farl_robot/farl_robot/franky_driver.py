@@ -17,8 +17,8 @@ asynchronous motions keeps libfranka's priority, as it should.
 Gripper: franky's `move_async` waits for the gripper's running move before it starts a new one, so
 an effort that flips while the hand still travels (max width / speed: 1.6 s at the default 0.05 m/s)
 would stall the control tick, and with franky-sim in the same process it never returns (it waits
-holding the GIL that franky-sim's thread needs to finish the move). The driver keeps each move's future and, while it is
-not done, defers a new open/close to the first tick after it is.
+holding the GIL that franky-sim's thread needs to finish the move). The driver keeps each move's
+future and, while it is not done, defers a new open/close to the first tick after it is.
 
 Tested against franky-sim (libfranka's protocol on loopback, MuJoCo physics): tests/test_franky_driver.py.
 """
