@@ -17,7 +17,7 @@ import pytest
 from farl_common import typestore as T
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_common.runtime.node import Input, Node, NodeError
-from farl_robot.driver import RobotFault, RobotUnavailable
+from farl_robot.driver import RobotError, RobotFault, RobotUnavailable
 from farl_robot.panda_kinematics import hand_pose
 from farl_robot.real_tasks import PerceivedScene, RealTaskRules
 from farl_robot.robot_node import RobotNode, RobotParams
@@ -285,17 +285,24 @@ def test_stale_perception_holds_the_arm(sim_ip) -> None:
         assert len(cap.feedback) == 1 and cap.states[-1].step == 1
 
 
-def test_a_robot_error_aborts_the_episode_and_recovers(sim_ip) -> None:
+@pytest.mark.parametrize("fault", ["reflex", "planner"])
+def test_a_robot_error_aborts_the_episode_and_recovers(sim_ip, fault) -> None:
+    """A reflex (`franky.ControlException` from the move) and a planner failure (a plain RuntimeError from
+    the last motion, as franky raises it) both abort the episode and retreat home."""
     with InProcessRuntime() as rt:
         node, cap, made = real_node(sim_ip, rt, faulty=True)
         see_puck(rt, node)
         tick(rt, node)
-        made[0].fail_moves = 1
+        if fault == "reflex":
+            made[0].fail_moves = 1
+        else:
+            made[0].fail_polls = 1
         see_puck(rt, node)
         tick(rt, node, [1, 0, 0, 0], cap)
         assert [(e.event, e.outcome) for e in cap.events] == [(0, ""), (1, "aborted")]
         assert made[0].calls["recover_from_errors"] == 1
-        assert any("episode 0 aborted: robot error during motion" in r.text for r in rt.logs)
+        said = "reflex" if fault == "reflex" else "Motion planner failed"
+        assert any("episode 0 aborted: robot error during motion" in r.text and said in r.text for r in rt.logs)
         see_puck(rt, node)
         tick(rt, node)  # the next episode starts normally
         assert cap.events[-1].event == 0 and cap.events[-1].episode == 1 and not node.halted
@@ -384,4 +391,42 @@ def test_a_gripper_effort_that_flips_mid_move_waits_for_the_move_without_stallin
     assert g.widths == [0.0, pytest.approx(g.max_width)]
     assert g.last.wait(60)
     assert d.read().gripper_open > 0.9
+    d.close()
+
+
+def test_a_step_shorter_than_the_arms_repeatability_starts_no_motion(sim_ip) -> None:
+    """franky's planner can fail on a target this close to an arm that barely moves (seen with the
+    fingers moving): such a step is not sent at all."""
+    from farl_robot.franky_driver import MIN_STEP_M
+
+    d, made = driver(sim_ip, faulty=True)
+    d.home(0)
+    moves = made[0].calls["move"]
+    d.execute(np.zeros(3), 0.0)
+    d.execute(np.full(3, 0.4 * MIN_STEP_M), 0.0)
+    assert made[0].calls["move"] == moves
+    d.execute(np.array([2 * MIN_STEP_M, 0.0, 0.0]), 0.0)
+    assert made[0].calls["move"] == moves + 1
+    d.close()
+
+
+def test_a_gripper_error_is_a_robot_error(sim_ip) -> None:
+    """franky's `GripperException` is not a `franky.Exception`: it must still reach the node as a `RobotError`."""
+    from farl_robot.franky_driver import FrankyDriver
+
+    made: list[RecordingGripper] = []
+
+    def gripper_factory(s):
+        made.append(RecordingGripper(franky.Gripper(s.robot_ip)))
+        return made[-1]
+
+    d = FrankyDriver(settings(sim_ip, use_gripper=True, gripper_speed_mps=0.1), gripper_factory=gripper_factory)
+    d.connect()
+    made[0].fail_next = True
+    with pytest.raises(RobotError, match=r"gripper error: .*grasp"):
+        d.home(0)  # homing opens the hand, synchronously
+    d.home(0)
+    made[0].fail_next = True
+    with pytest.raises(RobotError, match=r"gripper error: .*grasp"):
+        d.execute(np.zeros(3), 1.0)
     d.close()

@@ -4,8 +4,9 @@ Base-frame displacements become absolute base-frame Cartesian targets (franky's 
 reference is the end-effector frame, where z points down out of the gripper), from the measured
 hand position, with the orientation held at the home pose's. Each control tick starts an
 asynchronous motion that takes over from the last, at `relative_dynamics_factor` of the
-robot's limits. Errors: `recover_from_errors()`, retreat to the home pose, at most
-`max_recoveries` tries, then `RobotFault` and the arm stays stopped.
+robot's limits; a step under `MIN_STEP_M` starts none. Every franky error (the motion planner's
+included) is a `RobotError`; recovery is `recover_from_errors()` and a retreat to the home pose, at
+most `max_recoveries` tries, then `RobotFault` and the arm stays stopped.
 
 Scheduling: libfranka raises the thread that connects, or that runs a synchronous motion, to
 SCHED_FIFO priority 99 whenever it may (as root, even with `RealtimeConfig.Ignore`) and leaves it
@@ -37,6 +38,12 @@ from farl_robot.driver import HandState, RobotDriver, RobotError, RobotFault, Ro
 
 GRIPPER_CLOSE_EFFORT = 0.5
 """A gripper effort above this closes the gripper, below minus this opens it; between, it stays."""
+
+MIN_STEP_M = 1e-4
+"""A step shorter than this (the Panda's repeatability, 0.1 mm) starts no motion: the arm finishes
+the last step or stays. A target this close to an arm that barely moves (the fingers' reaction is
+enough) can make franky's planner fail ("Motion planner failed with error code -111", ruckig's
+synchronization error): seen on 2 of 300 zero steps against franky-sim with the fingers moving."""
 
 
 @contextmanager
@@ -79,6 +86,18 @@ def _franky() -> Any:
     return franky
 
 
+def _errors(franky: Any) -> tuple[type[Exception], ...]:
+    """Every error franky raises: not all of its exceptions derive from `franky.Exception` (its
+    `GripperException` does not), and libfranky's errors without a Python binding, such as the
+    motion planner's, arrive as `RuntimeError`."""
+    own = (
+        o
+        for o in vars(franky).values()
+        if isinstance(o, type) and issubclass(o, Exception) and o.__module__.startswith("franky")
+    )
+    return (*own, RuntimeError)
+
+
 class FrankyDriver(RobotDriver):
     def __init__(
         self,
@@ -118,7 +137,7 @@ class FrankyDriver(RobotDriver):
                 self.robot.set_collision_behavior(self.s.collision_torque_nm, self.s.collision_force_n)
                 if self.s.use_gripper:
                     self.gripper = self._gripper_factory(self.s)
-        except franky.Exception as err:
+        except _errors(franky) as err:
             self.robot = self.gripper = None
             raise RobotUnavailable(f"no robot at {self.s.robot_ip}: {' '.join(str(err).split())}") from None
 
@@ -141,7 +160,7 @@ class FrankyDriver(RobotDriver):
             opening = 1.0
             if self.gripper is not None:
                 opening = float(np.clip(self.gripper.width / max(self.gripper.max_width, 1e-6), 0.0, 1.0))
-        except franky.Exception as err:
+        except _errors(franky) as err:
             raise RobotError(f"reading the robot state failed: {err}") from None
         return HandState(pos, opening)
 
@@ -150,7 +169,7 @@ class FrankyDriver(RobotDriver):
         franky = _franky()
         try:
             T = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.matrix, dtype=np.float64)
-        except franky.Exception as err:
+        except _errors(franky) as err:
             raise RobotError(f"reading the robot state failed: {err}") from None
         return T
 
@@ -159,10 +178,12 @@ class FrankyDriver(RobotDriver):
         assert self.quaternion is not None, "home() first"
         try:
             self.robot.poll_motion()  # an error of the last asynchronous motion surfaces here
-            here = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.translation)
-            target = franky.Affine(here + np.asarray(delta_m, dtype=np.float64), self.quaternion)
-            self.robot.move(franky.CartesianMotion(target, franky.ReferenceType.Absolute), asynchronous=True)
-        except franky.Exception as err:
+            delta_m = np.asarray(delta_m, dtype=np.float64)
+            if np.linalg.norm(delta_m) >= MIN_STEP_M:
+                here = np.asarray(self.robot.current_cartesian_state.pose.end_effector_pose.translation)
+                target = franky.Affine(here + delta_m, self.quaternion)
+                self.robot.move(franky.CartesianMotion(target, franky.ReferenceType.Absolute), asynchronous=True)
+        except _errors(franky) as err:
             raise RobotError(f"robot error during motion: {' '.join(str(err).split())}") from None
         if self.gripper is not None:
             if abs(gripper) > GRIPPER_CLOSE_EFFORT:
@@ -183,7 +204,7 @@ class FrankyDriver(RobotDriver):
                 self.robot.recover_from_errors()
                 self._move_home()
                 return
-            except (franky.Exception, RobotError) as err:
+            except (*_errors(franky), RobotError) as err:
                 last = " ".join(str(err).split())
         self.stop()
         raise RobotFault(
@@ -214,12 +235,12 @@ class FrankyDriver(RobotDriver):
         franky = _franky()
         try:
             self.robot.join_motion()
-        except franky.Exception:
+        except _errors(franky):
             pass  # the motion that failed is being replaced by the retreat
         try:
             with keep_thread_scheduling():  # a synchronous motion runs libfranka's loop in this thread
                 self.robot.move(franky.JointMotion(list(self.s.home_joints_rad)))
-        except franky.Exception as err:
+        except _errors(franky) as err:
             raise RobotError(" ".join(str(err).split())) from None
 
     def _gripper_travel_s(self) -> float:
@@ -237,7 +258,7 @@ class FrankyDriver(RobotDriver):
         move, self._gripper_move = self._gripper_move, None
         try:
             move.get()  # False (the hand stopped short, on an object) is no error; an exception is
-        except franky.Exception as err:
+        except _errors(franky) as err:
             raise RobotError(f"gripper error: {' '.join(str(err).split())}") from None
         return True
 
@@ -255,5 +276,5 @@ class FrankyDriver(RobotDriver):
                 else:  # within a tick: never block (execute() only calls this once the last move is over)
                     self._gripper_move = self.gripper.move_async(width, self.s.gripper_speed_mps)
             self.gripper_closed = not open_
-        except franky.Exception as err:
+        except _errors(franky) as err:
             raise RobotError(f"gripper error: {err}") from None
