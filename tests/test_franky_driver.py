@@ -368,7 +368,8 @@ def test_gripper_effort_closes_and_opens_the_hand(sim_ip) -> None:
     d.close()
 
 
-def test_a_gripper_effort_that_flips_mid_move_waits_for_the_move_without_stalling_the_tick(sim_ip) -> None:
+def driver_with_recording_gripper(ip: str):
+    """A connected driver whose gripper is a real `franky.Gripper` wrapped in `RecordingGripper`."""
     from farl_robot.franky_driver import FrankyDriver
 
     made: list[RecordingGripper] = []
@@ -377,10 +378,14 @@ def test_a_gripper_effort_that_flips_mid_move_waits_for_the_move_without_stallin
         made.append(RecordingGripper(franky.Gripper(s.robot_ip)))
         return made[-1]
 
-    d = FrankyDriver(settings(sim_ip, use_gripper=True, gripper_speed_mps=0.1), gripper_factory=gripper_factory)
+    d = FrankyDriver(settings(ip, use_gripper=True, gripper_speed_mps=0.1), gripper_factory=gripper_factory)
     d.connect()
+    return d, made[0]
+
+
+def test_a_gripper_effort_that_flips_mid_move_waits_for_the_move_without_stalling_the_tick(sim_ip) -> None:
+    d, g = driver_with_recording_gripper(sim_ip)
     d.home(0)
-    g = made[0]
     d.execute(np.zeros(3), 1.0)  # close: 0.8 s of travel
     d.execute(np.zeros(3), -1.0)  # open, while the hand still closes: deferred, not started over it
     assert g.widths == [0.0]
@@ -412,21 +417,12 @@ def test_a_step_shorter_than_the_arms_repeatability_starts_no_motion(sim_ip) -> 
 
 def test_a_gripper_error_is_a_robot_error(sim_ip) -> None:
     """franky's `GripperException` is not a `franky.Exception`: it must still reach the node as a `RobotError`."""
-    from farl_robot.franky_driver import FrankyDriver
-
-    made: list[RecordingGripper] = []
-
-    def gripper_factory(s):
-        made.append(RecordingGripper(franky.Gripper(s.robot_ip)))
-        return made[-1]
-
-    d = FrankyDriver(settings(sim_ip, use_gripper=True, gripper_speed_mps=0.1), gripper_factory=gripper_factory)
-    d.connect()
-    made[0].fail_next = True
+    d, g = driver_with_recording_gripper(sim_ip)
+    g.fail_next = True
     with pytest.raises(RobotError, match=r"gripper error: .*grasp"):
         d.home(0)  # homing opens the hand, synchronously
     d.home(0)
-    made[0].fail_next = True
+    g.fail_next = True
     with pytest.raises(RobotError, match=r"gripper error: .*grasp"):
         d.execute(np.zeros(3), 1.0)
     d.close()
