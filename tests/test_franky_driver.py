@@ -285,23 +285,21 @@ def test_stale_perception_holds_the_arm(sim_ip) -> None:
         assert len(cap.feedback) == 1 and cap.states[-1].step == 1
 
 
-@pytest.mark.parametrize("fault", ["reflex", "planner"])
-def test_a_robot_error_aborts_the_episode_and_recovers(sim_ip, fault) -> None:
+@pytest.mark.parametrize(
+    ("fault", "said"), [("fail_moves", "reflex"), ("fail_polls", "Motion planner failed")], ids=["reflex", "planner"]
+)
+def test_a_robot_error_aborts_the_episode_and_recovers(sim_ip, fault, said) -> None:
     """A reflex (`franky.ControlException` from the move) and a planner failure (a plain RuntimeError from
     the last motion, as franky raises it) both abort the episode and retreat home."""
     with InProcessRuntime() as rt:
         node, cap, made = real_node(sim_ip, rt, faulty=True)
         see_puck(rt, node)
         tick(rt, node)
-        if fault == "reflex":
-            made[0].fail_moves = 1
-        else:
-            made[0].fail_polls = 1
+        setattr(made[0], fault, 1)  # the next move fails, or the next poll of the running motion
         see_puck(rt, node)
         tick(rt, node, [1, 0, 0, 0], cap)
         assert [(e.event, e.outcome) for e in cap.events] == [(0, ""), (1, "aborted")]
         assert made[0].calls["recover_from_errors"] == 1
-        said = "reflex" if fault == "reflex" else "Motion planner failed"
         assert any("episode 0 aborted: robot error during motion" in r.text and said in r.text for r in rt.logs)
         see_puck(rt, node)
         tick(rt, node)  # the next episode starts normally
