@@ -1,7 +1,7 @@
 """Two changes to FARL tried on one task against FARL and Uni-O4, same pre-training, same seeds.
 
     .venv/bin/python bench/shield_variants.py --run RUN --held HELDOUT --out DIR [--steps 100000] [--seeds 3]
-        [--variants farl,farl_rejected,...]
+        [--variants farl,farl_rejected,...] [--eps-safe EPS]
 
 Variants (issue 9, Bounded Soccer; README, "Three more tasks"):
 - `farl`: the default (H and lookahead from RUN/shield.json, swapped steps out of PPO's policy term);
@@ -12,6 +12,8 @@ Variants (issue 9, Bounded Soccer; README, "Three more tasks"):
 - `farl_rejected`: the draws the shield rejected enter PPO's policy term with a normalised advantage
   of -1 (`PPOConfig.rejected_advantage`), so the task policy learns to propose less of what the shield
   refuses;
+- `farl_anchor`: PPO held near the pre-trained policy on every state of the batch, swapped ones
+  included (`PPOConfig.anchor_coef` = 1; README, Bounded Push: a shield that swaps on most steps);
 - `uni_o4`: no shield.
 
 Each run's summary lands in DIR/NAME.seedN.json when it finishes (a re-run skips those), and a
@@ -39,6 +41,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--variants", default="farl,farl_swaps_in_pi,farl_h10,uni_o4", help="comma-separated")
+    ap.add_argument(
+        "--eps-safe",
+        type=float,
+        default=None,
+        help="every shielded variant at this eps_safe instead of its calibrated one (a stricter shield than "
+        "calibration chose, to see what learning makes of a shield that swaps on most steps)",
+    )
     args = ap.parse_args()
     from farl_common.torch_threads import use_threads
 
@@ -66,6 +75,7 @@ def main() -> None:
         "farl_swaps_in_pi": (run, True, PPOConfig(recovery_in_policy_loss=True)),
         "farl_h10": (long_lead, True, PPOConfig()),
         "farl_rejected": (run, True, PPOConfig(rejected_advantage=-1.0)),
+        "farl_anchor": (run, True, PPOConfig(anchor_coef=1.0)),
         "uni_o4": (run, False, PPOConfig()),
     }
     unknown = set(wanted) - set(variants)
@@ -78,7 +88,9 @@ def main() -> None:
             if path.exists():
                 continue
             t0 = time.time()
-            shield = ShieldSettings(critic="world_model").calibrated(source) if shielded else None
+            shield = None
+            if shielded:
+                shield = ShieldSettings(critic="world_model").calibrated(source).with_eps(args.eps_safe)
             tr = finetune(source, args.steps, shield=shield, out=out / "ft" / name / f"seed{seed}", seed=seed, ppo=ppo)
             result = {**finetune_summary(task, tr, 30), "minutes": (time.time() - t0) / 60}
             tr.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 
@@ -431,6 +432,47 @@ def test_ppo_makes_rejected_proposals_less_likely_only_when_asked(rejected_advan
         assert after == pytest.approx(before, abs=1e-6)  # no own-step signal, nothing rejected counts
     else:
         assert after < before - 0.1, (before, after)
+
+
+def _drift_batch(policy: GaussianPolicy, rng: np.random.Generator, n: int = 256) -> list[Trajectory]:
+    """One-step episodes rewarded by a[0]: the policy term pushes a[0] up on the own steps (s[0] < 0);
+    the steps with s[0] >= 0 are swapped, outside the policy term, as where a shield acted."""
+    s = rng.normal(size=(n, 39)).astype(np.float32)
+    with torch.no_grad():
+        draw = policy.act(torch.as_tensor(s))
+        logp = policy.log_prob(torch.as_tensor(s), draw).numpy()
+    a = draw.numpy()
+    return [
+        Trajectory([s[i]], [a[i]], [float(logp[i])], [0.0], [float(a[i, 0])], [0.0], True, s[i], [bool(s[i, 0] >= 0)])
+        for i in range(n)
+    ]
+
+
+def test_the_anchor_holds_the_policy_near_the_offline_one_where_the_shield_acted():
+    probe = torch.as_tensor(np.random.default_rng(3).normal(size=(512, 39)), dtype=torch.float32)
+    probe[:, 0] = probe[:, 0].abs()  # the states where the shield acted: no policy term there
+    torch.manual_seed(0)
+    offline = GaussianPolicy(39, 4, 64, init_log_std=-0.5)
+    drift = {}
+    for coef in (0.0, 10.0):
+        policy, value = copy.deepcopy(offline), ValueNet(39, 64)
+        cfg = PPOConfig(policy_lr=1e-3, value_warmup_updates=0, target_kl=1.0, anchor_coef=coef, seed=0)
+        learner = PPOLearner(policy, value, cfg)
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            learner.update(_drift_batch(policy, rng))
+        with torch.no_grad():
+            drift[coef] = (policy.dist(probe).mean - offline.dist(probe).mean).pow(2).sum(-1).mean().item()
+        state = learner.state()
+        assert (state["anchor"] is None) == (coef == 0.0)
+    # the policy term's push on the own steps carries over to the swapped states; the anchor holds them
+    assert drift[0.0] > 1e-3, drift
+    assert drift[10.0] < 0.25 * drift[0.0], drift
+    # a resumed learner keeps the offline policy as its anchor, not the weights it was built from
+    resumed = PPOLearner(copy.deepcopy(policy), ValueNet(39, 64), cfg)
+    resumed.restore(state)
+    for mine, theirs in zip(resumed.anchor.parameters(), offline.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs)
 
 
 def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):

@@ -7,7 +7,8 @@ of the policy before and after fine-tuning. Writes results.json, a Markdown tabl
 
 Methods: farl (world-model critic + recovery policy), farl_mppi (world-model critic + MPPI
 recovery), farl_qrisk (Recovery-RL Q_risk critic), farl_reach (FOSP reachability critic),
-uni_o4 (no shield), ppo_lag (PPO-Lagrangian, no shield).
+farl_anchor (farl with PPO held near the offline policy, `PPOConfig.anchor_coef`), uni_o4 (no
+shield), ppo_lag (PPO-Lagrangian, no shield).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "farl_mppi": {"shield": "world_model", "recovery": "mppi", "lagrangian": False},
     "farl_qrisk": {"shield": "q_risk", "recovery": "policy", "lagrangian": False},
     "farl_reach": {"shield": "reachability", "recovery": "policy", "lagrangian": False},
+    "farl_anchor": {"shield": "world_model", "recovery": "policy", "lagrangian": False, "ppo": {"anchor_coef": 1.0}},
     "uni_o4": {"shield": "none", "recovery": "policy", "lagrangian": False},
     "ppo_lag": {"shield": "none", "recovery": "policy", "lagrangian": True},
 }
@@ -128,6 +130,7 @@ def _run_one(
     never write the same file)."""
     from farl_bringup.pipeline import finetune
     from farl_common.torch_threads import use_threads
+    from farl_learning.ppo import PPOConfig
 
     if threads is not None:
         use_threads(threads)
@@ -143,12 +146,13 @@ def _run_one(
         lagrangian=m["lagrangian"],
         out=tdir / "finetune" / method / f"seed{seed}",
         seed=seed,
+        ppo=PPOConfig(**m.get("ppo", {})),
         progress=progress,
     )
     result = {
         "method": method,
         "seed": seed,
-        "config": _result_config(cfg, shield),
+        "config": {**_result_config(cfg, shield), "ppo": m.get("ppo", {})},
         **finetune_summary(task, trainer, cfg.eval_episodes),
         "seconds": time.perf_counter() - t0,
         "machine": _machine(),
@@ -427,7 +431,11 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
     if not tasks:
         return
     colours = dict(
-        zip(METHODS, ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:blue", "tab:green"), strict=True)
+        zip(
+            METHODS,
+            ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:blue", "tab:green"),
+            strict=True,
+        )
     )
     # Fig. 4 style: failure episodes per task and method.
     fig, ax = plt.subplots(figsize=(2.2 + 1.6 * len(tasks), 3.6))

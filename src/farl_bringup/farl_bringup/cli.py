@@ -246,6 +246,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import finetune
     from farl_common.config import task_config
+    from farl_learning.ppo import PPOConfig
     from farl_learning.run_manifest import check_run
 
     task = check_run(args.run)["task"]
@@ -273,6 +274,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         lagrangian=args.lagrangian,
         out=args.out,
         seed=args.seed,
+        ppo=PPOConfig(anchor_coef=args.anchor),
         resume=not args.fresh,
         person=person,
     )
@@ -488,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
     _switch(ft, "--lagrangian", "PPO-Lagrangian")
     ft.add_argument("--out", default=None, help="default: RUN/finetune_<shield>_s<seed>")
     ft.add_argument("--seed", type=at_least(0), default=0, help="seed of the fine-tuning")
+    ft.add_argument(
+        "--anchor",
+        type=at_least(0.0, float),
+        default=0.0,
+        help="weight of PPO's pull towards the pre-trained policy (PPOConfig.anchor_coef; 0: the paper's PPO); "
+        "1 kept a shield that swaps on most steps from collapsing the policy (README, Bounded Push)",
+    )
     _switch(ft, "--fresh", "ignore an existing checkpoint instead of resuming")
     _switch(ft, "--person", "a scripted person takes over near the hazard (counts as a failure)")
     ft.add_argument("--takeover-m", type=positive(float), default=0.03, help="--person grabs this close to the hazard")

@@ -34,6 +34,7 @@ class LearnerParams:
     min_new_steps: int = same_as(LearnerConfig, "min_new_steps")
     policy_lr: float = field(default=3e-6, metadata={"doc": "PPO policy learning rate (see PPOConfig)"})
     epochs: int = field(default=4, metadata={"doc": "PPO epochs per update"})
+    anchor_coef: float = field(default=0.0, metadata={"doc": "pull towards the pre-trained policy (see PPOConfig)"})
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
 
 
@@ -52,7 +53,11 @@ class LearnerNode(Node):
         self.path = online_checkpoint(p.run_dir, p.checkpoint)
         base = load(Path(p.run_dir) / "task_policy.pt", "task_policy")
         cfg = PPOConfig(
-            policy_lr=p.policy_lr, epochs=p.epochs, seed=p.seed, reward_scale=base["config"]["reward_scale"]
+            policy_lr=p.policy_lr,
+            epochs=p.epochs,
+            seed=p.seed,
+            reward_scale=base["config"]["reward_scale"],
+            anchor_coef=p.anchor_coef,
         )
         self.base = base
         self.learner = PPOLearner(policy_from_checkpoint(base).train(), value_from_checkpoint(base), cfg)

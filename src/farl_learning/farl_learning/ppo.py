@@ -61,6 +61,10 @@ class PPOConfig:
     """Where the shield swapped, the task policy's rejected draw enters the policy term with this
     advantage, in units of the batch's normalised advantages (negative: such proposals become less
     likely), as a shield's rejection is punished in Alshiekh et al. (2018). 0 leaves them out."""
+    anchor_coef: float = 0.0
+    """Weight of KL(pre-trained policy || policy), averaged over every state of the batch, swapped ones
+    included, added to the policy loss: it holds the policy near the offline one where the policy term
+    does not reach (the states where the shield acted). 0 leaves it out."""
     ent_coef: float = 0.0
     reward_scale: float = 0.1
     """Must match the offline critics' scale (the value network is initialised from them)."""
@@ -127,6 +131,8 @@ class PPOLearner:
         self.pi_opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.policy_lr)
         v_params = list(value.parameters()) + (list(self.cost_value.parameters()) if self.cost_value else [])
         self.v_opt = torch.optim.Adam(v_params, lr=cfg.value_lr)
+        # the policy as the learner got it (the offline one), for `anchor_coef`
+        self.anchor = copy.deepcopy(policy).requires_grad_(False) if cfg.anchor_coef > 0 else None
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.lagrange = 0.0
         self.updates = 0
@@ -141,6 +147,7 @@ class PPOLearner:
             "policy": self.policy.state_dict(),
             "value": self.value.state_dict(),
             "cost_value": self.cost_value.state_dict() if self.cost_value else None,
+            "anchor": self.anchor.state_dict() if self.anchor else None,
             "pi_opt": self.pi_opt.state_dict(),
             "v_opt": self.v_opt.state_dict(),
             "gen": self.gen.get_state(),
@@ -154,6 +161,8 @@ class PPOLearner:
         self.value.load_state_dict(data["value"])
         if self.cost_value is not None and data["cost_value"] is not None:
             self.cost_value.load_state_dict(data["cost_value"])
+        if self.anchor is not None and data.get("anchor") is not None:
+            self.anchor.load_state_dict(data["anchor"])
         self.pi_opt.load_state_dict(data["pi_opt"])
         self.v_opt.load_state_dict(data["v_opt"])
         self.gen.set_state(data["gen"])
@@ -266,6 +275,12 @@ class PPOLearner:
                         pi_sum, pi_count = pi_sum + r_surr.sum(), pi_count + len(rb)
                 pi_loss = -pi_sum / pi_count.clamp(min=1.0)
                 pi_loss = pi_loss - cfg.ent_coef * dist.entropy().sum(-1).mean()
+                if self.anchor is not None:
+                    with torch.no_grad():
+                        offline = self.anchor.dist(OBS[mb])
+                    kl = torch.distributions.kl_divergence(offline, dist).sum(-1).mean()
+                    pi_loss = pi_loss + cfg.anchor_coef * kl
+                    info["anchor_kl"] = float(kl.detach())
                 if train_policy:
                     gradient_step(self.pi_opt, pi_loss, (self.policy.parameters(), cfg.max_grad_norm))
                 with torch.no_grad():
