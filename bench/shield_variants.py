@@ -13,7 +13,7 @@ Variants (issue 9, Bounded Soccer; README, "Three more tasks"):
   of -1 (`PPOConfig.rejected_advantage`), so the task policy learns to propose less of what the shield
   refuses;
 - `farl_anchor`: PPO held near the pre-trained policy on every state of the batch, swapped ones
-  included (`PPOConfig.anchor_coef` = 1; README, Bounded Push: a shield that swaps on most steps);
+  included (`PPOConfig.anchor_coef` = 0.1; README, Bounded Push: a shield that swaps on most steps);
 - `uni_o4`: no shield.
 
 Each run's summary lands in DIR/NAME.seedN.json when it finishes (a re-run skips those), and a
@@ -75,7 +75,7 @@ def main() -> None:
         "farl_swaps_in_pi": (run, True, PPOConfig(recovery_in_policy_loss=True)),
         "farl_h10": (long_lead, True, PPOConfig()),
         "farl_rejected": (run, True, PPOConfig(rejected_advantage=-1.0)),
-        "farl_anchor": (run, True, PPOConfig(anchor_coef=1.0)),
+        "farl_anchor": (run, True, PPOConfig(anchor_coef=0.1)),
         "uni_o4": (run, False, PPOConfig()),
     }
     unknown = set(wanted) - set(variants)

@@ -32,7 +32,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "farl_mppi": {"shield": "world_model", "recovery": "mppi", "lagrangian": False},
     "farl_qrisk": {"shield": "q_risk", "recovery": "policy", "lagrangian": False},
     "farl_reach": {"shield": "reachability", "recovery": "policy", "lagrangian": False},
-    "farl_anchor": {"shield": "world_model", "recovery": "policy", "lagrangian": False, "ppo": {"anchor_coef": 1.0}},
+    "farl_anchor": {"shield": "world_model", "recovery": "policy", "lagrangian": False, "ppo": {"anchor_coef": 0.1}},
     "uni_o4": {"shield": "none", "recovery": "policy", "lagrangian": False},
     "ppo_lag": {"shield": "none", "recovery": "policy", "lagrangian": True},
 }

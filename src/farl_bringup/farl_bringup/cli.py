@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=at_least(0.0, float),
         default=0.0,
         help="weight of PPO's pull towards the pre-trained policy (PPOConfig.anchor_coef; 0: the paper's PPO); "
-        "1 kept a shield that swaps on most steps from collapsing the policy (README, Bounded Push)",
+        "0.1 kept a shield that swaps on a quarter of the steps from collapsing the policy (README, Bounded Push)",
     )
     _switch(ft, "--fresh", "ignore an existing checkpoint instead of resuming")
     _switch(ft, "--person", "a scripted person takes over near the hazard (counts as a failure)")
