@@ -67,8 +67,9 @@ class PPOConfig:
     does not reach (the states where the shield acted). 0 leaves it out, as the paper's PPO does.
     Measured on Bounded Push with a shield stricter than calibrated (a quarter of the steps swapped),
     1e5 steps: without it the policy evaluated alone fell from 1186 to 546 and 65; with 0.1, 1133 and
-    1256; with 1, 1241 and 1293, but 1 also cost a third of the training return at the calibrated
-    shield, where 0.1 cost none (README, Bounded Push)."""
+    1256; with 1, 1241 and 1293. At the calibrated shield 1 cost a quarter of the training return and
+    0.1 none, but both had more failure episodes than without (7.5 and 5.0 against 3.3, 2-3 seeds):
+    so it stays off unless the shield swaps on many steps (README, Bounded Push)."""
     ent_coef: float = 0.0
     reward_scale: float = 0.1
     """Must match the offline critics' scale (the value network is initialised from them)."""
