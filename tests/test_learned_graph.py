@@ -15,6 +15,7 @@ from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
 from farl_common.obs_layout import GRIPPER, OBS_DIM
 from farl_common.runtime.inprocess import InProcessRuntime
+from farl_common.runtime.node import NodeError
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.learner_node import LearnerNode, LearnerParams
 from farl_learning.policy_node import PolicyNode, PolicyParams
@@ -192,3 +193,9 @@ def test_a_restarted_learner_resumes_its_version_and_keeps_only_its_untrained_ep
     rt.close()
     second = run_sim(cfg, episodes=1, seed=10)  # the graph goes on from the saved version
     assert second.episodes[0]["policy_version"] == learner.version
+
+
+@pytest.mark.parametrize(("name", "value"), [("anchor_coef", -0.5), ("policy_lr", 0.0), ("epochs", 0)])
+def test_the_learner_refuses_a_parameter_out_of_range_before_it_loads_anything(name, value, tmp_path):
+    with pytest.raises(NodeError, match=name):
+        LearnerNode(LearnerParams(run_dir=str(tmp_path / "no_run"), **{name: value}))

@@ -475,6 +475,16 @@ def test_the_anchor_holds_the_policy_near_the_offline_one_where_the_shield_acted
         torch.testing.assert_close(mine, theirs)
 
 
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [("anchor_coef", -0.1), ("policy_lr", 0.0), ("gamma", 1.5), ("clip_eps", float("nan")), ("ent_coef", float("inf"))],
+)
+def test_ppo_config_refuses_settings_that_would_train_something_else(field_name, value):
+    with pytest.raises(ValueError, match=field_name):
+        PPOConfig(**{field_name: value})
+    PPOConfig(**{field_name: 0.5})  # a sane value of the same field passes
+
+
 def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):
     """CleanRL's rule: the policy term sees the sample the policy drew, not its clipped copy."""
     tr = _trainer(tiny_run, tmp_path / "ft", 120)

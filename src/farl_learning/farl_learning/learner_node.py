@@ -32,9 +32,13 @@ class LearnerParams:
     bag_dir: str = field(default="runs/fragile_push_wall/bags", metadata={"doc": "where the recorder writes"})
     checkpoint: str = field(default="", metadata={"doc": "online policy file; default RUN_DIR/online_policy.pt"})
     min_new_steps: int = same_as(LearnerConfig, "min_new_steps")
-    policy_lr: float = field(default=3e-6, metadata={"doc": "PPO policy learning rate (see PPOConfig)"})
-    epochs: int = field(default=4, metadata={"doc": "PPO epochs per update"})
-    anchor_coef: float = field(default=0.0, metadata={"doc": "pull towards the pre-trained policy (see PPOConfig)"})
+    policy_lr: float = field(
+        default=3e-6, metadata={"doc": "PPO policy learning rate (see PPOConfig)", "lo": 1e-12, "hi": 1.0}
+    )
+    epochs: int = field(default=4, metadata={"doc": "PPO epochs per update", "lo": 1})
+    anchor_coef: float = field(
+        default=0.0, metadata={"doc": "pull towards the pre-trained policy (see PPOConfig)", "lo": 0.0, "hi": 1e3}
+    )
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
 
 

@@ -14,6 +14,7 @@ multiplier that grows while the failure rate per episode exceeds `cost_limit`.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,7 +69,7 @@ class PPOConfig:
     Measured on Bounded Push with a shield stricter than calibrated (a quarter of the steps swapped),
     1e5 steps: without it the policy evaluated alone fell from 1186 to 546 and 65; with 0.1, 1133 and
     1256; with 1, 1241 and 1293. At the calibrated shield 1 cost a quarter of the training return and
-    0.1 none, but both had more failure episodes than without (7.5 and 5.0 against 3.3, 2-3 seeds):
+    0.1 none, but both had more failure episodes than without (0.1: 7.5, 1: 5.0, against 3.3; 2-3 seeds):
     so it stays off unless the shield swaps on many steps (README, Bounded Push)."""
     ent_coef: float = 0.0
     reward_scale: float = 0.1
@@ -81,6 +82,24 @@ class PPOConfig:
     seed: int = 0
     rate_hz: float = 5.0
     """Control rate: the clock a scripted person's reaction and release times run on."""
+
+    def __post_init__(self) -> None:
+        # a learner node takes these from ROS parameters: a wrong sign or a NaN would not fail, it would
+        # silently train something else (a negative anchor pushes the policy away from the offline one)
+        positive = ("total_steps", "num_envs", "steps_per_env", "epochs", "minibatch_size", "clip_eps")
+        positive += ("policy_lr", "value_lr", "max_grad_norm", "target_kl", "reward_scale", "rate_hz")
+        unit = ("gamma", "gae_lambda")
+        at_least_zero = ("value_warmup_updates", "anchor_coef", "ent_coef", "cost_limit", "lagrange_lr")
+        for name in positive + unit + at_least_zero:
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ValueError(f"PPOConfig.{name} must be finite, got {value!r}")
+            if name in positive and value <= 0:
+                raise ValueError(f"PPOConfig.{name} must be > 0, got {value!r}")
+            if name in unit and not 0 <= value <= 1:
+                raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {value!r}")
+            if name in at_least_zero and value < 0:
+                raise ValueError(f"PPOConfig.{name} must be >= 0, got {value!r}")
 
 
 @dataclass
