@@ -112,3 +112,35 @@ def test_the_summary_says_fewer_or_more_as_the_counts_are():
     assert "Average over 2 task(s): 0.0% fewer failure episodes." in text
     text = summary_table({"b": task(13, 10)}, ["farl", "uni_o4"])
     assert "Average over 1 task(s): 30.0% more failure episodes." in text and "-30" not in text
+
+
+def test_the_risk_diagnostic_scores_c_h_as_calibration_does(tiny_run, demo_dir, capsys):
+    """bench/diagnose_risk.py splits C_H into its parts; its C_H row must be the calibration's own
+    figure, or the parts are compared against something the shield does not use."""
+    import importlib.util
+    from pathlib import Path
+
+    from farl_common.bags import load_dataset
+    from farl_common.shield_settings import ShieldSettings
+    from farl_safety_shield.calibrate import calibrate
+    from farl_safety_shield.loader import load_critic
+
+    path = Path(__file__).parent.parent / "bench" / "diagnose_risk.py"
+    spec = importlib.util.spec_from_file_location("diagnose_risk", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missed = module.main(["--run", str(tiny_run), "--held", str(demo_dir), "--horizon", "3"])
+    expected = calibrate(
+        load_critic(tiny_run, ShieldSettings(critic="world_model", horizon_steps=3)), load_dataset(demo_dir), 5, 0.05
+    )
+    assert missed["C_H"] == pytest.approx(expected.missed)
+    assert set(missed) == {
+        "C_H",
+        "C_H, demo actions",
+        "constraint head, true states",
+        "constraint head, now",
+        "Q_risk",
+        "C_H + Q_risk at step H + 1",
+    }
+    assert all(0.0 <= m <= 1.0 for m in missed.values())
+    assert capsys.readouterr().out.count("\n| ") == 7  # header and six rows

@@ -49,6 +49,12 @@ def calibrate(critic, data: Dataset, lookahead: int, max_false_alarm: float) -> 
         raise ValueError("calibration needs held-out failure episodes and failure-free task episodes")
     pos = risks(critic, np.concatenate(pos_obs), np.concatenate(pos_act))
     neg = risks(critic, np.concatenate(neg_obs), np.concatenate(neg_act))
+    return choose_eps(pos, neg, max_false_alarm)
+
+
+def choose_eps(pos: np.ndarray, neg: np.ndarray, max_false_alarm: float) -> Calibration:
+    """The threshold on these risks that misses fewest positives with at most `max_false_alarm` of the
+    negatives above it (the fewest false alarms there are, if no threshold keeps to it)."""
     candidates = np.unique(np.concatenate([np.quantile(neg, np.linspace(0.5, 1.0, 51)), np.linspace(0.0, 1.0, 41)]))
     table = [(float(e), float(np.mean(neg > e)), float(np.mean(pos <= e))) for e in candidates]
     ok = [t for t in table if t[1] <= max_false_alarm] or [min(table, key=lambda t: t[1])]
