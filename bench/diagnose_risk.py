@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from farl_common.bags import load_dataset
     from farl_common.shield_settings import ShieldSettings
     from farl_common.torch_threads import use_threads
-    from farl_safety_shield.calibrate import choose_eps
+    from farl_safety_shield.calibrate import choose_eps, positive_start, split_held_out
     from farl_safety_shield.loader import load_critic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = ap.parse_args(argv)
     use_threads(1)
 
-    data = load_dataset(args.held)
-    pos_eps = [ep for ep in data.episodes if ep.failed]
-    neg_eps = [ep for ep in data.episodes if not ep.failed and ep.kind == "task"]
+    pos_eps, neg_eps = split_held_out(load_dataset(args.held))
     settings = ShieldSettings(critic="world_model", horizon_steps=args.horizon, gamma_risk=args.gamma_risk)
     ch = load_critic(args.run, settings)
     q = load_critic(args.run, ShieldSettings(critic="q_risk"))
@@ -74,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     def scores(episodes, last_only: int | None) -> dict[str, np.ndarray]:
         obs, act, mask = (torch.as_tensor(x) for x in _windows(episodes, h))
         if last_only is not None:  # the positives: the `lookahead` steps before each failure
-            keep = np.concatenate([np.arange(len(ep)) >= len(ep) - last_only for ep in episodes])
+            keep = np.concatenate([np.arange(len(ep)) >= positive_start(ep, last_only) for ep in episodes])
             obs, act, mask = obs[keep], act[keep], mask[keep]
         now_o, now_a = obs[:, 0], act[:, 0]
         out = {"C_H": ch.risk(now_o, now_a).numpy()}

@@ -35,20 +35,29 @@ def risks(critic, obs: np.ndarray, act: np.ndarray, batch: int = 4096) -> np.nda
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def calibrate(critic, data: Dataset, lookahead: int, max_false_alarm: float) -> Calibration:
-    pos_obs, pos_act, neg_obs, neg_act = [], [], [], []
-    for ep in data.episodes:
-        if ep.failed:
-            k = max(0, len(ep) - lookahead)
-            pos_obs.append(ep.obs[k:])
-            pos_act.append(ep.action[k:])
-        elif ep.kind == "task":
-            neg_obs.append(ep.obs)
-            neg_act.append(ep.action)
-    if not pos_obs or not neg_obs:
+def split_held_out(data: Dataset) -> tuple[list, list]:
+    """The held-out episodes that failed (their last steps are the positives) and the task episodes
+    that did not (all their steps are negatives); recovery demos are neither."""
+    failed = [ep for ep in data.episodes if ep.failed]
+    safe = [ep for ep in data.episodes if not ep.failed and ep.kind == "task"]
+    if not failed or not safe:
         raise ValueError("calibration needs held-out failure episodes and failure-free task episodes")
-    pos = risks(critic, np.concatenate(pos_obs), np.concatenate(pos_act))
-    neg = risks(critic, np.concatenate(neg_obs), np.concatenate(neg_act))
+    return failed, safe
+
+
+def positive_start(ep, lookahead: int) -> int:
+    """First of the steps of a failed episode the shield should flag: the `lookahead` before the failure."""
+    return max(0, len(ep) - lookahead)
+
+
+def calibrate(critic, data: Dataset, lookahead: int, max_false_alarm: float) -> Calibration:
+    failed, safe = split_held_out(data)
+    pos = risks(
+        critic,
+        np.concatenate([ep.obs[positive_start(ep, lookahead) :] for ep in failed]),
+        np.concatenate([ep.action[positive_start(ep, lookahead) :] for ep in failed]),
+    )
+    neg = risks(critic, np.concatenate([ep.obs for ep in safe]), np.concatenate([ep.action for ep in safe]))
     return choose_eps(pos, neg, max_false_alarm)
 
 
