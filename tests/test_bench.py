@@ -85,6 +85,14 @@ def test_small_bench_writes_results(tmp_path):
     assert sorted(json.loads((tmp_path / "results.json").read_text())["fragile_push_wall"]["methods"]) == sorted(
         res2["methods"]
     )
+    # The task's pre-training is reused only under the settings it was made with: results would say otherwise.
+    results_before = (tmp_path / "results.json").read_text()
+    for other in (replace(cfg, policy_failures=5), replace(cfg, pretrain_scale=0.03)):
+        with pytest.raises(ValueError, match="pre-trained with other settings"):
+            run_bench(["fragile_push_wall"], ["farl"], tmp_path, other, progress=False)
+    assert (tmp_path / "results.json").read_text() == results_before
+    # the same count given explicitly (40 x 0.02 = 0.8, at least 1) is the same pre-training
+    run_bench(["fragile_push_wall"], ["farl"], tmp_path, replace(cfg, policy_failures=1), progress=False)
 
 
 def test_failure_ratio_has_a_bootstrap_interval():

@@ -136,3 +136,39 @@ def test_failure_demos_from_a_given_policy(tmp_path):
     assert {e.policy for e in eps} == {"learned:abc"} and {e.kind for e in eps} == {"task"}
     with pytest.raises(ValueError, match="task or failure"):
         generate_demos("bounded_push", "recovery", 1, tmp_path, progress=False, policy=lambda o, r: o[:4])
+
+
+def test_pretraining_takes_its_own_policys_failures_as_many_as_asked(tmp_path):
+    import torch
+
+    from farl_bringup.pipeline import POLICY_FAILURE_SEED_OFFSET, PretrainConfig, policy_failures, policy_label
+    from farl_learning.nets import GaussianPolicy
+
+    task, out = "fragile_push_wall", tmp_path / "policy_failures"
+    obs_dim = make_env(task).observation_space.shape[0]
+    torch.manual_seed(0)
+    mine, other = GaussianPolicy(obs_dim, 4).eval(), GaussianPolicy(obs_dim, 4).eval()
+    drive = failure_driver(task)
+    # Three failures under `mine`'s name, as a pre-training that asked for three left them (played by
+    # the scripted wall driver, so that they fail at once).
+    generate_demos(
+        task,
+        "failure",
+        3,
+        out,
+        seed=POLICY_FAILURE_SEED_OFFSET,
+        progress=False,
+        policy=lambda obs, rng: drive(obs),
+        policy_label=policy_label(mine),
+    )
+    kept, errors = policy_failures(task, mine, out, PretrainConfig(policy_failure_episodes=2), 0, False)
+    assert [e.path.name for e in kept] == sorted(p.name for p in out.iterdir())[:2] and not errors
+    assert len(list(out.iterdir())) == 3 and all(e.failed and e.policy == policy_label(mine) for e in kept)
+    # Another policy's pre-training (a random one, which never fails) neither uses nor keeps them.
+    kept, _ = policy_failures(task, other, out, PretrainConfig(policy_failure_episodes=1), 0, False)
+    assert kept == [] and not any(out.glob("failure_policy_*"))
+    cfg = PretrainConfig()
+    assert cfg.scaled(0.5).policy_failure_episodes == cfg.policy_failure_episodes // 2
+    assert cfg.scaled(0.5, 200).policy_failure_episodes == 200 and cfg.scaled(1.0, 0).policy_failure_episodes == 0
+    with pytest.raises(ValueError, match="policy_failures"):
+        cfg.scaled(1.0, -1)

@@ -53,6 +53,9 @@ class BenchConfig:
     """Task, recovery and failure demonstrations."""
     pretrain_scale: float = 1.0
     """Multiplies every pre-training gradient-step budget."""
+    policy_failures: int | None = None
+    """Failing rollouts of the pre-trained policy for the world model and critics (paper V.B.1);
+    None: `PretrainConfig.policy_failure_episodes` times `pretrain_scale`."""
     eval_episodes: int = 30
     """Deterministic evaluation episodes before and after (20 gave returns 635 and 947 for the same policy
     on two seed sets: fewer say little)."""
@@ -103,7 +106,7 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, thread
     except IncompleteRun:
         for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
             generate_demos(task, kind, n, demos, seed=DEMO_SEED, progress=progress, resume=True)
-        pretrain(task, demos, run, PretrainConfig().scaled(cfg.pretrain_scale), progress=progress)
+        pretrain(task, demos, run, PretrainConfig().scaled(cfg.pretrain_scale, cfg.policy_failures), progress=progress)
     calib_path = run / "shield.json"
     done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
@@ -226,6 +229,8 @@ def run_bench(
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     out = Path(out)
+    for task in tasks:
+        _check_pretraining(out / task / "run", cfg)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -257,6 +262,29 @@ def run_bench(
     _write_json(results_path, results)
     report(out)
     return results
+
+
+def _check_pretraining(run: Path, cfg: BenchConfig) -> None:
+    """A task's finished pre-training is reused only where it was made with the settings asked for, so
+    that each result's recorded config is the one it came from; ValueError otherwise."""
+    from farl_bringup.pipeline import PretrainConfig
+    from farl_learning.run_manifest import MANIFEST
+
+    path = run / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        made = json.loads(path.read_text()).get("pretrain")
+    except (OSError, ValueError, AttributeError):
+        return  # check_run refuses it, and the task is pre-trained again
+    want = json.loads(json.dumps(asdict(PretrainConfig().scaled(cfg.pretrain_scale, cfg.policy_failures)), default=str))
+    if made is not None and made != want:
+        differ = sorted(k for k in want if made.get(k) != want[k])
+        raise ValueError(
+            f"{run}: pre-trained with other settings than --pretrain-scale {cfg.pretrain_scale:g} --policy-failures "
+            f"{cfg.policy_failures if cfg.policy_failures is not None else 'default'} ask for ({', '.join(differ)} "
+            "differ): give those it was made with, or another --out"
+        )
 
 
 def _run_parallel(

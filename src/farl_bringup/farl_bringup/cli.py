@@ -226,7 +226,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from farl_bringup.pipeline import PretrainConfig, pretrain
 
     t0 = time.perf_counter()
-    m = pretrain(args.task, args.demos, args.out, PretrainConfig().scaled(args.scale), seed=args.seed)
+    cfg = PretrainConfig().scaled(args.scale, args.policy_failures)
+    m = pretrain(args.task, args.demos, args.out, cfg, seed=args.seed)
     wm = m["world_model"]
     print(
         f"pretrained {args.task} from {m['transitions']} transitions ({m['episodes']}) in "
@@ -317,6 +318,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         method_seeds={m: n for m, n in args.methods if n is not None},
         pretrain_scale=args.pretrain_scale,
+        policy_failures=args.policy_failures,
         calibration=_calibration(args),
     )
     run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs)
@@ -469,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=positive(float), default=1.0, help="multiply every gradient-step budget (quick runs)"
     )
     pt.add_argument("--seed", type=at_least(0), default=0, help="training seed")
+    policy_failures_option(pt)
     pt.set_defaults(fn=_cmd_pretrain)
 
     ft = sub.add_parser("finetune", help="online PPO from a pre-trained run, with or without the shield")
@@ -610,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=at_least(1), default=100_000, help="online steps per run")
     b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method (0 .. N-1)")
     b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
+    policy_failures_option(b)
     b.add_argument(
         "--jobs",
         type=at_least(1),
@@ -672,6 +676,18 @@ def calibration_options(parser: argparse.ArgumentParser) -> None:
         default=_CALIB.policy_rollouts,
         help="also calibrate on this many rollouts of the run's pre-trained policy (sim; written to "
         "RUN/calibration_rollouts; bench calibrates a run again when these settings differ)",
+    )
+
+
+def policy_failures_option(parser: argparse.ArgumentParser) -> None:
+    """The size of the pre-trained policy's failure set: the same option for pretrain and bench."""
+    parser.add_argument(
+        "--policy-failures",
+        type=at_least(0),
+        default=None,
+        help="sim: keep this many failing noisy rollouts of the pre-trained policy for the world model and "
+        "critics (paper V.B.1; default 40 times the scale; 0: none, as on a robot). More helps where the "
+        "policy fails often (Disturbed Push: README)",
     )
 
 
