@@ -50,9 +50,10 @@ class PretrainConfig:
     These are the failures online fine-tuning will meet, which scripted failures do not cover
     (measured: most online failures of a shielded run met a critic trained on scripted failures
     alone with zero swaps). 0 turns it off, as on a real robot. The paper's failure sets hold
-    20k-200k transitions; 40 of Disturbed Push's policy failures are about 2.3k, and with 200 more
-    the constraint head missed 17% of held-out failures instead of 25% (README, Disturbed Push).
-    It stays 40 because a good policy fails rarely: Fragile Push Wall's kept 8 of 200 attempts."""
+    20k-200k transitions; 20 of Disturbed Push's policy failures are about 1.5k, and pre-trained with
+    200 instead (12.4k; `--policy-failures 200`) C_H missed 18% of held-out failures, not 25% (README,
+    Disturbed Push). The default stays 40 because a good policy fails rarely: Fragile Push Wall's
+    kept 8 of 200 attempts, so many more would cost minutes of rollouts for each one kept."""
     policy_failure_noise: float = 0.2
     """Gaussian noise added to the policy's own sampled actions for those rollouts."""
 
