@@ -191,6 +191,33 @@ def test_an_unfinished_or_altered_run_is_refused_by_every_consumer(tiny_run, dem
     assert "no such run folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
 
 
+def test_only_the_world_model_is_trained_again_and_the_run_says_how(tiny_run, demo_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from farl_learning.run_manifest import MANIFEST, check_run, file_sha256
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["calibrate-shield", "--run", str(run), "--demos", str(demo_dir)]) == 0
+    before = {p.name: file_sha256(p) for p in run.glob("*.pt")}
+    argv = ["pretrain", "--task", "fragile_push_wall", "--demos", str(demo_dir), "--out", str(run)]
+    assert main([*argv, "--only-world-model", "--constraint-reach", "2"]) == 0
+    assert "calibrate it again" in capsys.readouterr().out
+    after = {p.name: file_sha256(p) for p in run.glob("*.pt")}
+    assert {k for k in before if before[k] != after[k]} == {"world_model.pt"}  # policies and critics kept
+    manifest = check_run(run)
+    assert manifest["pretrain"]["world_model"]["constraint_reach"] == 2 and manifest["seed"] == 0
+    old = json.loads((tiny_run / MANIFEST).read_text())["pretrain"]
+    assert {k: v for k, v in manifest["pretrain"].items() if k != "world_model"} == {
+        k: v for k, v in old.items() if k != "world_model"
+    }
+    assert not (run / "shield.json").exists()  # the old calibration was the old model's
+    argv[2] = "bounded_push"
+    assert main([*argv, "--only-world-model"]) == 2
+    assert "is a fragile_push_wall run, not bounded_push" in capsys.readouterr().err
+
+
 def test_demos_resume_where_they_stopped_and_match_an_uninterrupted_set(tmp_path, capsys):
     from farl_common.bags import read_episode
 
@@ -212,7 +239,7 @@ def test_demos_resume_where_they_stopped_and_match_an_uninterrupted_set(tmp_path
         (["sim", "fragile_push_wall", "--episodes", "-2"], "must be >= 1, got -2"),
         (["finetune", "--run", "r", "--steps", "0"], "--steps: must be >= 1, got 0"),
         (["finetune", "--run", "r", "--steps", "-5"], "must be >= 1, got -5"),
-        (["finetune", "--run", "r", "--steps", "10", "--eps-safe", "1.5"], "between 0 and 1"),
+        (["finetune", "--run", "r", "--steps", "10", "--eps-safe", "10.5"], "between 0 and 10"),
         (["bench", "--tasks", "nope_task", "--out", "x"], "unknown nope_task; choose from bounded_push"),
         (["bench", "--methods", "farl,magic", "--out", "x"], "unknown magic; choose from farl"),
         (["bench", "--methods", "farl:0", "--out", "x"], "farl:0: seeds after ':' must be a whole number >= 1"),

@@ -76,6 +76,21 @@ def test_windows_stop_at_episode_ends_and_failures(demo_dir):
     assert float((w["cost"] * m).sum()) > 0
 
 
+def test_a_constraint_label_reaching_back_stays_in_its_episode(demo_dir):
+    data = Transitions.from_dataset(load_dataset(demo_dir))
+    fails = torch.nonzero(data.cost > 0.5).squeeze(-1).tolist()
+    assert fails
+    reach = data.with_cost_reaching_back(3)
+    ep = data.episode
+    expected = torch.zeros_like(data.cost)
+    for f in fails:  # the failing step and the 3 before it that are in its episode
+        expected[[i for i in range(max(0, f - 3), f + 1) if ep[i] == ep[f]]] = 1.0
+    assert torch.equal(reach.cost, expected) and torch.equal(data.with_cost_reaching_back(0).cost, data.cost)
+    assert torch.equal(reach.obs, data.obs) and float(reach.cost.sum()) > len(fails)
+    with pytest.raises(ValueError, match="constraint_reach"):
+        train_world_model(data, WorldModelConfig(constraint_reach=-1), progress=False)
+
+
 def test_uni_o4_bc_imitates_and_improvement_is_kept_only_when_better(demo_dir):
     data = Transitions.from_dataset(load_dataset(demo_dir).select(["task"]))
     cfg = UniO4Config(ensemble_size=2, hidden=64, bc_steps=300, critic_steps=100, improve_rounds=2, improve_steps=20)

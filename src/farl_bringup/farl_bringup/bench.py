@@ -56,6 +56,8 @@ class BenchConfig:
     policy_failures: int | None = None
     """Failing rollouts of the pre-trained policy for the world model and critics (paper V.B.1);
     None: `PretrainConfig.policy_failure_episodes` times `pretrain_scale`."""
+    constraint_reach: int = 0
+    """`WorldModelConfig.constraint_reach`: 0 is eq. 8; K > 0 labels the K steps before a failure too."""
     eval_episodes: int = 30
     """Deterministic evaluation episodes before and after (20 gave returns 635 and 947 for the same policy
     on two seed sets: fewer say little)."""
@@ -63,6 +65,14 @@ class BenchConfig:
     """H and gamma_risk of every shielded method (eps_safe is calibrated per critic)."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     """How eps_safe is calibrated, and on how many held-out demos."""
+
+    def pretrain_config(self):
+        """The pre-training these budgets ask for (`PretrainConfig`)."""
+        from farl_bringup.pipeline import PretrainConfig
+
+        pre = PretrainConfig().scaled(self.pretrain_scale, self.policy_failures)
+        pre.world_model = replace(pre.world_model, constraint_reach=self.constraint_reach)
+        return pre
 
     def seeds_of(self, method: str) -> int:
         return self.method_seeds.get(method, self.seeds)
@@ -90,7 +100,7 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, thread
     A complete, calibrated run needs neither its demos nor its held-out set again, so a results folder
     copied without them (to another machine, say) still resumes. `threads`: torch's threads in a worker
     process; None keeps this process's setting (`farl --threads`)."""
-    from farl_bringup.pipeline import PretrainConfig, calibrate_shield, generate_heldout, pretrain
+    from farl_bringup.pipeline import calibrate_shield, generate_heldout, pretrain
     from farl_common.torch_threads import use_threads
     from farl_learning.checkpoint import load
     from farl_learning.finetune_rollouts import evaluate
@@ -106,7 +116,7 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, thread
     except IncompleteRun:
         for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
             generate_demos(task, kind, n, demos, seed=DEMO_SEED, progress=progress, resume=True)
-        pretrain(task, demos, run, PretrainConfig().scaled(cfg.pretrain_scale, cfg.policy_failures), progress=progress)
+        pretrain(task, demos, run, cfg.pretrain_config(), progress=progress)
     calib_path = run / "shield.json"
     done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
@@ -267,7 +277,6 @@ def run_bench(
 def _check_pretraining(run: Path, cfg: BenchConfig) -> None:
     """A task's finished pre-training is reused only where it was made with the settings asked for, so
     that each result's recorded config is the one it came from; ValueError otherwise."""
-    from farl_bringup.pipeline import PretrainConfig
     from farl_learning.run_manifest import MANIFEST
 
     path = run / MANIFEST
@@ -277,13 +286,16 @@ def _check_pretraining(run: Path, cfg: BenchConfig) -> None:
         made = json.loads(path.read_text()).get("pretrain")
     except (OSError, ValueError, AttributeError):
         return  # check_run refuses it, and the task is pre-trained again
-    want = json.loads(json.dumps(asdict(PretrainConfig().scaled(cfg.pretrain_scale, cfg.policy_failures)), default=str))
+    want = json.loads(json.dumps(asdict(cfg.pretrain_config()), default=str))
+    if isinstance(made, dict) and isinstance(made.get("world_model"), dict):
+        made["world_model"] = {"constraint_reach": 0, **made["world_model"]}  # runs made before it existed
     if made is not None and made != want:
         differ = sorted(k for k in want if made.get(k) != want[k])
         raise ValueError(
             f"{run}: pre-trained with other settings than --pretrain-scale {cfg.pretrain_scale:g} --policy-failures "
-            f"{cfg.policy_failures if cfg.policy_failures is not None else 'default'} ask for ({', '.join(differ)} "
-            "differ): give those it was made with, or another --out"
+            f"{cfg.policy_failures if cfg.policy_failures is not None else 'default'} --constraint-reach "
+            f"{cfg.constraint_reach} ask for ({', '.join(differ)} differ): give those it was made with, or "
+            "another --out"
         )
 
 

@@ -222,11 +222,38 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 2 if report.errors else 0
 
 
+def _retrain_world_model(args: argparse.Namespace) -> int:
+    """`farl pretrain --only-world-model`: a world-model variant on an otherwise unchanged run."""
+    from dataclasses import replace
+
+    from farl_bringup.pipeline import retrain_world_model
+    from farl_learning.run_manifest import check_run
+    from farl_learning.world_model import WorldModelConfig
+
+    manifest = check_run(args.out)
+    if manifest["task"] != args.task:
+        raise ValueError(f"{args.out} is a {manifest['task']} run, not {args.task}")
+    made = WorldModelConfig(**manifest["pretrain"]["world_model"])
+    t0 = time.perf_counter()
+    wm = retrain_world_model(args.out, args.demos, replace(made, constraint_reach=args.constraint_reach))
+    print(
+        f"world model of {args.out} trained again in {time.perf_counter() - t0:.0f} s (constraint_reach "
+        f"{args.constraint_reach}; policies, critics and policy failures kept; loss {wm['first']['loss']:.3f} -> "
+        f"{wm['last']['loss']:.3f}); calibrate it again: farl calibrate-shield --run {args.out}"
+    )
+    return 0
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from farl_bringup.pipeline import PretrainConfig, pretrain
 
+    if args.only_world_model:
+        return _retrain_world_model(args)
     t0 = time.perf_counter()
     cfg = PretrainConfig().scaled(args.scale, args.policy_failures)
+    cfg.world_model = replace(cfg.world_model, constraint_reach=args.constraint_reach)
     m = pretrain(args.task, args.demos, args.out, cfg, seed=args.seed)
     wm = m["world_model"]
     print(
@@ -319,6 +346,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         method_seeds={m: n for m, n in args.methods if n is not None},
         pretrain_scale=args.pretrain_scale,
         policy_failures=args.policy_failures,
+        constraint_reach=args.constraint_reach,
         calibration=_calibration(args),
     )
     run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs)
@@ -364,6 +392,14 @@ def probability(text: str) -> float:
     v = at_least(0.0, float)(text)
     if v > 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return v
+
+
+def risk_threshold(text: str) -> float:
+    """eps_safe: C_H (eq. 10) sums H + 1 discounted probabilities, so it may exceed 1 (the config's range)."""
+    v = at_least(0.0, float)(text)
+    if v > 10:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10, got {text}")
     return v
 
 
@@ -472,6 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pt.add_argument("--seed", type=at_least(0), default=0, help="training seed")
     policy_failures_option(pt)
+    constraint_reach_option(pt)
+    _switch(
+        pt,
+        "--only-world-model",
+        "train only the world model of the finished run in --out again (with --constraint-reach), keeping its "
+        "policies, critics and policy failures and its other settings (--scale and --policy-failures are not read); "
+        "drops its calibration",
+    )
     pt.set_defaults(fn=_cmd_pretrain)
 
     ft = sub.add_parser("finetune", help="online PPO from a pre-trained run, with or without the shield")
@@ -486,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--recovery", choices=RECOVERIES, default=_SHIELD.recovery, help="what replaces a risky action")
     ft.add_argument(
         "--eps-safe",
-        type=probability,
+        type=risk_threshold,
         default=None,
         help="risk threshold (default: the run's shield.json, else the config's)",
     )
@@ -614,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method (0 .. N-1)")
     b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
     policy_failures_option(b)
+    constraint_reach_option(b)
     b.add_argument(
         "--jobs",
         type=at_least(1),
@@ -635,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--shield", choices=CRITICS, default=_SHIELD.critic, help="critic")
     rp.add_argument("--run", default="runs/fragile_push_wall/run", help="pre-trained run")
     rp.add_argument(
-        "--eps-safe", type=probability, default=None, help="default: the run's shield.json, else the config's"
+        "--eps-safe", type=risk_threshold, default=None, help="default: the run's shield.json, else the config's"
     )
     rp.add_argument("--out", default=None, help="report and plots (default: PATH/../replay_<shield>)")
     _switch(rp, "--ros", "publish the bags' topics in time order (needs rclpy)")
@@ -688,6 +733,16 @@ def policy_failures_option(parser: argparse.ArgumentParser) -> None:
         help="sim: keep this many failing noisy rollouts of the pre-trained policy for the world model and "
         "critics (paper V.B.1; default 40 times the scale; 0: none, as on a robot). More helps where the "
         "policy fails often (Disturbed Push: README)",
+    )
+
+
+def constraint_reach_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--constraint-reach",
+        type=at_least(0),
+        default=0,
+        help="the world model's constraint head learns whether a failure comes within K steps, not only at this "
+        "one (0: eq. 8; a departure, README)",
     )
 
 

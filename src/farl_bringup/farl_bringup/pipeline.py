@@ -96,14 +96,7 @@ def pretrain(
     # belongs to the old critics.
     (out / MANIFEST).unlink(missing_ok=True)
     (out / CALIBRATION_FILE).unlink(missing_ok=True)
-    ds = load_dataset(demos)
-    tasks = {e.task for e in ds.episodes}
-    if tasks != {task}:
-        raise BagError(f"{demos}: demos are for {sorted(tasks)}, not {task!r}")
-    counts = {k: sum(e.kind == k for e in ds.episodes) for k in ("task", "recovery", "failure")}
-    missing = [k for k, n in counts.items() if n == 0]
-    if missing:
-        raise BagError(f"{demos}: no {' or '.join(missing)} demos (make them with farl demos --kind ...)")
+    ds, counts = _demos_of(task, demos)
     log = SummaryWriter(str(out / "tb"))
     t0 = time.perf_counter()
     metrics: dict[str, Any] = {"task": task, "demos": str(demos), "episodes": counts, "transitions": len(ds)}
@@ -125,12 +118,7 @@ def pretrain(
         if kept:
             ds = Dataset.from_episodes(ds.episodes + kept, ds.errors + errors)
         metrics["policy_failures"] = len(kept)
-    wm_data = Transitions.from_dataset(ds.select(["task", "failure"]))
-    wm, wm_hist = train_world_model(
-        wm_data, WorldModelConfig(**{**asdict(cfg.world_model), "seed": seed}), progress, log
-    )
-    save_atomic(out / "world_model.pt", {**world_model_checkpoint(wm, wm_hist), "task": task})
-    metrics["world_model"] = {"first": wm_hist[0], "last": wm_hist[-1]}
+    metrics["world_model"] = _world_model(task, ds, cfg.world_model, seed, out, progress, log)
     if cfg.alternative_critics:
         all_data = Transitions.from_dataset(ds)
         for cls in (QRiskCritic, ReachabilityCritic):
@@ -144,6 +132,68 @@ def pretrain(
     log.close()
     write_manifest(out, task, {"demos": str(demos), "episodes": counts, "seed": seed, "pretrain": asdict(cfg)})
     return metrics
+
+
+def retrain_world_model(
+    run: str | Path, demos: str | Path, world_model: WorldModelConfig, progress: bool = True
+) -> dict[str, Any]:
+    """Train only RUN's world model again, with `world_model`'s settings (its seed is the run's), on the
+    data pre-training gave it (the same demos and the run's own policy failures); the policies and
+    critics are kept, so a world-model variant is compared on everything else equal. The calibration
+    is dropped (it belongs to the old model) and the manifest records the new settings."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = Path(run)
+    manifest = check_run(run)
+    task, seed, made = manifest["task"], int(manifest.get("seed", 0)), manifest["pretrain"]
+    cfg = PretrainConfig(
+        task_policy=UniO4Config(**made["task_policy"]),
+        recovery_policy=UniO4Config(**made["recovery_policy"]),
+        world_model=world_model,
+        risk_critics=RiskQConfig(**made["risk_critics"]),
+        alternative_critics=made["alternative_critics"],
+        policy_failure_episodes=made["policy_failure_episodes"],
+        policy_failure_noise=made["policy_failure_noise"],
+    )
+    ds, counts = _demos_of(task, demos)
+    if counts != manifest.get("episodes"):
+        raise BagError(f"{demos}: {counts} demos, but {run} was pre-trained on {manifest.get('episodes')}")
+    (run / MANIFEST).unlink()
+    (run / CALIBRATION_FILE).unlink(missing_ok=True)
+    if cfg.policy_failure_episodes:
+        policy = policy_from_checkpoint(load(run / "task_policy.pt", "task_policy"))
+        kept, errors = policy_failures(task, policy, run / "policy_failures", cfg, seed, progress)
+        if kept:
+            ds = Dataset.from_episodes(ds.episodes + kept, ds.errors + errors)
+    log = SummaryWriter(str(run / "tb" / "world_model_retrained"))
+    metrics = _world_model(task, ds, world_model, seed, run, progress, log)
+    log.close()
+    write_manifest(run, task, {**{k: manifest[k] for k in ("demos", "episodes", "seed")}, "pretrain": asdict(cfg)})
+    return metrics
+
+
+def _demos_of(task: str, demos: str | Path) -> tuple[Dataset, dict[str, int]]:
+    """The demos, checked to be `task`'s and of all three kinds, and how many of each kind."""
+    ds = load_dataset(demos)
+    tasks = {e.task for e in ds.episodes}
+    if tasks != {task}:
+        raise BagError(f"{demos}: demos are for {sorted(tasks)}, not {task!r}")
+    counts = {k: sum(e.kind == k for e in ds.episodes) for k in ("task", "recovery", "failure")}
+    missing = [k for k, n in counts.items() if n == 0]
+    if missing:
+        raise BagError(f"{demos}: no {' or '.join(missing)} demos (make them with farl demos --kind ...)")
+    return ds, counts
+
+
+def _world_model(
+    task: str, ds: Dataset, cfg: WorldModelConfig, seed: int, out: Path, progress: bool, log
+) -> dict[str, Any]:
+    """Train the world model on the task and failure episodes of `ds` and write it to OUT/world_model.pt;
+    its first and last losses."""
+    wm_data = Transitions.from_dataset(ds.select(["task", "failure"]))
+    wm, hist = train_world_model(wm_data, WorldModelConfig(**{**asdict(cfg), "seed": seed}), progress, log)
+    save_atomic(out / "world_model.pt", {**world_model_checkpoint(wm, hist), "task": task})
+    return {"first": hist[0], "last": hist[-1]}
 
 
 def policy_failures(

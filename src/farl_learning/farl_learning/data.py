@@ -3,7 +3,7 @@ episode boundary (for the world model's multi-step loss, paper eq. 4)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -50,6 +50,17 @@ class Transitions:
 
     def __len__(self) -> int:
         return len(self.reward)
+
+    def with_cost_reaching_back(self, steps: int) -> Transitions:
+        """The same transitions with the cost also 1 on the `steps` steps before each failure of the same
+        episode: "a failure within `steps` steps" (`WorldModelConfig.constraint_reach`)."""
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        cost = self.cost.clone()
+        for k in range(1, min(steps, len(self) - 1) + 1):
+            same = self.episode[:-k] == self.episode[k:]
+            cost[:-k] = torch.maximum(cost[:-k], self.cost[k:] * same)
+        return replace(self, cost=cost)
 
     def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(0, len(self), (batch,), generator=gen)

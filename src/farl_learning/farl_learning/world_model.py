@@ -3,7 +3,8 @@
     z = h(s)                    encoder, SimNorm latent
     z' = d(z, a)                latent dynamics
     R(z, a), Q(z, a)            reward and value heads: logits over two-hot symlog bins
-    C(z, a)                     constraint head: probability that (s, a) is an IR failure
+    C(z, a)                     constraint head: probability that (s, a) is an IR failure (or, with
+                                constraint_reach K, that one comes within K steps: a departure)
     S(z)                        decoder back to the (normalised) state
 
 Trained on H-step windows of task and failure demonstrations with the lambda-weighted sum of
@@ -63,6 +64,11 @@ class WorldModelConfig:
     online (under no_grad, as TD-MPC2 and the paper). bench/compare_consistency_target.py measures both."""
     failure_fraction: float = 0.25
     """Share of training windows drawn to contain a failure (failures are rare in the data)."""
+    constraint_reach: int = 0
+    """0: the constraint head learns c_i, whether step i is a failure (eq. 8). K > 0, a departure: it
+    learns whether a failure comes within K steps (the label is 1 on the K steps before one as well),
+    so C_H sums risks that reach past H. On Disturbed Push, K = 2 cut C_H's missed held-out failures
+    from 18% to 13% at 5% false alarms (README, "Why the ablations shield better")."""
     seed: int = 0
 
 
@@ -161,6 +167,10 @@ def train_world_model(
     data: Transitions, cfg: WorldModelConfig | None = None, progress: bool = True, log=None
 ) -> tuple[WorldModel, list[dict[str, float]]]:
     cfg = cfg or WorldModelConfig()
+    if cfg.constraint_reach < 0:
+        raise ValueError(f"constraint_reach must be >= 0, got {cfg.constraint_reach}")
+    if cfg.constraint_reach:
+        data = data.with_cost_reaching_back(cfg.constraint_reach)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     wm = WorldModel(data.obs.shape[1], data.action.shape[1], cfg)
