@@ -87,7 +87,7 @@ def test_small_bench_writes_results(tmp_path):
     )
     # The task's pre-training is reused only under the settings it was made with: results would say otherwise.
     results_before = (tmp_path / "results.json").read_text()
-    for other in (replace(cfg, policy_failures=5), replace(cfg, pretrain_scale=0.03)):
+    for other in (replace(cfg, policy_failures=5), replace(cfg, pretrain_scale=0.03), replace(cfg, constraint_reach=2)):
         with pytest.raises(ValueError, match="pre-trained with other settings"):
             run_bench(["fragile_push_wall"], ["farl"], tmp_path, other, progress=False)
     assert (tmp_path / "results.json").read_text() == results_before
