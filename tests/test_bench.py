@@ -152,3 +152,51 @@ def test_the_risk_diagnostic_scores_c_h_as_calibration_does(tiny_run, demo_dir, 
     }
     assert all(0.0 <= m <= 1.0 for m in missed.values())
     assert capsys.readouterr().out.count("\n| ") == 7  # header and six rows
+
+
+def test_the_detector_variants_calibrate_as_the_shield_and_sample_eq_10s_expectation(
+    tiny_run, demo_dir, capsys, monkeypatch
+):
+    """bench/detector_variants.py: its `c_h` is the shield's critic at calibration's own eps_safe, and
+    its sampled C_H is eq. 10 with drawn actions: equal to the mean-action C_H where the policy hardly
+    varies, different where it does (or the draws never reached the rollout)."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from farl_common.bags import load_dataset
+    from farl_common.shield_settings import ShieldSettings
+    from farl_learning.checkpoint import load
+    from farl_learning.uni_o4 import policy_from_checkpoint
+    from farl_safety_shield.calibrate import calibrate
+    from farl_safety_shield.loader import load_critic
+
+    path = Path(__file__).parent.parent / "bench" / "detector_variants.py"
+    spec = importlib.util.spec_from_file_location("detector_variants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = ["--run", str(tiny_run), "--held", str(demo_dir), "--demos", str(demo_dir)]
+    out = module.main([*paths, "--episodes", "1", "--variants", "c_h,q_risk_wm_data", "--samples", "2"])
+    expected = calibrate(load_critic(tiny_run, ShieldSettings(critic="world_model")), load_dataset(demo_dir), 5, 0.05)
+    assert out["c_h"]["calibration"]["eps_safe"] == pytest.approx(expected.eps_safe)
+    assert set(out) == {"c_h", "q_risk_wm_data"} and len(out["q_risk_wm_data"]["episodes"]) == 1
+    assert capsys.readouterr().out.count("eps_safe") == 2
+
+    policy = policy_from_checkpoint(load(tiny_run / "task_policy.pt"))
+    critic = load_critic(tiny_run, ShieldSettings(critic="world_model"), policy)
+    held = load_dataset(demo_dir)
+    obs, act = torch.as_tensor(held.obs[:64]), torch.as_tensor(held.action[:64])
+    reference = critic.risk(obs, act)
+    gaps = {}
+    for log_std in (-5.0, 1.0):
+        with torch.no_grad():
+            policy.log_std.fill_(log_std)
+        sampled = module.SampledRisk(critic, samples=4, reduce="mean").risk(obs, act)
+        gaps[log_std] = float((sampled - reference).abs().max())
+    assert gaps[1.0] > 10 * gaps[-5.0]
+    # Draws that are the mean: the rollout is eq. 10's own, term for term.
+    monkeypatch.setattr(policy, "act", lambda obs, generator=None: policy(obs)[0])
+    for reduce in ("mean", "max"):
+        sampled = module.SampledRisk(critic, samples=3, reduce=reduce).risk(obs, act)
+        assert torch.allclose(sampled, reference, atol=1e-5)
