@@ -9,6 +9,7 @@ shield better"). Each variant is calibrated as `farl calibrate-shield` calibrate
 the 5 steps before each failure, at most 5% false alarms), then shields the same episodes of the
 pre-trained policy, sampled as fine-tuning samples, as bench/shield_at_start.py does:
 
+- `none`: no shield, the episodes the others change;
 - `c_h`: eq. 10 as the shield computes it (the policy's mean action after the proposed one);
 - `c_h_sampled`: eq. 10's E_pi as a Monte-Carlo mean over `--samples` rollouts whose actions are
   drawn from the policy (clipped to the action box, as executed);
@@ -34,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 warnings.filterwarnings("ignore")
 
-VARIANTS = ("c_h", "c_h_sampled", "c_h_sampled_max", "q_risk", "q_risk_wm_data", "c_h_all_kinds")
+VARIANTS = ("none", "c_h", "c_h_sampled", "c_h_sampled_max", "q_risk", "q_risk_wm_data", "c_h_all_kinds")
 
 
 class SampledRisk:
@@ -133,6 +134,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     print(f"{task}: {args.episodes} episodes of the pre-trained policy, sampled as in fine-tuning, seeds {args.seed}+")
     out = {}
     for variant in variants:
+        if variant == "none":
+            out[variant] = {"episodes": run_episodes(task, policy, None, args.episodes, args.seed)}
+            print(summarise(variant, out[variant]["episodes"]), flush=True)
+            continue
         critic = build(variant, args.run, args.demos, policy, args.samples)
         cal = calibrate(critic, held, cal_settings.lookahead_steps, cal_settings.max_false_alarm)
         episodes = run_episodes(task, policy, Shield(critic, recovery, cal.eps_safe), args.episodes, args.seed)

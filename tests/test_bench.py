@@ -177,10 +177,10 @@ def test_the_detector_variants_calibrate_as_the_shield_and_sample_eq_10s_expecta
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     paths = ["--run", str(tiny_run), "--held", str(demo_dir), "--demos", str(demo_dir)]
-    out = module.main([*paths, "--episodes", "1", "--variants", "c_h,q_risk_wm_data", "--samples", "2"])
+    out = module.main([*paths, "--episodes", "1", "--variants", "none,c_h,q_risk_wm_data", "--samples", "2"])
     expected = calibrate(load_critic(tiny_run, ShieldSettings(critic="world_model")), load_dataset(demo_dir), 5, 0.05)
     assert out["c_h"]["calibration"]["eps_safe"] == pytest.approx(expected.eps_safe)
-    assert set(out) == {"c_h", "q_risk_wm_data"} and len(out["q_risk_wm_data"]["episodes"]) == 1
+    assert set(out) == {"none", "c_h", "q_risk_wm_data"} and len(out["q_risk_wm_data"]["episodes"]) == 1
     assert capsys.readouterr().out.count("eps_safe") == 2
 
     policy = policy_from_checkpoint(load(tiny_run / "task_policy.pt"))
