@@ -384,3 +384,11 @@ def test_finetune_killed_mid_collection_resumes_without_logging_episodes_twice(t
     lines = log.read_text().splitlines()
     assert [json.loads(x)["episode"] for x in lines] == list(range(len(lines)))
     assert lines == (straight / "episodes.jsonl").read_text().splitlines()
+
+
+def test_the_sim_summary_reads_as_a_sentence_for_one_episode(tmp_path, capsys):
+    """`farl sim --episodes 1` says "1 episode" and "1 success" (it said "1 episodes, 1 successes")."""
+    assert main(["sim", "fragile_push_wall", "--policy", "scripted", "--episodes", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "fragile_push_wall: 1 episode, scripted policy" in out
+    assert "done: 1 episode, 1 success, 0 failures, 200 steps" in out, out

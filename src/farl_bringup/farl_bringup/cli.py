@@ -96,7 +96,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         sh = cfg.shield.settings(run_dir(cfg))
         shield = f", shield {sh.critic} (eps_safe {sh.eps_safe:.3f} from {sh.eps_source})"
     print(
-        f"farl sim {cfg.task}: {n} episodes, {cfg.policy.kind} policy{shield}"
+        f"farl sim {cfg.task}: {_count(n, 'episode')}, {cfg.policy.kind} policy{shield}"
         f"{', learner on' if cfg.policy.kind == 'learned' else ''}, {cfg.rate_hz:g} Hz simulated, "
         f"bags -> {cfg.recorder.out_dir.replace('{task}', cfg.task)}"
     )
@@ -121,7 +121,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     took = sum(bool(e.get("takeover_steps")) for e in eps)
     steps = sum(e["steps"] for e in eps)
     print(
-        f"done: {len(eps)} episodes, {succ} successes, {fail} failures"
+        f"done: {_count(len(eps), 'episode')}, {_count(succ, 'success', 'successes')}, {_count(fail, 'failure')}"
         f"{f' ({took} of them takeovers)' if took else ''}, {steps} steps in {dt:.1f} s "
         f"({steps / max(dt, 1e-9):.0f} steps/s); {len(result.bags)} bags in {result.out_dir}"
     )
@@ -220,6 +220,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     report = replay(args.path, run, sh, out)
     print_report(report, out)
     return 2 if report.errors else 0
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """A count that reads as a sentence in the summary lines: "1 success", "2 successes"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _retrain_world_model(args: argparse.Namespace) -> int:
