@@ -19,14 +19,13 @@ pre-trained policy, sampled as fine-tuning samples, as bench/shield_at_start.py 
   demos, the policy failures), so that both critics learn from the same transitions;
 - `c_h_all_kinds`: a world model trained again on every kind of demo (recovery included), as Q_risk is.
 
-DEMOS is the run's demo folder (the last two variants train on it). RUN's own checkpoints are not
-changed.
+DEMOS is the run's demo folder (the last two variants train on it, with the run's own policy
+failures, as `farl pretrain --only-world-model` gathers them). RUN's own checkpoints are not changed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import warnings
 from dataclasses import asdict
@@ -69,11 +68,14 @@ class SampledRisk:
 
 def build(variant: str, run: Path, demos: Path, policy, samples: int):
     """The critic of `variant` for this run (training one where the variant asks for it)."""
-    from farl_common.bags import Dataset, load_dataset
+    from dataclasses import replace
+
+    from farl_bringup.pipeline import run_config, run_demos, with_policy_failures
     from farl_common.shield_settings import ShieldSettings
     from farl_learning.data import Transitions
-    from farl_learning.world_model import WorldModelConfig, train_world_model
-    from farl_safety_shield.critics import QRiskCritic, RiskQConfig, WorldModelRisk
+    from farl_learning.run_manifest import check_run
+    from farl_learning.world_model import train_world_model
+    from farl_safety_shield.critics import QRiskCritic, WorldModelRisk
     from farl_safety_shield.loader import load_critic
 
     if variant in ("c_h", "q_risk"):
@@ -81,16 +83,13 @@ def build(variant: str, run: Path, demos: Path, policy, samples: int):
     if variant.startswith("c_h_sampled"):
         base = load_critic(run, ShieldSettings(critic="world_model"), policy)
         return SampledRisk(base, samples, "max" if variant.endswith("max") else "mean")
-    manifest = json.loads((run / "manifest.json").read_text())
-    made, seed = manifest["pretrain"], int(manifest.get("seed", 0))
-    ds = load_dataset(demos)
-    if json.loads((run / "pretrain.json").read_text()).get("policy_failures"):  # the ones pre-training kept
-        ds = Dataset.from_episodes(ds.episodes + load_dataset(run / "policy_failures").episodes, ds.errors)
+    manifest = check_run(run)
+    cfg, seed = run_config(manifest), int(manifest.get("seed", 0))
+    ds = with_policy_failures(run_demos(run, manifest, demos), run, manifest["task"], cfg, seed, progress=False)
     if variant == "q_risk_wm_data":
         data = Transitions.from_dataset(ds.select(["task", "failure"]))
-        return QRiskCritic.train(data, policy, RiskQConfig(**{**made["risk_critics"], "seed": seed}), progress=False)
-    cfg = WorldModelConfig(**{**made["world_model"], "seed": seed})
-    wm, _ = train_world_model(Transitions.from_dataset(ds), cfg, progress=False)
+        return QRiskCritic.train(data, policy, replace(cfg.risk_critics, seed=seed), progress=False)
+    wm, _ = train_world_model(Transitions.from_dataset(ds), replace(cfg.world_model, seed=seed), progress=False)
     settings = ShieldSettings(critic="world_model")
     return WorldModelRisk(wm, policy, settings.horizon_steps, settings.gamma_risk)
 
@@ -127,8 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(1)
     cal_settings = CalibrationSettings()
-    policy = policy_from_checkpoint(load(args.run / "task_policy.pt", "task_policy"))
-    task = load(args.run / "task_policy.pt")["task"]
+    checkpoint = load(args.run / "task_policy.pt", "task_policy")
+    policy, task = policy_from_checkpoint(checkpoint), checkpoint["task"]
     recovery = PolicyRecovery(policy_from_checkpoint(load(args.run / "recovery_policy.pt", "recovery_policy")))
     held = load_dataset(args.held)
     print(f"{task}: {args.episodes} episodes of the pre-trained policy, sampled as in fine-tuning, seeds {args.seed}+")

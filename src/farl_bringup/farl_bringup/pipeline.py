@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,31 +145,50 @@ def retrain_world_model(
 
     run = Path(run)
     manifest = check_run(run)
-    task, seed, made = manifest["task"], int(manifest.get("seed", 0)), manifest["pretrain"]
-    cfg = PretrainConfig(
-        task_policy=UniO4Config(**made["task_policy"]),
-        recovery_policy=UniO4Config(**made["recovery_policy"]),
-        world_model=world_model,
-        risk_critics=RiskQConfig(**made["risk_critics"]),
-        alternative_critics=made["alternative_critics"],
-        policy_failure_episodes=made["policy_failure_episodes"],
-        policy_failure_noise=made["policy_failure_noise"],
-    )
-    ds, counts = _demos_of(task, demos)
-    if counts != manifest.get("episodes"):
-        raise BagError(f"{demos}: {counts} demos, but {run} was pre-trained on {manifest.get('episodes')}")
+    task, seed = manifest["task"], int(manifest.get("seed", 0))
+    cfg = replace(run_config(manifest), world_model=world_model)
+    ds = run_demos(run, manifest, demos)
     (run / MANIFEST).unlink()
     (run / CALIBRATION_FILE).unlink(missing_ok=True)
-    if cfg.policy_failure_episodes:
-        policy = policy_from_checkpoint(load(run / "task_policy.pt", "task_policy"))
-        kept, errors = policy_failures(task, policy, run / "policy_failures", cfg, seed, progress)
-        if kept:
-            ds = Dataset.from_episodes(ds.episodes + kept, ds.errors + errors)
+    ds = with_policy_failures(ds, run, task, cfg, seed, progress)
     log = SummaryWriter(str(run / "tb" / "world_model_retrained"))
     metrics = _world_model(task, ds, world_model, seed, run, progress, log)
     log.close()
     write_manifest(run, task, {**{k: manifest[k] for k in ("demos", "episodes", "seed")}, "pretrain": asdict(cfg)})
     return metrics
+
+
+def run_config(manifest: dict[str, Any]) -> PretrainConfig:
+    """The pre-training settings a run's manifest recorded."""
+    made = manifest["pretrain"]
+    return PretrainConfig(
+        task_policy=UniO4Config(**made["task_policy"]),
+        recovery_policy=UniO4Config(**made["recovery_policy"]),
+        world_model=WorldModelConfig(**made["world_model"]),
+        risk_critics=RiskQConfig(**made["risk_critics"]),
+        alternative_critics=made["alternative_critics"],
+        policy_failure_episodes=made["policy_failure_episodes"],
+        policy_failure_noise=made["policy_failure_noise"],
+    )
+
+
+def run_demos(run: Path, manifest: dict[str, Any], demos: str | Path) -> Dataset:
+    """DEMOS, checked to be the demos RUN (whose manifest this is) was pre-trained on, as far as their
+    task and counts tell."""
+    ds, counts = _demos_of(manifest["task"], demos)
+    if counts != manifest.get("episodes"):
+        raise BagError(f"{demos}: {counts} demos, but {run} was pre-trained on {manifest.get('episodes')}")
+    return ds
+
+
+def with_policy_failures(ds: Dataset, run: Path, task: str, cfg: PretrainConfig, seed: int, progress: bool) -> Dataset:
+    """`ds` and RUN's own policy failures (`policy_failures`), as pre-training gave them to the world
+    model and critics."""
+    if not cfg.policy_failure_episodes:
+        return ds
+    policy = policy_from_checkpoint(load(run / "task_policy.pt", "task_policy"))
+    kept, errors = policy_failures(task, policy, run / "policy_failures", cfg, seed, progress)
+    return Dataset.from_episodes(ds.episodes + kept, ds.errors + errors) if kept else ds
 
 
 def _demos_of(task: str, demos: str | Path) -> tuple[Dataset, dict[str, int]]:
