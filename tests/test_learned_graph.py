@@ -10,7 +10,6 @@ import torch
 
 from farl_bringup.graph_spec import graph_spec
 from farl_bringup.sim_graph import run_sim
-from farl_common import messages as M
 from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
 from farl_common.obs_layout import GRIPPER, OBS_DIM
@@ -109,11 +108,7 @@ def test_learner_trains_only_on_its_own_policys_episodes(run_copy, tmp_path):
     rt = InProcessRuntime()
     learner = rt.add(LearnerNode(LearnerParams(run_dir=str(run_copy), bag_dir=str(tmp_path / "bags"))), {})
     assert learner.label == own.policy  # the same weights give the same label in another node
-    learner.on_episode_event(
-        M.make_event(
-            rt.msgs, t_ns=0, start=False, episode=0, task="fragile_push_wall", kind="online", outcome="timeout"
-        )
-    )
+    learner.on_episode_recorded(rt.msgs.new("std_msgs/msg/String", data=str(learned.bags[0])))
     assert learner.pending_steps == len(own)
     assert learner.skipped_off_policy == 2 and learner.foreign == {"scripted:fragile_push_wall:expert": 2}
     assert sum("leaving out" in r.text for r in rt.logs) == 1  # one line per foreign policy, not per bag
@@ -182,11 +177,7 @@ def test_a_restarted_learner_resumes_its_version_and_keeps_only_its_untrained_ep
     assert any(f"resuming online learning at policy version {learner.version}" in r.text for r in rt.logs)
     saved = load(run_copy / "online_policy.pt", "task_policy")
     assert learner.label == f"learned:{weights_fingerprint(policy_from_checkpoint(saved))}"
-    learner.on_episode_event(
-        M.make_event(
-            rt.msgs, t_ns=0, start=False, episode=9, task="fragile_push_wall", kind="online", outcome="timeout"
-        )
-    )
+    learner.on_episode_recorded(rt.msgs.new("std_msgs/msg/String", data=str(first.bags[-1])))
     current = [e for e in first.episodes if e["policy_version"] == learner.version]
     assert learner.pending_steps == sum(e["steps"] for e in current)
     assert learner.skipped_off_policy == len(first.episodes) - len(current)  # trained on already

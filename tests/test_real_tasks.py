@@ -107,7 +107,7 @@ def test_launch_paths_are_absolute_and_a_namespace_moves_every_topic(tmp_path) -
     cfg.recorder.out_dir = "/data/bags"
     assert dict(absolute_paths(cfg, tmp_path))["bags"] == "/data/bags"  # absolute stays
     robot = next(s for s in graph_spec(cfg) if s.name == "robot")
-    assert ("state", "farl/state") in robot.remappings("arm1")  # relative: under the node's namespace
+    assert ("state", "/arm1/farl/state") in robot.remappings("arm1")  # absolute, whatever the node namespace
     assert ("state", "/farl/state") in robot.remappings()
 
 
@@ -117,8 +117,10 @@ def test_a_node_that_dies_fails_the_launch_and_a_finished_one_ends_it() -> None:
     assert node_exited("robot", "robot_node", 0, False) == "robot node finished its episodes"
     assert node_exited("episode_recorder", "episode_recorder_node", 0, False) == "episode_recorder exited"
     assert node_exited("shield", "shield_node", -15, True) == "shield exited"  # stopped by the shutdown
-    with pytest.raises(NodeFailed, match="episode_recorder exited with code 1: the graph stops"):
+    with pytest.raises(NodeFailed, match=r"episode_recorder exited with code 1 \(see the node's last lines above\)"):
         node_exited("episode_recorder", "episode_recorder_node", 1, False)
+    with pytest.raises(NodeFailed, match=r"^robot exited with code 1: \[robot\] no robot at 127.0.0.9$"):
+        node_exited("robot", "robot_node", 1, False, "[robot] no robot at 127.0.0.9")
     with pytest.raises(NodeFailed, match="policy died of signal 9"):
         node_exited("policy", "policy_node", -9, False)
 

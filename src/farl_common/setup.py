@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="Shared ground of farl: message typestore and converters, episode bags, config schema, the rclpy and in-process node runtimes, the episode recorder node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["episode_recorder_node = farl_common.recorder_node:main"]},
+    entry_points={"console_scripts": ["episode_recorder_node = farl_common.executables:episode_recorder_node"]},
 )

@@ -18,8 +18,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "policy_node = farl_learning.policy_node:main",
-            "learner_node = farl_learning.learner_node:main",
+            "policy_node = farl_learning.executables:policy_node",
+            "learner_node = farl_learning.executables:learner_node",
         ]
     },
 )

@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="Camera sources, YOLOv8 and colour detection, 3-D object estimation; the perception node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["perception_node = farl_perception.perception_node:main"]},
+    entry_points={"console_scripts": ["perception_node = farl_perception.executables:perception_node"]},
 )

@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="Robot side of farl: hard safety envelope, sim robot node (FailureBench), franky driver for the Franka Panda.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["robot_node = farl_robot.robot_node:main"]},
+    entry_points={"console_scripts": ["robot_node = farl_robot.executables:robot_node"]},
 )

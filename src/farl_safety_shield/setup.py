@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="Risk critics (world-model C_H, Q_risk, reachability) and recovery choice; the safety shield node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["shield_node = farl_safety_shield.shield_node:main"]},
+    entry_points={"console_scripts": ["shield_node = farl_safety_shield.executables:shield_node"]},
 )

@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="FailureBench: MetaWorld tasks with irreversible failures, scripted experts, demo generation, the scripted policy node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["scripted_policy_node = farl_sim.scripted_policy_node:main"]},
+    entry_points={"console_scripts": ["scripted_policy_node = farl_sim.executables:scripted_policy_node"]},
 )

@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@farl-robotics.org",
     description="SpaceMouse and keyboard teleoperation and demonstration labelling; the teleop node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["teleop_node = farl_teleop.teleop_node:main"]},
+    entry_points={"console_scripts": ["teleop_node = farl_teleop.executables:teleop_node"]},
 )

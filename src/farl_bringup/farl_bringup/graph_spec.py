@@ -43,13 +43,13 @@ class NodeSpec:
 
     def remappings(self, namespace: str = "") -> list[tuple[str, str]]:
         """Short topic name -> graph topic, for the topics this node uses. Under a namespace the graph
-        topics become relative, so `/farl/state` is `<namespace>/farl/state`."""
+        topics move under it, so `/farl/state` is `/<namespace>/farl/state`; the names stay absolute,
+        whatever namespace the node itself runs in."""
         used = {i.topic for i in self.node_class.inputs if hasattr(i, "topic")}
         used |= {t for i in self.node_class.inputs for t in getattr(i, "topics", ())}
         used |= {o.topic for o in self.node_class.outputs}
-        return sorted(
-            (short, full.lstrip("/") if namespace else full) for short, full in self.topics.items() if short in used
-        )
+        prefix = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
+        return sorted((short, prefix + "/" + full.lstrip("/")) for short, full in self.topics.items() if short in used)
 
 
 def bag_dir(cfg: FarlConfig) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from farl_common.config import ConfigError, FarlConfig, load_config
@@ -140,17 +141,45 @@ def launch_config(task: str, args: dict[str, str], config_dir: str | Path) -> Fa
     return cfg
 
 
+def preflight(cfg: FarlConfig) -> None:
+    """The files the graph cannot start without, checked before any node starts, so a launch from the
+    wrong folder or without a pre-training ends in one line naming the file, not in one traceback per
+    node (each node would fail on its own, in whatever order their imports finish)."""
+    from farl_bringup.graph_spec import run_dir
+
+    missing: list[tuple[str, str, str]] = []
+    if cfg.policy.kind == "learned":
+        policy = Path(run_dir(cfg)) / "task_policy.pt"
+        missing.append(("the pre-trained task policy", str(policy), "farl pretrain, or farl sim once"))
+    pc = cfg.perception
+    if pc.enabled and cfg.robot.backend == "franky" and pc.source in ("realsense", "topics"):
+        if not pc.calibration:
+            raise ConfigError(f"{cfg.task}: perception.calibration is empty (farl perception calibrate)")
+        missing.append(("the camera calibration", pc.calibration, "farl perception calibrate"))
+    if pc.enabled and pc.yolo_weights:
+        missing.append(("the YOLO weights", pc.yolo_weights, "farl perception train-detector"))
+    if pc.enabled and pc.source == "bag" and pc.bag:
+        missing.append(("the recorded frames", pc.bag, "a bag recorded with record_images:=true"))
+    for what, path, how in missing:
+        if not Path(path).exists():
+            raise ConfigError(
+                f"{cfg.task}: {what} {path} does not exist ({how}; relative paths are resolved against "
+                f"the folder ros2 launch started in, {os.getcwd()})"
+            )
+
+
 class NodeFailed(RuntimeError):
     """A required node exited with an error: raised inside the launch loop, which logs it in one
     line ("Caught exception in launch"), shuts the graph down and makes `ros2 launch` exit 1."""
 
 
-def node_exited(name: str, executable: str, returncode: int | None, shutting_down: bool) -> str:
+def node_exited(name: str, executable: str, returncode: int | None, shutting_down: bool, last_error: str = "") -> str:
     """What a node's exit means for the launch: the reason to shut the graph down, or NodeFailed.
 
     Every node is required: the graph cannot run without any of them. Exit 0 is a node that finished
     (the robot after its episodes) or was told to stop; while the launch is already shutting down
-    (Ctrl-C, another node's exit) no code counts as a new failure."""
+    (Ctrl-C, another node's exit) no code counts as a new failure. `last_error` is the node's own last
+    line on stderr (its one-line reason), which the launch repeats as the cause."""
     if returncode == 0 or shutting_down:
         return "robot node finished its episodes" if executable == "robot_node" else f"{name} exited"
     how = (
@@ -158,18 +187,37 @@ def node_exited(name: str, executable: str, returncode: int | None, shutting_dow
         if returncode is not None and returncode < 0
         else f"exited with code {returncode}"
     )
-    raise NodeFailed(f"{name} {how}: the graph stops (see the node's last lines above)")
+    cause = f": {last_error}" if last_error else " (see the node's last lines above)"
+    raise NodeFailed(f"{name} {how}{cause}")
+
+
+NODE_NAMESPACE = "farl"
+"""Every farl node runs under this namespace (`/farl/robot`, `/farl/policy`, ...), so its names do
+not clash with another graph's `/robot` or `/policy` on the same network."""
+
+
+def node_namespace(namespace: str) -> str:
+    """The nodes' namespace for `namespace:=` (`/farl`, or `/arm1/farl`)."""
+    ns = namespace.strip("/")
+    return f"/{ns}/{NODE_NAMESPACE}" if ns else f"/{NODE_NAMESPACE}"
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a node's stderr chunk, without ANSI colours."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in text.splitlines()]
+    return next((line for line in reversed(lines) if line), "")
 
 
 def launch_description(task: str):
     from ament_index_python.packages import get_package_share_directory
     from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
-    from launch.event_handlers import OnProcessExit
+    from launch.event_handlers import OnProcessExit, OnProcessIO
     from launch.events import Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node as RosNode
 
     from farl_bringup.graph_spec import graph_spec
+    from farl_bringup.params_file import write_params_file
     from launch import LaunchDescription
 
     config_dir = os.path.join(get_package_share_directory("farl_bringup"), "config")
@@ -178,26 +226,38 @@ def launch_description(task: str):
         args = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
         cfg = launch_config(task, args, config_dir)
         paths = absolute_paths(cfg, os.getcwd())
+        preflight(cfg)
         namespace = args.get("namespace", "")
+        specs = graph_spec(cfg)
+        params_dir = Path(tempfile.mkdtemp(prefix=f"farl_{cfg.task}_params_"))
+        paths.append(("params", str(params_dir)))
         actions = [LogInfo(msg=f"farl {cfg.task}: " + "; ".join(f"{what} {path}" for what, path in paths))]
-        for spec in graph_spec(cfg):
+        errors: dict[str, str] = {}
+        for spec in specs:
             node = RosNode(
                 package=spec.package,
                 executable=spec.executable,
                 name=spec.name,
-                namespace=namespace,
+                namespace=node_namespace(namespace),
                 # No use_sim_time: every node runs on wall time, and nothing in the graph publishes /clock.
-                parameters=[spec.ros_parameters()],
+                parameters=[str(write_params_file(spec.name, spec.params, params_dir))],
                 remappings=spec.remappings(namespace),
                 output="screen",
                 emulate_tty=True,
             )
             actions.append(node)
 
+            def on_stderr(event, spec=spec):
+                if line := last_line(event.text.decode(errors="replace")):
+                    errors[spec.name] = line
+
             def on_exit(event, ctx, spec=spec):
-                reason = node_exited(spec.name, spec.executable, event.returncode, ctx.is_shutdown)
+                reason = node_exited(
+                    spec.name, spec.executable, event.returncode, ctx.is_shutdown, errors.get(spec.name, "")
+                )
                 return [EmitEvent(event=Shutdown(reason=reason))]
 
+            actions.append(RegisterEventHandler(OnProcessIO(target_action=node, on_stderr=on_stderr)))
             actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit)))
         return actions
 

@@ -124,6 +124,16 @@ def make_action(
     )
 
 
+ACTION_SOURCES = ("policy", "recovery", "teleop", "scripted")
+"""ActionCommand's SOURCE_* constants by value: who chose an action."""
+
+
+def action_source(msg: Any) -> str:
+    """The name of an ActionCommand's source (policy, recovery: a shield swap, teleop, scripted)."""
+    value = int(msg.source)
+    return ACTION_SOURCES[value] if value < len(ACTION_SOURCES) else f"source {value}"
+
+
 def action_values(msg: Any) -> np.ndarray:
     return np.asarray(msg.values, dtype=np.float64)
 

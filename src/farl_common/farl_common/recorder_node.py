@@ -5,6 +5,9 @@ carry their episode number, so a message that overtakes its START (topics are no
 respect to each other under ROS) waits in a small buffer instead of being lost. Bags always use
 the canonical topic names of `farl_common.topics`, whatever the graph remapped them to.
 
+Once a bag is closed and renamed into place, its path goes out on `episode_recorded`: the learner
+reads finished bags when told, never in a race with the rename.
+
 An operator's "discard" or "rerecord" mark (the teleop node, after a demonstration) deletes the
 bag of the episode that just ended. Messages stamped before an episode's START (a recovery demo's
 unrecorded approach) are not part of it.
@@ -30,7 +33,7 @@ from typing import Any, Literal
 from farl_common import messages as M
 from farl_common.bags import EpisodeBagWriter
 from farl_common.config import RecorderConfig, same_as
-from farl_common.runtime.node import Input, Node, entry_point
+from farl_common.runtime.node import Input, Node, Output, entry_point
 from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, IMAGE_TOPICS, TOPIC_TYPES, topic_qos
 
 _MAX_EARLY = 1000
@@ -57,6 +60,7 @@ class EpisodeRecorderNode(Node):
         Input("operator_mark", TOPIC_TYPES["operator_mark"], "on_operator_mark"),
         *(Input(t, TOPIC_TYPES[t], f"on_{t}", qos="sensor") for t in IMAGE_TOPICS),
     )
+    outputs = (Output("episode_recorded", TOPIC_TYPES["episode_recorded"], qos="events"),)
 
     def wired_inputs(self):
         if self.params.record_images:
@@ -129,6 +133,8 @@ class EpisodeRecorderNode(Node):
         self.writer = None
         if self._discard_when_closed:
             self._discard_last()
+            return
+        self.publish("episode_recorded", self.msgs.new(TOPIC_TYPES["episode_recorded"], data=str(self.closed[-1])))
 
     def _skip(self, why: str) -> None:
         assert self.writer is not None and self.episode is not None

@@ -11,3 +11,5 @@ POLICY_VERSION_INPUT = Input("policy_version", "std_msgs/msg/UInt32", "on_versio
 """The learner's latest policy version: the policy node reloads, the shield rolls the new policy out."""
 EPISODE_EVENT_INPUT = Input("episode_event", T.EVENT, "on_episode_event", qos="events")
 """Episode starts and ends: the learner trains on finished episodes, teleop resets its takeover."""
+EPISODE_RECORDED_INPUT = Input("episode_recorded", "std_msgs/msg/String", "on_episode_recorded", qos="events")
+"""The path of each episode bag the recorder has closed and renamed into place: the learner reads it."""

@@ -15,6 +15,7 @@ DEFAULT_TOPICS: dict[str, str] = {
     "step_feedback": "/farl/step_feedback",
     "episode_event": "/farl/episode_event",
     "policy_version": "/farl/policy_version",
+    "episode_recorded": "/farl/episode_recorded",
     "objects": "/farl/perception/objects",
     "operator_mark": "/farl/operator/mark",
     "action_shielded": "/farl/action/shielded",
@@ -33,6 +34,7 @@ TOPIC_TYPES: dict[str, str] = {
     "step_feedback": T.FEEDBACK,
     "episode_event": T.EVENT,
     "policy_version": "std_msgs/msg/UInt32",
+    "episode_recorded": "std_msgs/msg/String",
     "objects": T.OBJECTS,
     "operator_mark": "std_msgs/msg/String",
     "action_shielded": T.ACTION,
@@ -47,9 +49,9 @@ SENSOR_TOPICS = frozenset({"objects", "camera_color", "camera_depth", "camera_in
 
 def topic_qos(short: str) -> str:
     """The QoS name (farl_common.runtime.node.QosName) farl uses on a topic, by short name: episode
-    events transient local, so late joiners see starts and ends; camera and perception output best
-    effort, as sensor drivers publish; the rest reliable."""
-    if short == "episode_event":
+    events, recorded bags and policy versions transient local, so late joiners see them; camera and
+    perception output best effort, as sensor drivers publish; the rest reliable."""
+    if short in ("episode_event", "episode_recorded", "policy_version"):
         return "events"
     return "sensor" if short in SENSOR_TOPICS else "default"
 

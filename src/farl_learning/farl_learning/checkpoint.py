@@ -20,11 +20,14 @@ from typing import Any
 
 import torch
 
+from farl_common.runtime.node import NodeError
+
 FORMAT = "farl-checkpoint-1"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or of the wrong kind; the message names the file."""
+class CheckpointError(NodeError):
+    """A checkpoint that is missing, unreadable or of the wrong kind; the message names the file. A
+    NodeError: a node that cannot load its model at start says so in one line and exits 1."""
 
 
 def save_atomic(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -1,6 +1,7 @@
 """The learner node: online PPO from episode bags (paper Sec. III-B).
 
-After each episode end it reads the bags it has not seen; on-policy data are the online episodes
+Each time the recorder announces a finished bag (`episode_recorded`) it reads the bags it has not
+seen; on-policy data are the online episodes
 whose EpisodeEvent names this learner's current policy (`learned:<weights fingerprint>`, which the
 policy node stamps on every action). Episodes of a scripted policy, a person, an older version or
 an unlabelled bag in the same folder are left out: PPO's ratio is only valid for its own draws.
@@ -16,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farl_common import messages as M
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.config import LearnerConfig, same_as
 from farl_common.runtime.node import Node, Output, entry_point
-from farl_common.shared_inputs import EPISODE_EVENT_INPUT
+from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
 from farl_learning.ppo import PPOConfig, PPOLearner
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
@@ -49,7 +49,7 @@ def online_checkpoint(run_dir: str, checkpoint: str = "") -> Path:
 class LearnerNode(Node):
     name = "learner"
     Params = LearnerParams
-    inputs = (EPISODE_EVENT_INPUT,)
+    inputs = (EPISODE_RECORDED_INPUT,)
     outputs = (Output("policy_version", "std_msgs/msg/UInt32", qos="events"),)
 
     def on_start(self) -> None:
@@ -76,6 +76,10 @@ class LearnerNode(Node):
         self.skipped_off_policy = 0
         self.foreign: dict[str, int] = {}
         self.bad_bags: list[str] = []
+        self._announce()  # transient local: a policy node, shield or `ros2 topic echo` that comes later gets it
+
+    def _announce(self) -> None:
+        self.publish("policy_version", self.msgs.new("std_msgs/msg/UInt32", data=self.version))
 
     @property
     def version(self) -> int:
@@ -104,9 +108,7 @@ class LearnerNode(Node):
     def _save(self) -> None:
         save_atomic(self.path, {**self.base, **self.learner.state(), "kind": "task_policy"})
 
-    def on_episode_event(self, msg: Any) -> None:
-        if M.is_start(msg, self.msgs):
-            return
+    def on_episode_recorded(self, msg: Any) -> None:
         bag_dir = Path(self.params.bag_dir)
         if not bag_dir.exists():
             return
@@ -145,7 +147,7 @@ class LearnerNode(Node):
                 f"(pi_loss {info['pi_loss']:.3f}, v_loss {info['v_loss']:.3f})",
             )
             self.pending, self.pending_steps = [], 0
-            self.publish("policy_version", self.msgs.new("std_msgs/msg/UInt32", data=self.version))
+            self._announce()
 
 
 main = entry_point(LearnerNode)

@@ -38,6 +38,9 @@ from farl_robot.driver import RobotDriver, RobotError, RobotFault
 from farl_robot.envelope import HardEnvelope, UnsafeCommand
 from farl_robot.scene import Scene, StaleState, StepOutcome
 
+_START_GRACE_S = 30.0
+"""Before any action has reached the robot node, how long it waits quietly for the graph to start."""
+
 MARKS = ("failure", "success", "start", "stop", "rerecord", "keep", "discard")
 """keep and discard are the recorder's; the robot accepts them silently."""
 
@@ -126,6 +129,16 @@ def check_home_in_box(home_joints_rad: list[float], lo: list[float], hi: list[fl
         )
 
 
+def episode_line(e: dict[str, Any], of: int = 0) -> str:
+    """The progress line the robot node logs as each episode ends."""
+    count = f"episode {e['episode'] + 1}/{of}" if of else f"episode {e['episode'] + 1}"
+    takeover = f", {e['takeover_steps']} takeover steps" if e["takeover_steps"] else ""
+    return (
+        f"{count}: {e['outcome']}, return {e['return']:.1f} in {e['steps']} steps, "
+        f"{e['swaps']} shield swaps{takeover}, policy version {e['policy_version']}"
+    )
+
+
 class RobotNode(Node):
     name = "robot"
     Params = RobotParams
@@ -178,10 +191,16 @@ class RobotNode(Node):
         self.halted = False
         self.halt_reason = ""
         self.finished: list[dict[str, Any]] = []
+        self.answered_once = False
+        self.start_said = False
+        """Whether any action has reached this node yet: until then the graph is still starting."""
+        self.sources: dict[str, int] = {}
+        """The episode's executed actions by source (policy, recovery: a shield swap, teleop)."""
         self.driver.connect()
 
     # inputs -------------------------------------------------------------------------------------
     def on_action(self, msg: Any) -> None:
+        self.answered_once = True  # whatever it holds, something in the graph is answering
         if self.rec is None or self.obs is None or self.awaiting_outcome:
             return  # between episodes, or no state out yet: nothing can answer
         if int(msg.episode) != self.episode or int(msg.step) != self.step:
@@ -199,6 +218,8 @@ class RobotNode(Node):
             self.log("error", f"refused action: {err}")
             return
         self.policy_version = int(msg.policy_version)
+        source = M.action_source(msg)
+        self.sources[source] = self.sources.get(source, 0) + 1
         label = str(msg.policy)
         if self.episode_policy is None:
             self.episode_policy = label
@@ -279,10 +300,14 @@ class RobotNode(Node):
         if self.pending is None:
             waited_s = (self.now_ns() - self.state_sent_ns) / 1e9
             if waited_s >= self.params.stale_timeout_s:
-                self.held_ticks += 1
-                if not self.stale_warned:
-                    self.log("warning", f"no valid action for {waited_s:.2f} s: holding still")
+                if not self.stale_warned and (self.answered_once or waited_s >= _START_GRACE_S):
                     self.stale_warned = True
+                    self.log("warning", f"no valid action for {waited_s:.2f} s: holding still")
+                elif not self.answered_once and not self.start_said:
+                    # under ros2 launch the policy and shield take seconds to import torch and load models
+                    self.start_said = True
+                    self.log("info", "no action yet: holding still while the graph starts")
+                self.held_ticks += 1
                 self._resend_state()
             return
         try:
@@ -361,6 +386,7 @@ class RobotNode(Node):
         )
         self.step, self.obs, self.pending, self.awaiting_outcome, self.mark = 0, None, None, False, ""
         self.episode_policy = None
+        self.sources = {}
         self.approach = self.params.wait_for_start and self.params.kind == "recovery"
         self.begin_recording = False
         if self.approach:
@@ -411,16 +437,18 @@ class RobotNode(Node):
         self.rec.policy_version = self.policy_version
         self.rec.policy = self.episode_policy or ""
         self.publish("episode_event", self.rec.end(t_ns, outcome))
-        self.finished.append(
-            {
-                "episode": self.episode,
-                "return": self.rec.episode_return,
-                "steps": self.rec.steps,
-                "outcome": outcome or self.rec.outcome,
-                "policy_version": self.policy_version,
-                "policy": self.rec.policy,
-            }
-        )
+        summary = {
+            "episode": self.episode,
+            "return": self.rec.episode_return,
+            "steps": self.rec.steps,
+            "outcome": outcome or self.rec.outcome,
+            "policy_version": self.policy_version,
+            "policy": self.rec.policy,
+            "swaps": self.sources.get("recovery", 0),
+            "takeover_steps": self.sources.get("teleop", 0) if self.params.kind == "online" else 0,
+        }
+        self.finished.append(summary)
+        self.log("info", episode_line(summary, self.params.episodes))
         self.rec, self.obs, self.pending, self.awaiting_outcome = None, None, None, False
 
     def _abort_episode(self, reason: str) -> None:

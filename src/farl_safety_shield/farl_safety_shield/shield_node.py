@@ -2,11 +2,16 @@
 the proposal goes to the robot if C_H <= eps_safe, the recovery action if not. Every decision is
 published (and so recorded). A critic that cannot be loaded or answers NaN makes every step risky;
 without a recovery policy, or for a state it cannot trust, the shield sends nothing and the robot
-holds still."""
+holds still.
+
+State and proposal arrive on two topics, which DDS does not order with respect to each other: the
+shield joins them by (episode, step), whichever comes first, and decides once both are there.
+Anything older than a decided step can no longer be executed and is let go."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +42,10 @@ class ShieldParams(ShieldSection):
     )
 
 
+_WAITING = 16
+"""States or proposals kept while their other half is on its way (a few steps' worth)."""
+
+
 class _NoCritic:
     """Stands in when the critic cannot be loaded: every question is answered with an error."""
 
@@ -60,7 +69,10 @@ class ShieldNode(Node):
         from farl_safety_shield.loader import load_shield
 
         p = self.params
-        self.state: tuple[int, int, np.ndarray] | None = None
+        self.states: dict[tuple[int, int], np.ndarray] = {}
+        self.proposals: dict[tuple[int, int], Any] = {}
+        """States and proposals waiting for their other half, by (episode, step)."""
+        self.unmatched = 0
         self.swaps_by_episode: dict[int, int] = {}
         self.decisions = 0
         self.held = 0
@@ -88,7 +100,10 @@ class ShieldNode(Node):
             self.log("error", f"no recovery policy either ({err}): no action will be sent; the robot holds still")
 
     def _policy_path(self) -> str:
-        return self.params.policy_checkpoint or f"{self.params.run_dir}/task_policy.pt"
+        """The learner's checkpoint once it exists; until then (the learner writes it at its start,
+        which may come after this node's) the pre-trained policy, which is what it starts from."""
+        p = self.params.policy_checkpoint
+        return p if p and Path(p).exists() else f"{self.params.run_dir}/task_policy.pt"
 
     def _load_policy(self):
         try:
@@ -115,13 +130,36 @@ class ShieldNode(Node):
             self.shield.critic.set_policy(policy)
 
     def on_state(self, msg: Any) -> None:
-        self.state = (int(msg.episode), int(msg.step), np.asarray(M.state_values(msg), dtype=np.float64))
+        key = (int(msg.episode), int(msg.step))
+        obs = np.asarray(M.state_values(msg), dtype=np.float64)
+        if key in self.proposals:
+            self._decide(self.proposals.pop(key), obs)
+        else:
+            self.states[key] = obs
+            self._forget(self.states, _WAITING)
 
     def on_proposal(self, msg: Any) -> None:
-        if self.state is None or self.state[:2] != (int(msg.episode), int(msg.step)):
-            self.log("warning", f"proposal for episode {msg.episode} step {msg.step} has no matching state: dropped")
-            return
-        obs = self.state[2]
+        key = (int(msg.episode), int(msg.step))
+        if key in self.states:
+            self._decide(msg, self.states.pop(key))
+        else:
+            self.proposals[key] = msg
+            self._forget(self.proposals, _WAITING)
+
+    def _forget(self, waiting: dict[tuple[int, int], Any], keep: int, before: tuple[int, int] | None = None) -> None:
+        """Let go of the oldest entries beyond `keep`, and of every entry older than `before`."""
+        for key in sorted(waiting):
+            if len(waiting) <= keep and (before is None or key >= before):
+                break
+            del waiting[key]
+            if waiting is self.proposals:
+                self.unmatched += 1
+                self.log("warning", f"proposal for episode {key[0]} step {key[1]} never met its state: dropped")
+
+    def _decide(self, msg: Any, obs: np.ndarray) -> None:
+        key = (int(msg.episode), int(msg.step))
+        self._forget(self.states, _WAITING, key)
+        self._forget(self.proposals, _WAITING, key)
         proposed = np.asarray(M.action_values(msg), dtype=np.float64)
         t = self.now_ns()
         if self.shield is None:

@@ -256,10 +256,21 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
     """Entry point body of every farl ROS 2 executable: init, spin until done or Ctrl-C, shut down."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
 
     from farl_common.torch_threads import use_threads
 
-    rclpy.init(args=list(args) if args is not None else sys.argv)
+    # Ctrl-C (the launch's SIGINT) is Python's KeyboardInterrupt here, not rclpy's handler: rclpy's
+    # would invalidate the context first, and the node's last log lines on shutdown would fail to
+    # reach /rosout ("publisher's context is invalid").
+    try:
+        rclpy.init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
+    except RuntimeError as err:  # rcl's RCLError: a params file or --ros-args it cannot parse
+        print(f"[{node_cls.name}] {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
     host: RclpyHost | None = None
     code = 0
     try:

@@ -1,0 +1,6 @@
+"""The ROS 2 executables of farl_teleop (its setup.py's console_scripts): each imports its node's module
+only when it runs (farl_common.executable)."""
+
+from farl_common.executable import node_main
+
+teleop_node = node_main("farl_teleop.teleop_node", "TeleopNode")
