@@ -87,6 +87,59 @@ def test_every_node_class_starts_with_its_config_parameters(ros, tiny_run, tmp_p
             h.close()
 
 
+def _graphs(tiny_run, tmp_path):
+    """Every graph a launch file starts in sim: learned, scripted, takeover, recording with each device."""
+    for policy, takeover, device in [
+        ("learned", False, "spacemouse"),
+        ("scripted", True, "scripted"),
+        ("teleop", False, "spacemouse"),
+        ("teleop", False, "keyboard"),
+    ]:
+        cfg = task_config("fragile_push_wall")
+        cfg.learner.run_dir, cfg.recorder.out_dir = str(tiny_run), str(tmp_path / "bags")
+        cfg.policy.kind, cfg.teleop.takeover, cfg.teleop.device = policy, takeover, device
+        if policy == "teleop":
+            cfg.episodes.kind = "task"
+        yield from graph_spec(cfg, episodes=1)
+
+
+def test_every_nodes_params_file_reads_back_through_rcl_as_farl_wrote_it(tiny_run, tmp_path) -> None:
+    """`ros2 launch` hands parameters over in a params file that rcl parses (YAML 1.1). Each node of every
+    graph, started with its params file and nothing else, reads back exactly its parameters; the file
+    launch_ros would write from the same dict (PyYAML, `y` unquoted) is refused by rcl for the teleop node."""
+    import yaml
+    from rclpy.context import Context
+    from rclpy.node import Node as RosNode
+
+    from farl_bringup.params_file import ros_parameter_values, write_params_file
+    from farl_common.runtime.rclpy_host import declare_parameters
+
+    def params_read(path):
+        ctx = Context()
+        rclpy.init(args=["--ros-args", "--params-file", str(path)], context=ctx)
+        try:
+            ros_node = RosNode(spec.name, context=ctx)
+            try:
+                return declare_parameters(ros_node, spec.node_class)
+            finally:
+                ros_node.destroy_node()
+        finally:
+            rclpy.try_shutdown(context=ctx)
+
+    checked = set()
+    for spec in _graphs(tiny_run, tmp_path):
+        assert params_read(write_params_file(spec.name, spec.params, tmp_path / "params")) == spec.params, spec.name
+        checked.add(spec.name)
+        if spec.name == "teleop":
+            assert spec.params.axis_map == ["x", "y", "z"]
+            as_launch_ros_writes = tmp_path / "launch_ros.yaml"
+            doc = {"/**": {"ros__parameters": ros_parameter_values(spec.name, spec.params)}}
+            as_launch_ros_writes.write_text(yaml.dump(doc, default_flow_style=False))
+            with pytest.raises(Exception, match="Sequence should be of same type"):
+                params_read(as_launch_ros_writes)
+    assert checked == {"episode_recorder", "robot", "learner", "policy", "safety_shield", "scripted_policy", "teleop"}
+
+
 def test_the_recorder_writes_a_bag_from_dds_messages_equal_to_the_in_process_one(ros, tmp_path) -> None:
     """Robot, scripted policy and recorder over real DDS: the bag holds the same transitions as `farl sim`'s."""
     from farl_common.runtime.rclpy_host import RclpyHost
@@ -173,8 +226,9 @@ def test_a_demonstration_recorded_over_dds_from_fake_spacemouse_reports(ros, tmp
 
 
 def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp_path) -> None:
-    """The robot's first state goes out before policy and shield exist (DDS keeps none for them); the
-    robot re-sends it while it holds, so the episode runs once they are up."""
+    """The robot starts its first episode on the learner's first answer; that state goes out before policy
+    and shield exist (DDS keeps none for them), and the robot re-sends it while it holds, so the episode
+    runs once they are up."""
     import dataclasses
 
     from farl_common.runtime.rclpy_host import RclpyHost
@@ -188,9 +242,12 @@ def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp
     robot = early[1]
     hosts = list(early)
     try:
+        spin(hosts, lambda: False, timeout_s=1.0)
+        assert robot.node.rec is None and robot.node.held_ticks == 0  # no learner yet: no episode
+        hosts.append(RclpyHost(specs["learner"].node_class, params=specs["learner"].params))
         spin(hosts, lambda: False, timeout_s=3.0)  # the first state is out; nobody answers
-        assert robot.node.step == 0 and robot.node.held_ticks > 0
-        for n in ("learner", "policy", "safety_shield"):
+        assert robot.node.rec is not None and robot.node.step == 0 and robot.node.held_ticks > 0
+        for n in ("policy", "safety_shield"):
             params = specs[n].params
             hosts.append(RclpyHost(specs[n].node_class, params=dataclasses.replace(params)))
         spin(hosts, lambda: robot.done, timeout_s=60)

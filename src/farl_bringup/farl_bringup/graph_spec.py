@@ -151,6 +151,7 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
         run_dir=run, bag_dir=bag_dir(cfg), checkpoint=online, min_new_steps=cfg.learner.min_new_steps, seed=s
     )
     specs.append(NodeSpec("farl_learning", "learner_node", LearnerNode, learner, dict(cfg.topics)))
+    specs[1].params.wait_for_learner = True  # each episode is played by the version the learner meant for it
     policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s)
     specs.append(NodeSpec("farl_learning", "policy_node", PolicyNode, policy, policy_topics))
     if shielded:

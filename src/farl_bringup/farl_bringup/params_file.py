@@ -22,13 +22,28 @@ import yaml
 from farl_common.config import ConfigError
 
 
-class _QuotedStrings(yaml.SafeDumper):
-    """Strings always double-quoted; everything else as YAML writes it."""
+class _Quoted(str):
+    """A string value: always double-quoted (keys stay plain)."""
 
 
-_QuotedStrings.add_representer(
-    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+class _ParamsDumper(yaml.SafeDumper):
+    """Parameter values as rcl reads them back: strings double-quoted, lists on one line."""
+
+
+_ParamsDumper.add_representer(
+    _Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
 )
+_ParamsDumper.add_representer(
+    list, lambda dumper, value: dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+)
+
+
+def _quoted(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Quoted(value)
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    return value
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -40,7 +55,8 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def ros_parameter_values(node_name: str, params: Any) -> dict[str, Any]:
-    """The values of `params` (a node's Params dataclass) as a params file holds them."""
+    """The values of `params` (a node's Params dataclass) as a params file holds them (strings marked for
+    double quotes)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(params):
         value = getattr(params, f.name)
@@ -55,14 +71,14 @@ def ros_parameter_values(node_name: str, params: Any) -> dict[str, Any]:
                     f"(its default is {_default(f)!r})"
                 )
             continue
-        out[f.name] = value
+        out[f.name] = _quoted(value)
     return out
 
 
 def params_yaml(node_name: str, params: Any) -> str:
     """The params file's text: `/**` (whatever the namespace) -> ros__parameters."""
     doc = {"/**": {"ros__parameters": ros_parameter_values(node_name, params)}}
-    return yaml.dump(doc, Dumper=_QuotedStrings, default_flow_style=None, sort_keys=True, width=1000)
+    return yaml.dump(doc, Dumper=_ParamsDumper, sort_keys=True, width=1000)
 
 
 def write_params_file(node_name: str, params: Any, folder: str | Path | None = None) -> Path:

@@ -393,8 +393,10 @@ def _parse_episode(path: Path, topics: dict[str, str]) -> Episode:
     act_dim = len(next(iter(executed.values()))) if executed else 0
 
     def stack(rows: Iterable[np.ndarray], width: int) -> np.ndarray:
-        out = np.array(list(rows), dtype=np.float32)
-        return out.reshape(-1, width)
+        # By row count, not -1: an episode that ended before its first step (aborted at step 0) has
+        # no rows, and numpy cannot infer -1 from an empty array.
+        listed = list(rows)
+        return np.array(listed, dtype=np.float32).reshape(len(listed), width)
 
     fb = [feedback[k] for k in steps]
     return Episode(

@@ -1,14 +1,16 @@
 """The learner node: online PPO from episode bags (paper Sec. III-B).
 
 Each time the recorder announces a finished bag (`episode_recorded`) it reads the bags it has not
-seen; on-policy data are the online episodes
-whose EpisodeEvent names this learner's current policy (`learned:<weights fingerprint>`, which the
-policy node stamps on every action). Episodes of a scripted policy, a person, an older version or
-an unlabelled bag in the same folder are left out: PPO's ratio is only valid for its own draws.
-Steps where the shield swapped or a person took over stay out of the policy term (not the policy's
-draws either) but count in the value targets. Once `min_new_steps` such transitions have arrived
-it runs one PPO update, writes the checkpoint atomically (the policy node may read it at any
-moment) and announces the new version. An unreadable bag is reported and skipped, not retried.
+seen; on-policy data are the online episodes whose EpisodeEvent names this learner's current
+policy (`learned:<weights fingerprint>`, which the policy node stamps on every action). Episodes of
+a scripted policy, a person, an older version or an unlabelled bag in the same folder are left out:
+PPO's ratio is only valid for its own draws. Steps where the shield swapped or a person took over
+stay out of the policy term (not the policy's draws either) but count in the value targets. Once
+`min_new_steps` such transitions have arrived it runs one PPO update and writes the checkpoint
+atomically (the policy node may read it at any moment). After each announced bag it publishes its
+current version, new or not: the robot node starts the next episode on that answer, so each
+episode is played by the version meant for it. An unreadable bag is reported and skipped, not
+retried.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class LearnerNode(Node):
     def on_episode_recorded(self, msg: Any) -> None:
         bag_dir = Path(self.params.bag_dir)
         if not bag_dir.exists():
+            self.log("error", f"a bag was recorded ({msg.data}), but the bag folder {bag_dir} does not exist")
+            self._announce()
             return
         label = self.label
         for bag in iter_bag_paths(bag_dir):
@@ -147,7 +151,7 @@ class LearnerNode(Node):
                 f"(pi_loss {info['pi_loss']:.3f}, v_loss {info['v_loss']:.3f})",
             )
             self.pending, self.pending_steps = [], 0
-            self._announce()
+        self._announce()  # the answer to this bag, with or without an update: the robot waits for it
 
 
 main = entry_point(LearnerNode)

@@ -14,6 +14,12 @@ demo begins with an approach: after the first "start" the arm is homed and drive
 while states go out without an episode start (the recorder keeps none of it); the second "start"
 opens the episode there, at step 0.
 
+With `wait_for_learner` (the learned graph) an episode starts, and the node stops after its last
+one, only once the learner has answered the episode before on `policy_version` (after taking its
+bag in, and after the PPO update that bag completed, if any): every episode is played by one policy
+version, the one the learner meant for it, as `farl finetune` plays them. An action of an older
+version than the learner announced is refused.
+
 Robot errors: the driver recovers (clears the error, retreats home) and the episode ends as
 `aborted` with the reason; when recovery fails the arm stays stopped, the node says why in one
 line and exits non-zero. Episodes follow one another with seeds `seed`, `seed + 1`, ...; after
@@ -34,10 +40,13 @@ from farl_common import typestore as T
 from farl_common.config import FarlConfig, RobotConfig, SceneConfig, prefixed, same_as
 from farl_common.episode_messages import EpisodeMessages
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer, entry_point
+from farl_common.shared_inputs import POLICY_VERSION_INPUT
 from farl_robot.driver import RobotDriver, RobotError, RobotFault
 from farl_robot.envelope import HardEnvelope, UnsafeCommand
 from farl_robot.scene import Scene, StaleState, StepOutcome
 
+_LEARNER_TIMEOUT_S = 120.0
+"""How long the robot waits for the learner's answer to an episode before it goes on without it."""
 _START_GRACE_S = 30.0
 """Before any action has reached the robot node, how long it waits quietly for the graph to start."""
 
@@ -62,6 +71,10 @@ class RobotParams(RobotConfig, _SceneParams):  # type: ignore[misc, valid-type]
     wait_for_start: bool = field(default=False, metadata={"doc": "episodes begin on a start mark (teleop demos)"})
     scene_perceived: bool = field(
         default=False, metadata={"doc": "sim backend: object positions from perception, not the simulator"}
+    )
+    wait_for_learner: bool = field(
+        default=False,
+        metadata={"doc": "learned graph: start each episode once the learner has answered the one before"},
     )
 
 
@@ -146,6 +159,7 @@ class RobotNode(Node):
         Input("action_executed", T.ACTION, "on_action"),
         Input("objects", T.OBJECTS, "on_objects", qos="sensor"),
         Input("operator_mark", "std_msgs/msg/String", "on_mark"),
+        POLICY_VERSION_INPUT,
     )
     outputs = (
         Output("state", T.STATE),
@@ -192,6 +206,10 @@ class RobotNode(Node):
         self.halt_reason = ""
         self.finished: list[dict[str, Any]] = []
         self.answered_once = False
+        self.learner_version: int | None = None
+        """The policy version the learner last announced (learned graph)."""
+        self.learner_waited_ns: int | None = None
+        """Since when the node waits for the learner's answer to the last episode; None: not waiting."""
         self.start_said = False
         """Whether any action has reached this node yet: until then the graph is still starting."""
         self.sources: dict[str, int] = {}
@@ -203,6 +221,14 @@ class RobotNode(Node):
         self.answered_once = True  # whatever it holds, something in the graph is answering
         if self.rec is None or self.obs is None or self.awaiting_outcome:
             return  # between episodes, or no state out yet: nothing can answer
+        if self.learner_version is not None and int(msg.policy_version) < self.learner_version:
+            self.refused += 1
+            self.log(
+                "warning",
+                f"refused action of policy version {msg.policy_version}: the learner has announced "
+                f"version {self.learner_version}",
+            )
+            return
         if int(msg.episode) != self.episode or int(msg.step) != self.step:
             self.refused += 1
             self.log(
@@ -225,6 +251,27 @@ class RobotNode(Node):
             self.episode_policy = label
         elif self.episode_policy != label:
             self.episode_policy = "mixed"
+
+    def on_version(self, msg: Any) -> None:
+        self.learner_version = int(msg.data)
+        self.learner_waited_ns = None
+
+    def _waiting_for_learner(self) -> bool:
+        """Learned graph, between episodes: whether the learner has yet to answer (or, at start, to say
+        anything). After `_LEARNER_TIMEOUT_S` the node goes on, saying so."""
+        if not self.params.wait_for_learner:
+            return False
+        if self.learner_waited_ns is None and self.learner_version is not None:
+            return False
+        now = self.now_ns()
+        if self.learner_waited_ns is None:
+            self.learner_waited_ns = now
+        if (now - self.learner_waited_ns) / 1e9 < _LEARNER_TIMEOUT_S:
+            return True
+        self.log("warning", f"no answer from the learner for {_LEARNER_TIMEOUT_S:.0f} s: going on without it")
+        self.learner_waited_ns = None
+        self.learner_version = self.learner_version or 0
+        return False
 
     def on_objects(self, msg: Any) -> None:
         update = getattr(self.scene, "update", None)
@@ -283,6 +330,8 @@ class RobotNode(Node):
 
     def _tick(self) -> None:
         if self.rec is None:
+            if self._waiting_for_learner():
+                return
             if self.params.episodes and self.episode + 1 >= self.params.episodes:
                 self.ctx.request_shutdown()
                 return
@@ -449,6 +498,8 @@ class RobotNode(Node):
         }
         self.finished.append(summary)
         self.log("info", episode_line(summary, self.params.episodes))
+        if self.params.wait_for_learner:
+            self.learner_waited_ns = t_ns
         self.rec, self.obs, self.pending, self.awaiting_outcome = None, None, None, False
 
     def _abort_episode(self, reason: str) -> None:

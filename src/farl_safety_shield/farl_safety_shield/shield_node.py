@@ -73,6 +73,7 @@ class ShieldNode(Node):
         self.proposals: dict[tuple[int, int], Any] = {}
         """States and proposals waiting for their other half, by (episode, step)."""
         self.unmatched = 0
+        self.version: int | None = None
         self.swaps_by_episode: dict[int, int] = {}
         self.decisions = 0
         self.held = 0
@@ -113,9 +114,11 @@ class ShieldNode(Node):
             return None
 
     def on_version(self, msg: Any) -> None:
-        """The critic rolls out the current task policy (eq. 10): follow the learner's versions."""
-        if self.shield is None or not self.shield.critic.follows_policy:
+        """The critic rolls out the current task policy (eq. 10): follow the learner's versions. The
+        learner answers every episode with its version, new or not: only a new one is loaded."""
+        if self.shield is None or not self.shield.critic.follows_policy or int(msg.data) == self.version:
             return
+        self.version = int(msg.data)
         if not self.params.policy_checkpoint:
             if not self.warned_frozen:
                 self.warned_frozen = True

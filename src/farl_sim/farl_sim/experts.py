@@ -6,6 +6,7 @@ mocked sim graph. Each maps one 39-float observation to one 4-float action in [-
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -14,6 +15,10 @@ from metaworld.policies import SawyerPushV3Policy, SawyerPushWallV3Policy, Sawye
 from farl_common.obs_layout import GOAL_XY, HAND, OBJECT, OBJECT_XY, OBSTACLE_XY, PREVIOUS_OBJECT_XY
 from farl_sim.hazards import WALL_CENTRE_XY, away_direction_xy, hazard_distance_m
 from farl_sim.tasks import TaskSpec, get_task
+
+# MetaWorld's scripted policies warn on every construction that their gains may be too high (the env
+# clips actions to [-1, 1], as farl does): noise on every node's and command's stderr.
+warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", module="metaworld")
 
 Policy = Callable[[np.ndarray], np.ndarray]
 

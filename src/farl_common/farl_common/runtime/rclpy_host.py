@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import signal
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -131,6 +132,28 @@ def params_from_values(params_cls: type, values: dict[str, Any]) -> Any:
     return params
 
 
+def declare_parameters(ros_node: Any, node_cls: type[Node], params: Any = None) -> Any:
+    """Declare `node_cls`'s parameters on an rclpy node and build its Params from what ROS hands over
+    (a params file, `-p`), over `params` or else the declared defaults."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    values = {}
+    hints = typing.get_type_hints(node_cls.Params)
+    for f in node_cls.param_fields():
+        # Read once at start: declared read-only, so `ros2 param set` is refused rather than ignored.
+        # A float accepts an integer literal (dynamic typing; params_from_values checks the type).
+        desc = ParameterDescriptor(
+            description=str(f.metadata.get("doc", "")),
+            read_only=True,
+            dynamic_typing=hints[f.name] is float,
+        )
+        default = to_ros_value(getattr(params, f.name)) if params is not None else param_default(f)
+        typed = empty_list_type(hints[f.name], default)
+        value = ros_node.declare_parameter(f.name, typed or default, desc).value
+        values[f.name] = default if value is None else value  # a typed declaration not overridden
+    return params_from_values(node_cls.Params, values)
+
+
 class _RosContext:
     def __init__(self, host: RclpyHost) -> None:
         self._host = host
@@ -181,28 +204,13 @@ class RclpyHost:
         """`params` (the node's Params) replaces the declared defaults, as a launch file's parameters would;
         `remap` maps short topic names to graph topics, as a launch file's remappings would; `make`
         builds the node from its parameters (tests: a node given a device at the hardware boundary)."""
-        from rcl_interfaces.msg import ParameterDescriptor
         from rclpy.node import Node as RosNode
 
         self.msgs = RclpyMessages()
         self.done = False
         cli = [a for k, v in (remap or {}).items() for a in ("-r", f"{k}:={v}")]
         self.ros_node = RosNode(node_name or node_cls.name, cli_args=["--ros-args", *cli] if cli else None)
-        values = {}
-        hints = typing.get_type_hints(node_cls.Params)
-        for f in node_cls.param_fields():
-            # Read once at start: declared read-only, so `ros2 param set` is refused rather than ignored.
-            # A float accepts an integer literal (dynamic typing; params_from_values checks the type).
-            desc = ParameterDescriptor(
-                description=str(f.metadata.get("doc", "")),
-                read_only=True,
-                dynamic_typing=hints[f.name] is float,
-            )
-            default = to_ros_value(getattr(params, f.name)) if params is not None else param_default(f)
-            typed = empty_list_type(hints[f.name], default)
-            value = self.ros_node.declare_parameter(f.name, typed or default, desc).value
-            values[f.name] = default if value is None else value  # a typed declaration not overridden
-        self.node = (make or node_cls)(params_from_values(node_cls.Params, values))
+        self.node = (make or node_cls)(declare_parameters(self.ros_node, node_cls, params))
         self.publishers = {
             o.topic: self.ros_node.create_publisher(self.msgs.cls(o.typename), o.topic, qos_profile(o.qos))
             for o in node_cls.outputs
@@ -282,7 +290,9 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
         while rclpy.ok() and not host.done:
             rclpy.spin_once(host.ros_node, timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        # Ctrl-C in a terminal reaches every node twice, from the terminal and from ros2 launch: the
+        # second must not interrupt the shutdown (a half-closed bag, a traceback).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except NodeError as err:  # explained in one line: no robot at that address, a missing model file
         print(f"[{node_cls.name}] {err}", file=sys.stderr)
         code = 1

@@ -1,0 +1,154 @@
+"""What the graph must not assume under DDS, where topics are not ordered with respect to each other and
+nodes start when they start: checked on the node classes in process, with the messages in each order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from farl_common import messages as M
+from farl_common import typestore as T
+from farl_common.bags import read_episode
+from farl_common.episode_messages import EpisodeMessages
+from farl_common.obs_layout import GRIPPER, OBS_DIM
+from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
+from farl_common.runtime.inprocess import InProcessRuntime
+from farl_common.runtime.node import Input, Node
+from farl_robot.robot_node import RobotNode, RobotParams
+from farl_safety_shield.shield_node import ShieldNode, ShieldParams
+from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
+
+
+class Sink(Node):
+    """Takes in what a node under test publishes on `action_executed` and `episode_recorded`."""
+
+    name = "sink"
+    inputs = (
+        Input("action_executed", T.ACTION, "on_action"),
+        Input("episode_recorded", "std_msgs/msg/String", "on_recorded", qos="events"),
+    )
+
+    def on_start(self) -> None:
+        self.actions: list[tuple[int, int, str]] = []
+        self.recorded: list[tuple[str, bool]] = []
+
+    def on_action(self, msg: Any) -> None:
+        self.actions.append((int(msg.episode), int(msg.step), M.action_source(msg)))
+
+    def on_recorded(self, msg: Any) -> None:
+        path = Path(msg.data)
+        # whole: its END is in it (a bag without one reads as "aborted")
+        self.recorded.append((msg.data, path.is_dir() and read_episode(path).outcome != "aborted"))
+
+
+def _episode(rt: InProcessRuntime, episode: int = 0) -> EpisodeMessages:
+    return EpisodeMessages(rt.msgs, task="fragile_push_wall", kind="online", episode=episode, seed=0, layout=[])
+
+
+def _obs() -> np.ndarray:
+    obs = np.zeros(OBS_DIM)
+    obs[GRIPPER] = 1.0
+    return obs
+
+
+@pytest.mark.parametrize("proposal_first", [False, True], ids=["state-first", "proposal-first"])
+def test_the_shield_decides_whichever_of_state_and_proposal_arrives_first(tiny_run, proposal_first) -> None:
+    rt = InProcessRuntime()
+    shield = rt.add(ShieldNode(ShieldParams(run_dir=str(tiny_run))), {})
+    sink = rt.add(Sink(), {})
+    ep = _episode(rt)
+    for step in range(3):
+        state, proposal = ep.state(step, step, _obs()), ep.action(step, step, np.zeros(4))
+        for msg in (proposal, state) if proposal_first else (state, proposal):
+            (shield.on_proposal if msg is proposal else shield.on_state)(msg)
+    rt.run(until_s=1.0)
+    assert [a[:2] for a in sink.actions] == [(0, 0), (0, 1), (0, 2)]
+    assert shield.decisions == 3 and shield.unmatched == 0
+    assert not any("dropped" in r.text for r in rt.logs)
+    rt.close()
+
+
+def test_the_shield_lets_go_of_proposals_the_robot_has_moved_past(tiny_run) -> None:
+    """A proposal whose state never comes waits while its step could still be executed, then is dropped
+    with a warning, once a later step is decided."""
+    rt = InProcessRuntime()
+    shield = rt.add(ShieldNode(ShieldParams(run_dir=str(tiny_run))), {})
+    ep = _episode(rt)
+    shield.on_proposal(ep.action(0, 0, np.zeros(4)))  # its state is lost
+    shield.on_state(ep.state(1, 1, _obs()))
+    assert shield.unmatched == 0 and len(shield.proposals) == 1
+    shield.on_proposal(ep.action(2, 1, np.zeros(4)))
+    assert shield.decisions == 1 and shield.unmatched == 1 and not shield.proposals and not shield.states
+    assert any("episode 0 step 0 never met its state: dropped" in r.text for r in rt.logs)
+    rt.close()
+
+
+def test_the_recorder_announces_each_bag_once_it_is_whole_and_in_place(tmp_path) -> None:
+    """The learner reads what the recorder announces: at the moment of the announcement the bag is under
+    its final name and reads whole. A discarded episode is not announced."""
+    rt = InProcessRuntime()
+    rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="R")), {})
+    sink = rt.add(Sink(), {})
+    recorder = rt.nodes[0]
+    for episode in range(2):
+        ep = _episode(rt, episode)
+        recorder.on_episode_event(ep.start(episode * 100))
+        recorder.on_state(ep.state(episode * 100 + 1, 0, _obs()))
+        if episode == 1:
+            recorder.on_operator_mark(rt.msgs.new("std_msgs/msg/String", data="discard"))
+        recorder.on_episode_event(ep.end(episode * 100 + 2))
+    rt.run(until_s=1.0)
+    assert sink.recorded == [(str(tmp_path / "R_online_fragile_push_wall_ep00000"), True)]
+    rt.close()
+
+
+def test_an_episode_that_ended_before_its_first_step_reads_as_empty(tmp_path) -> None:
+    """An episode aborted at step 0 (a robot error) is a bag with a state and no step: the learner reads
+    it as empty and leaves it out, instead of failing on it."""
+    rt = InProcessRuntime()
+    recorder = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="R")), {})
+    ep = _episode(rt)
+    recorder.on_episode_event(ep.start(0))
+    recorder.on_state(ep.state(1, 0, _obs()))
+    recorder.on_episode_event(ep.end(2, "aborted"))
+    empty = read_episode(recorder.closed[0])
+    assert len(empty) == 0 and empty.action.shape == (0, 0) and empty.outcome == "aborted"
+    rt.close()
+
+
+def _robot_graph(wait_for_learner: bool) -> tuple[InProcessRuntime, RobotNode]:
+    rt = InProcessRuntime()
+    robot = rt.add(
+        RobotNode(RobotParams(horizon_steps=4, episodes=2, wait_for_learner=wait_for_learner)),
+        {},
+    )
+    rt.add(ScriptedPolicyNode(ScriptedPolicyParams()), {"action_proposed": "action_executed"})
+    return rt, robot
+
+
+def test_the_robot_plays_each_episode_with_the_version_the_learner_announced_for_it() -> None:
+    """Learned graph: no episode before the learner's first word; the next one only after its answer to
+    the last; an action of an older version than announced is refused."""
+    rt, robot = _robot_graph(wait_for_learner=True)
+    version = lambda v: rt.msgs.new("std_msgs/msg/UInt32", data=v)
+    rt.run(until_s=2.0)
+    assert robot.rec is None and robot.episode == -1  # waiting for the learner
+    robot.on_version(version(0))
+    rt.run(until_s=6.0)
+    assert [e["policy_version"] for e in robot.finished] == [0]
+    assert robot.rec is None and robot.episode == 0  # episode 0 over: waiting for the learner's answer
+    robot.on_version(version(1))
+    rt.run(until_s=8.0)
+    assert robot.episode == 1 and robot.step == 0  # the scripted policy's actions are version 0
+    assert any("refused action of policy version 0: the learner has announced version 1" in r.text for r in rt.logs)
+    rt.close()
+
+
+def test_without_a_learner_the_robot_goes_from_episode_to_episode() -> None:
+    rt, robot = _robot_graph(wait_for_learner=False)
+    rt.run(until_s=10.0)
+    assert len(robot.finished) == 2 and rt.shutdown_requested
+    rt.close()
