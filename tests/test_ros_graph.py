@@ -111,7 +111,7 @@ def test_every_nodes_params_file_reads_back_through_rcl_as_farl_wrote_it(tiny_ru
     from rclpy.context import Context
     from rclpy.node import Node as RosNode
 
-    from farl_bringup.params_file import ros_parameter_values, write_params_file
+    from farl_bringup.params_file import write_params_file
     from farl_common.runtime.rclpy_host import declare_parameters
 
     def params_read(path):
@@ -133,7 +133,7 @@ def test_every_nodes_params_file_reads_back_through_rcl_as_farl_wrote_it(tiny_ru
         if spec.name == "teleop":
             assert spec.params.axis_map == ["x", "y", "z"]
             as_launch_ros_writes = tmp_path / "launch_ros.yaml"
-            doc = {"/**": {"ros__parameters": ros_parameter_values(spec.name, spec.params)}}
+            doc = {"/**": {"ros__parameters": spec.ros_parameters()}}  # what the launch file handed launch_ros
             as_launch_ros_writes.write_text(yaml.dump(doc, default_flow_style=False))
             with pytest.raises(Exception, match="Sequence should be of same type"):
                 params_read(as_launch_ros_writes)
