@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from farl_bringup.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demos_then_inspect(tmp_path, capsys):
@@ -47,6 +51,54 @@ def test_sim_prints_each_episode_and_leaves_bags(tmp_path, capsys):
     assert re.search(r"episode +0: return +[\d.]+ +steps 200 +success yes +failure no", lines[0])
     assert "2 bags in" in out
     assert main(["inspect", str(tmp_path)]) == 0
+
+
+def test_ctrl_c_still_prints_every_finished_episode(tmp_path, capsys, monkeypatch):
+    """Episodes are reported between batches of simulated events: a Ctrl-C inside a batch must not lose
+    the line of an episode that batch finished."""
+    import farl_bringup.sim_graph as sim_graph
+    from farl_robot.robot_node import RobotNode
+
+    monkeypatch.setattr(sim_graph, "EVENTS_PER_REPORT", 10**9)  # everything in one batch
+    end = RobotNode._end_episode
+
+    def end_then_ctrl_c(self, *args, **kwargs):
+        end(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RobotNode, "_end_episode", end_then_ctrl_c)
+    argv = ["sim", "--task", "fragile_push_wall", "--episodes", "3", "--out", str(tmp_path), "--policy", "scripted"]
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert re.search(r"^  episode +0: return", captured.out, re.M), captured.out
+    assert "interrupted" in captured.err
+
+
+def test_sim_says_where_online_learning_starts_and_fresh_starts_again(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    argv = ["sim", "--task", "fragile_push_wall", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "b")]
+    assert main([*argv, "--config", str(_short_config(tmp_path))]) == 0
+    assert "online learning starts from the pre-trained policy" in capsys.readouterr().out
+    from farl_learning.checkpoint import load, save_atomic
+
+    online = run / "online_policy.pt"
+    save_atomic(online, {**load(online), "updates": 34})
+    assert main([*argv, "--config", str(_short_config(tmp_path))]) == 0
+    assert "continuing online learning at policy version 34" in capsys.readouterr().out
+    assert main([*argv, "--config", str(_short_config(tmp_path)), "--fresh"]) == 0
+    assert "--fresh: online learning starts again from the pre-trained policy" in capsys.readouterr().out
+    assert int(load(online).get("updates", -1)) == 0
+
+
+def _short_config(tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "fragile_push_wall.yaml").read_text())
+    cfg["robot"]["horizon_steps"] = 10
+    path = tmp_path / "short.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
 
 
 def test_inspect_reports_a_corrupt_bag_and_lists_the_rest(tmp_path, capsys):

@@ -537,3 +537,18 @@ def test_the_trainer_keeps_each_rejected_draw_with_its_log_prob(tiny_run, tmp_pa
         again = tr.policy.log_prob(obs, draws).numpy()
     np.testing.assert_allclose(again, [r[1] for _, r in kept], rtol=1e-5, atol=1e-5)
     tr.close()
+
+
+@pytest.mark.parametrize(
+    "content", [b"garbage", b"PK\x03\x04 not a zip", b"\x80\x04K\x01."], ids=["text", "zip", "pickle"]
+)
+def test_an_unreadable_checkpoint_names_the_file_and_what_farl_expected_never_an_unsafe_load(tmp_path, content):
+    """torch's own message for a file it cannot load advises `weights_only=False`, which would run any
+    code a pickled file carries: farl's error names the file and what it expected instead."""
+    path = tmp_path / "task_policy.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        load(path, "task_policy")
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and "task_policy checkpoint (farl-checkpoint-1)" in text
+    assert "weights_only" not in text and "\n" not in text

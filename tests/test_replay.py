@@ -61,3 +61,26 @@ def test_replay_of_demos_and_a_corrupt_bag(tiny_run, demo_dir, tmp_path, capsys)
     assert f"unreadable: {bad}: unreadable bag" in out
     assert main(["replay", str(tmp_path / "nothing"), "--run", str(tiny_run)]) == 2
     assert "no such bag or folder" in capsys.readouterr().err
+
+
+def test_replay_takes_the_task_from_the_bags_and_refuses_another_tasks_run(learned_bags, tmp_path, capsys, monkeypatch):
+    """Bags of one task scored with a run of another would read another scene's risk: refused, exit 2,
+    one line. Without --run, the run is the bags' task's own (runs/<task>/run, from the folder farl runs in)."""
+    run, bags = learned_bags
+    other = tmp_path / "other_run"
+    shutil.copytree(run, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["task"] = "disturbed_push"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["replay", str(bags), "--run", str(other), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"farl replay: error: {bags} holds fragile_push_wall episodes, but {other} was pre-trained on "
+        f"disturbed_push: give --run a fragile_push_wall run"
+    ]
+    assert not (tmp_path / "r" / "replay.json").exists()
+    (tmp_path / "runs" / "fragile_push_wall").mkdir(parents=True)
+    shutil.copytree(run, tmp_path / "runs" / "fragile_push_wall" / "run")
+    monkeypatch.chdir(tmp_path)
+    assert main(["replay", str(bags), "--out", str(tmp_path / "found")]) == 0
+    assert json.loads((tmp_path / "found" / "replay.json").read_text())["summary"]["episodes"] == 2

@@ -73,11 +73,14 @@ def _pretrain_default(cfg, run: Path, demos: Path, scale: float) -> None:
 
 def _cmd_sim(args: argparse.Namespace) -> int:
     from farl_bringup.sim_graph import run_sim
-    from farl_common.config import load_config, task_config
+    from farl_common.config import ConfigError, load_config, task_config
 
-    cfg = load_config(args.config) if args.config else task_config(args.task)
-    if args.config and cfg.task != args.task:
-        raise SystemExit(f"farl sim: {args.config} is for task {cfg.task!r}, not {args.task!r}")
+    if args.task and args.task_name and args.task != args.task_name:
+        raise ConfigError(f"two tasks given: --task {args.task} and {args.task_name}")
+    task = args.task or args.task_name or (None if args.config else "fragile_push_wall")
+    cfg = load_config(args.config) if args.config else task_config(task)
+    if task and cfg.task != task:
+        raise ConfigError(f"{args.config} is for task {cfg.task}, not {task}")
     if args.out:
         cfg.recorder.out_dir = args.out
     if args.policy:
@@ -88,6 +91,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         cfg.teleop.takeover, cfg.teleop.device = True, "scripted"
     if cfg.policy.kind == "learned":
         _prepare_run(cfg, args.pretrain_scale, explicit=bool(args.run))
+        _say_where_learning_starts(cfg, args.fresh)
     n = args.episodes or cfg.episodes.count
     shield = ""
     if cfg.policy.kind == "learned" and cfg.shield.enabled:
@@ -128,6 +132,24 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     if result.refused:
         print(f"note: {result.refused} actions or states were refused (see the log)")
     return 0
+
+
+def _say_where_learning_starts(cfg, fresh: bool) -> None:
+    """Online learning goes on from the run's online policy, run after run: say so, or (`--fresh`)
+    start again from the pre-trained policy."""
+    from farl_bringup.graph_spec import run_dir
+    from farl_learning.checkpoint import load
+    from farl_learning.learner_node import online_checkpoint
+
+    online = online_checkpoint(run_dir(cfg), cfg.policy.checkpoint)
+    if not online.exists():
+        print(f"online learning starts from the pre-trained policy ({online} is written as it learns)")
+    elif fresh:
+        online.unlink()
+        print(f"--fresh: online learning starts again from the pre-trained policy ({online} removed)")
+    else:
+        version = int(load(online, "task_policy").get("updates", 0))
+        print(f"continuing online learning at policy version {version} from {online} (--fresh starts again)")
 
 
 def _ir_failure(ep: dict) -> bool:
@@ -209,15 +231,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         n = publish_bags(args.path, args.speed, on_bag=lambda p, k: print(f"  {p.name}: {k} messages", flush=True))
         print(f"published {n} messages from {args.path} at {args.speed:g}x the recorded rate")
         return 0
-    from farl_bringup.replay import print_report, replay
+    from farl_bringup.replay import bags_task, check_run_task, print_report, replay
+    from farl_common.bags import read_episodes
     from farl_common.config import task_config
-    from farl_learning.run_manifest import check_run
 
-    run = Path(args.run)
-    task = check_run(run)["task"]
+    bags = list(read_episodes(args.path))
+    task = bags_task(bags, args.path)  # the bags say which task, and so which run, they belong to
+    run = Path(args.run or f"runs/{task}/run")
+    check_run_task(run, task, args.path)
     sh = replace(task_config(task).shield.settings(), critic=args.shield).calibrated(run).with_eps(args.eps_safe)
     out = Path(args.out) if args.out else Path(args.path).parent / f"replay_{args.shield}"
-    report = replay(args.path, run, sh, out)
+    report = replay(args.path, run, sh, out, bags=bags)
     print_report(report, out)
     return 2 if report.errors else 0
 
@@ -486,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=_cmd_demos)
 
     s = sub.add_parser("sim", help="run the mocked sim graph of a task in process")
-    s.add_argument("task", choices=sorted(TASKS), help="FailureBench task")
+    s.add_argument("--task", choices=sorted(TASKS), default=None, help="FailureBench task (default: fragile_push_wall)")
+    s.add_argument("task_name", nargs="?", choices=sorted(TASKS), default=None, help=argparse.SUPPRESS)
+    _switch(s, "--fresh", "start online learning from the pre-trained policy (drops the run's online_policy.pt)")
     s.add_argument(
         "--episodes", type=at_least(1), default=None, help="episodes to run (default: the config's episodes.count)"
     )
@@ -683,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("path", help="an episode bag or a folder of them")
     rp.add_argument("--shield", choices=CRITICS, default=_SHIELD.critic, help="critic")
-    rp.add_argument("--run", default="runs/fragile_push_wall/run", help="pre-trained run")
+    rp.add_argument("--run", default=None, help="pre-trained run of the bags' task (default: runs/<task>/run)")
     rp.add_argument(
         "--eps-safe", type=risk_threshold, default=None, help="default: the run's shield.json, else the config's"
     )
@@ -778,6 +804,24 @@ def _raised_by_farl(err: BaseException) -> bool:
     return linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip().startswith("raise")
 
 
+_INPUTS = {
+    "config": "config file not found",
+    "run": "no such run folder (farl pretrain --out RUN makes one)",
+    "demos": "no such bag or folder",
+    "path": "no such bag or folder",
+}
+"""Arguments that name something to read, and what a missing one is called."""
+
+
+def check_inputs_exist(args: argparse.Namespace) -> None:
+    """Refuse a missing input before any heavy import: a typo costs a fraction of a second, not the
+    seconds torch takes to load."""
+    for name, missing in _INPUTS.items():
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value and not Path(value).exists():
+            raise FileNotFoundError(f"{value}: {missing}")
+
+
 def check_writable(path: str | Path) -> None:
     """Refuse, before any work, an output nobody can write: the nearest existing folder must take a file."""
     import tempfile
@@ -806,12 +850,13 @@ def main(argv: list[str] | None = None) -> int:
     from farl_common.config import ConfigError
     from farl_common.runtime.node import NodeError
     from farl_common.torch_threads import use_threads
-    from farl_learning.checkpoint import CheckpointError
-    from farl_perception.calibration import CalibrationError
 
-    own = (ConfigError, BagError, CheckpointError, CalibrationError, NodeError, FileExistsError, FileNotFoundError)
+    # A CheckpointError is a NodeError; a CalibrationError a ValueError raised by farl. Neither module is
+    # imported here: they bring torch and OpenCV, seconds before a command can even refuse its input.
+    own = (ConfigError, BagError, NodeError, FileExistsError, FileNotFoundError)
     try:
         use_threads(args.threads)
+        check_inputs_exist(args)
         if getattr(args, "out", None):
             check_writable(args.out)
         return int(args.fn(args) or 0)

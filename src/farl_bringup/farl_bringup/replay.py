@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from farl_common.bags import Episode, read_episodes
+from farl_common.config import ConfigError
 from farl_common.shield_settings import ShieldSettings
 
 
@@ -96,17 +97,40 @@ def replay_episode(ep: Episode, critic, eps_safe: float) -> EpisodeReplay:
     )
 
 
+def bags_task(bags: list[tuple[Path, Episode | None, str]], root: str | Path) -> str:
+    """The one task the readable bags under `root` are episodes of; ConfigError for none or several."""
+    tasks = sorted({ep.task for _, ep, _ in bags if ep is not None and ep.task})
+    if len(tasks) != 1:
+        found = ", ".join(tasks) if tasks else "no task in their episode events"
+        raise ConfigError(f"{root}: the bags hold {found}: replay the bags of one task at a time")
+    return tasks[0]
+
+
+def check_run_task(run: str | Path, task: str, root: str | Path) -> None:
+    """Refuse to score `task`'s bags with a run pre-trained on another task (its critic knows another scene)."""
+    from farl_learning.run_manifest import check_run
+
+    run_task = check_run(Path(run))["task"]
+    if run_task != task:
+        raise ConfigError(
+            f"{root} holds {task} episodes, but {run} was pre-trained on {run_task}: give --run a {task} run"
+        )
+
+
 def replay(
     root: str | Path,
     run: str | Path,
     settings: ShieldSettings,
     out: str | Path | None = None,
+    bags: list[tuple[Path, Episode | None, str]] | None = None,
 ) -> ReplayReport:
-    """Re-run the settings' critic of `run` over every episode bag under `root`; write report and plots
-    to `out`."""
+    """Re-run the settings' critic of `run` over every episode bag under `root` (or the already read
+    `bags`); write report and plots to `out`. The bags must be of the task `run` was pre-trained on."""
     from farl_safety_shield.loader import load_critic
 
-    bags = list(read_episodes(root))  # a folder without bags fails before the critic is loaded
+    if bags is None:
+        bags = list(read_episodes(root))  # a folder without bags fails before the critic is loaded
+    check_run_task(run, bags_task(bags, root), root)
     critic = load_critic(run, settings)
     critic_name, eps_safe = settings.critic, settings.eps_safe
     episodes, errors = [], []

@@ -62,13 +62,21 @@ def run_sim(
         shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)
         teleop = next((n for n in nodes if isinstance(n, TeleopNode)), None)
         reported = 0
-        while not rt.shutdown_requested and rt.run(max_events=EVENTS_PER_REPORT):
+
+        def report_finished() -> None:
+            nonlocal reported
             for ep in robot.finished[reported:]:
                 ep["swaps"] = shield.swaps_by_episode.get(ep["episode"], 0) if shield is not None else None
-                if teleop is not None:  # a person stepped in: an IR failure (paper Sec. VI)
-                    ep["takeover_steps"] = teleop.takeovers_by_episode.get(ep["episode"], 0)
+                # a person stepped in: an IR failure (paper Sec. VI); None where no person could
+                ep["takeover_steps"] = teleop.takeovers_by_episode.get(ep["episode"], 0) if teleop else None
                 if on_episode is not None:
                     on_episode(ep)
             reported = len(robot.finished)
+
+        try:
+            while not rt.shutdown_requested and rt.run(max_events=EVENTS_PER_REPORT):
+                report_finished()
+        finally:  # Ctrl-C inside a batch: the episodes it finished are reported all the same
+            report_finished()
     refused = sum(getattr(n, "refused", 0) for n in nodes)
     return SimResult(robot.finished, recorder.closed, Path(bag_dir(cfg)), refused, robot.held_ticks)

@@ -31,12 +31,16 @@ def default_threads() -> int:
 
 
 def use_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads to `n` (default: `default_threads()`); a no-op where torch is not
-    loaded (a process that never imports it keeps its start-up light). Returns the number set."""
+    """Set torch's intra-op threads to `n` (default: `default_threads()`). Where torch is not loaded yet,
+    the same number goes into OMP_NUM_THREADS and MKL_NUM_THREADS, which torch reads when it is first
+    imported: a command that refuses its input, or never needs torch, does not pay for importing it.
+    Returns the number set."""
     n = default_threads() if n is None else n
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
     return n
