@@ -460,6 +460,22 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
+def _smoothed(returns: np.ndarray, width: int = 10) -> np.ndarray:
+    """The running mean of `width` episodes (as many as there are, at the start)."""
+    cum = np.cumsum(returns)
+    n = np.minimum(np.arange(1, len(returns) + 1), width)
+    return (cum - np.concatenate([np.zeros(width), cum])[: len(returns)]) / n
+
+
+def _across_seeds(per_seed: list[tuple[np.ndarray, np.ndarray]], points: int = 200):
+    """Each seed's (steps, values) on one grid of steps, up to where every seed has data: grid, mean, sd."""
+    end = min(steps[-1] for steps, _ in per_seed)
+    start = max(steps[0] for steps, _ in per_seed)
+    grid = np.linspace(start, end, points) if end > start else np.array([end])
+    values = np.stack([np.interp(grid, steps, v) for steps, v in per_seed])
+    return grid, values.mean(axis=0), values.std(axis=0)
+
+
 def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None:
     import matplotlib
 
@@ -497,22 +513,22 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
     fig.tight_layout()
     fig.savefig(out / "failure_episodes.png", dpi=110)
     plt.close(fig)
-    # Fig. 5 style: return and cumulative failures over fine-tuning steps.
+    # Fig. 5 style: return and cumulative failures over fine-tuning steps, mean and band across seeds.
     fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.2 * len(tasks)), squeeze=False)
     for i, t in enumerate(tasks):
         for m in methods:
-            runs = [r for r in results[t]["methods"].values() if r["method"] == m]
-            for k, r in enumerate(runs):
-                c = np.asarray(r["curve"], dtype=float)
-                if len(c) == 0:
-                    continue
-                smooth = np.convolve(c[:, 1], np.ones(10) / 10, mode="valid") if len(c) >= 10 else c[:, 1]
-                axes[i, 0].plot(
-                    c[len(c) - len(smooth) :, 0], smooth, color=colours[m], alpha=0.8, label=m if k == 0 else None
-                )
-                axes[i, 1].plot(c[:, 0], np.cumsum(c[:, 2]), color=colours[m], alpha=0.8, label=m if k == 0 else None)
-        axes[i, 0].set_title(f"{t}: episode return (10-episode mean)", fontsize=9)
-        axes[i, 1].set_title(f"{t}: cumulative failure episodes", fontsize=9)
+            runs = [np.asarray(r["curve"], dtype=float) for r in results[t]["methods"].values() if r["method"] == m]
+            runs = [c for c in runs if len(c)]
+            if not runs:
+                continue
+            returns = [(c[:, 0], _smoothed(c[:, 1])) for c in runs]
+            failures = [(c[:, 0], np.cumsum(c[:, 2])) for c in runs]
+            for ax, per_seed in ((axes[i, 0], returns), (axes[i, 1], failures)):
+                grid, mean, std = _across_seeds(per_seed)
+                ax.plot(grid, mean, color=colours[m], label=f"{m} ({len(runs)} seeds)")
+                ax.fill_between(grid, mean - std, mean + std, color=colours[m], alpha=0.2, lw=0)
+        axes[i, 0].set_title(f"{t}: episode return (10-episode mean), mean ± 1 sd over seeds", fontsize=9)
+        axes[i, 1].set_title(f"{t}: cumulative failure episodes, mean ± 1 sd over seeds", fontsize=9)
         axes[i, 1].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
         for ax in axes[i]:
             ax.set_xlabel("fine-tuning steps")

@@ -71,7 +71,8 @@ def inspect_bags(root: Path, plot: Path | None = None, clean: bool = False) -> i
     elif partial:
         _report(partial)
     if plot is not None and episodes:
-        _plot(episodes, plot, title=root.name)
+        tasks = sorted({e.task for e in episodes if e.task})
+        _plot(episodes, plot, title=", ".join(tasks) or root.name)
         print(f"plot: {plot}")
     return 2 if errors else 0
 
@@ -165,7 +166,8 @@ def _plot(episodes: list[Episode], out: Path, title: str = "") -> None:
     axes[-1].set_xlabel("episode (bag order)")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     kinds = [k for k in KIND_COLOURS if any(e.kind == k for e in episodes)]
-    handles = [Patch(color=c, label=f"outcome: {o}") for o, c in OUTCOME_COLOURS.items()]
+    occurring = {e.outcome for e in episodes}
+    handles = [Patch(color=c, label=f"outcome: {o}") for o, c in OUTCOME_COLOURS.items() if o in occurring]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=8)
     counts = ", ".join(f"{sum(e.kind == k for e in episodes)} {k}" for k in kinds)
     fails = sum(e.ir_failure for e in episodes)

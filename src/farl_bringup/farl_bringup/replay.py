@@ -130,7 +130,8 @@ def replay(
 
     if bags is None:
         bags = list(read_episodes(root))  # a folder without bags fails before the critic is loaded
-    check_run_task(run, bags_task(bags, root), root)
+    task = bags_task(bags, root)
+    check_run_task(run, task, root)
     critic = load_critic(run, settings)
     critic_name, eps_safe = settings.critic, settings.eps_safe
     episodes, errors = [], []
@@ -146,11 +147,13 @@ def replay(
         data = {**asdict(report), "summary": report.summary()}
         (out / "replay.json").write_text(json.dumps(data, indent=1))
         for e in episodes:
-            _plot(e, eps_safe, critic_name, out / f"{e.bag}.png")
+            _plot(e, eps_safe, critic_name, out / f"{e.bag}.png", task)
     return report
 
 
-def _plot(e: EpisodeReplay, eps_safe: float, critic: str, path: Path) -> None:
+def _plot(e: EpisodeReplay, eps_safe: float, critic: str, path: Path, task: str = "") -> None:
+    """C_H per step on a log axis (eps_safe sits far below the risk a failure reaches), eps_safe drawn,
+    the steps the shield swapped marked; legend entries only for what the episode has."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,20 +162,23 @@ def _plot(e: EpisodeReplay, eps_safe: float, critic: str, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 3.4))
     steps = np.arange(e.steps)
-    ax.plot(steps, e.new_risk, color="tab:blue", label=f"C_H now ({critic})")
+    floor = max(eps_safe, 1e-6) / 100  # log axis: a risk of 0 is drawn at the floor, not dropped
+    ax.plot(steps, np.maximum(e.new_risk, floor), color="tab:blue", label=f"C_H ({critic}, replayed)")
     stored = np.asarray(e.stored_risk)
     if np.isfinite(stored).any():
-        ax.plot(steps, stored, color="tab:gray", ls="--", label="C_H stored in the bag")
+        ax.plot(steps, np.maximum(stored, floor), color="tab:gray", ls="--", label="C_H in the bag")
         swaps = np.flatnonzero(np.isfinite(stored) & (stored > eps_safe))
-        ax.scatter(swaps, stored[swaps], s=10, color="tab:gray", zorder=3, label="stored swaps")
-    ax.axhline(eps_safe, color="tab:orange", lw=1, label=f"eps_safe {eps_safe:.3f}")
+        if len(swaps):
+            ax.scatter(swaps, stored[swaps], s=12, color="tab:purple", zorder=3, label=f"shield swaps ({len(swaps)})")
+    ax.axhline(eps_safe, color="tab:orange", lw=1.2, label=f"eps_safe {eps_safe:.3g}")
     if e.failure_step is not None:
         ax.axvline(e.failure_step, color="tab:red", lw=1.5, label=f"failure (step {e.failure_step})")
+    ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("risk C_H")
+    ax.set_ylabel("failure risk C_H (log)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{e.bag} ({e.kind}, {e.outcome})", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"{task or e.kind}: {e.bag} ({e.kind}, {e.outcome})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
