@@ -527,8 +527,9 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
                 grid, mean, std = _across_seeds(per_seed)
                 ax.plot(grid, mean, color=colours[m], label=f"{m} ({len(runs)} seeds)")
                 ax.fill_between(grid, mean - std, mean + std, color=colours[m], alpha=0.2, lw=0)
-        axes[i, 0].set_title(f"{t}: episode return (10-episode mean), mean ± 1 sd over seeds", fontsize=9)
-        axes[i, 1].set_title(f"{t}: cumulative failure episodes, mean ± 1 sd over seeds", fontsize=9)
+        axes[i, 0].set_title(f"{t}: return (10-episode mean)", fontsize=9)
+        axes[i, 1].set_title(f"{t}: cumulative failure episodes", fontsize=9)
+        axes[i, 0].set_ylabel("mean ± 1 sd over seeds", fontsize=8)
         axes[i, 1].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
         for ax in axes[i]:
             ax.set_xlabel("fine-tuning steps")
