@@ -372,7 +372,50 @@ def report(out: str | Path) -> str:
     table = summary_table(results, methods)
     (out / "table.md").write_text(table)
     plot_results(results, methods, out)
+    (out / "report.md").write_text(results_page(results, methods, out))
     return table
+
+
+def results_page(results: dict[str, Any], methods: list[str], out: Path) -> str:
+    """The folder's results page (the docs include it): protocol and command from the configs the runs
+    recorded, the table, the plots."""
+    tasks = [t for t in results if t != "config"]
+    runs = [r for t in tasks for r in results[t]["methods"].values()]
+    cfg = runs[0]["config"] if runs else {}
+    seeds = {m: sum(r["method"] == m for r in runs) for m in methods}
+    scales = sorted({r["config"].get("pretrain_scale") for r in runs if r.get("config")} - {None})
+    steps = sorted({r["config"].get("steps") for r in runs if r.get("config")} - {None})
+    calib = cfg.get("calibration") or {}
+    demos = cfg.get("demo_episodes") or ["?", "?", "?"]
+    method_list = ",".join(f"{m}:{n}" for m, n in seeds.items())
+    command = (
+        f"farl bench --tasks {','.join(tasks)} --methods {method_list} --steps {steps[-1] if steps else '?'} "
+        f"--pretrain-scale {scales[-1] if scales else '?'} --out {out}"
+    )
+    return "\n".join(
+        [
+            "**Protocol.** Per task, one pre-training (budget "
+            f"x{', x'.join(f'{x:g}' for x in scales) or '?'}) on {demos[0]} task, {demos[1]} recovery and "
+            f"{demos[2]} failure demonstrations; the shield's eps_safe calibrated on held-out demos to at most "
+            f"{calib.get('max_false_alarm', '?')} false alarms (lookahead {calib.get('lookahead_steps', '?')} "
+            f"steps); then {', '.join(f'{x:,}' for x in steps) or '?'} online steps of each method and seed from "
+            f"that pre-training, its policy evaluated alone on {cfg.get('eval_episodes', '?')} episodes before and "
+            f"after. Seeds: {', '.join(f'{m} {n}' for m, n in seeds.items())}.",
+            "",
+            "**Reproduce** (resumable; `--report` rebuilds this page, the table and the plots):",
+            "",
+            "```sh",
+            command,
+            "```",
+            "",
+            summary_table(results, methods).strip(),
+            "",
+            "![failure episodes per task and method](failure_episodes.png)",
+            "",
+            "![return and cumulative failure episodes over fine-tuning](curves.png)",
+            "",
+        ]
+    )
 
 
 def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:

@@ -161,10 +161,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from farl_bringup.inspect_bags import inspect_bags
     from farl_bringup.record import record_config, run_record
     from farl_teleop.mapping import help_line
+    from farl_teleop.sim_view import display_available
 
     cfg = record_config(args.task, args.mode, args.config)
     if args.no_review:
         cfg.teleop.review = False
+    view = args.mode == "sim" and not args.no_view
+    if view and not display_available():
+        print("no display (DISPLAY is not set): the scene view is off; the status line shows the recording")
+        view = False
     print(
         f"farl record {cfg.task}: {args.kind} demonstrations with the {args.device} ({args.mode} mode), "
         f"{args.episodes or 'unlimited'} episodes -> {args.out}; Ctrl-C stops (finished episodes are kept)",
@@ -172,7 +177,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     )
     print(f"  {help_line(args.device)}", flush=True)
     result = run_record(
-        cfg, kind=args.kind, device=args.device, out=args.out, episodes=args.episodes or 0, seed=args.seed
+        cfg, kind=args.kind, device=args.device, out=args.out, episodes=args.episodes or 0, seed=args.seed, view=view
     )
     print(f"kept {len(result.bags)} episode bags in {result.out_dir}, discarded {len(result.discarded)}")
     if result.bags:
@@ -611,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=at_least(0), default=None, help="seed of the first scene (sim)")
     r.add_argument("--config", default=None, help="config file (default: config/<task>.yaml or franka_<task>.yaml)")
     _switch(r, "--no-review", "keep every episode without asking")
+    _switch(r, "--no-view", "sim mode: no window of the scene (the status line alone)")
     r.set_defaults(fn=_cmd_record)
 
     pc = sub.add_parser(

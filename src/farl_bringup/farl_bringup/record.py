@@ -10,8 +10,11 @@ is dropped, never left looking whole.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from farl_bringup.graph_spec import bag_dir, graph_spec
 from farl_common.config import ConfigError, FarlConfig, config_dir, load_config
@@ -60,8 +63,11 @@ def run_record(
     status_line: bool = True,
     until_s: float | None = None,
     runtime: InProcessRuntime | None = None,
+    view: bool = False,
+    show: Callable[[np.ndarray], None] | None = None,
 ) -> RecordResult:
-    """Record until `episodes` are kept (0: until Ctrl-C).
+    """Record until `episodes` are kept (0: until Ctrl-C). `view` (sim only) shows the scene in a window
+    (`farl_teleop.sim_view`; `show` replaces the window).
 
     `operator` replaces the device and `runtime` the wall-clock host (tests: fake HID reports timed
     on the runtime's simulated clock)."""
@@ -84,6 +90,10 @@ def run_record(
         robot = next(n for n in nodes if isinstance(n, RobotNode))
         recorder = next(n for n in nodes if isinstance(n, EpisodeRecorderNode))
         teleop = next(n for n in nodes if isinstance(n, TeleopNode))
+        if view and cfg.robot.backend == "sim":
+            from farl_teleop.sim_view import SimViewNode, SimViewParams
+
+            rt.add(SimViewNode(SimViewParams(), robot.driver.env, teleop.status, show), specs[0].topics)
         rt.run(until_s=until_s)
         if robot.exit_code:
             raise NodeError(f"the robot stopped: {robot.halt_reason}")

@@ -186,8 +186,8 @@ class Episode(StepArrays):
     source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     """Per step, who chose the executed action (ActionCommand.SOURCE_*: policy, recovery, teleop, scripted)."""
     policy: str = ""
-    """What played the episode (EpisodeEvent.policy): `learned:<weights fingerprint>`, `scripted:...`,
-    `teleop:<device>`, `mixed`; empty for bags written before farl labelled them."""
+    """What played the episode (EpisodeEvent.policy): ``learned:<weights fingerprint>``, ``scripted:...``,
+    ``teleop:<device>``, ``mixed``; empty for bags written before farl labelled them."""
 
     @property
     def episode_return(self) -> float:

@@ -1,4 +1,4 @@
-"""The latent world model with a constraint head (paper eq. 4-9), TD-MPC2 style, in one module.
+"""The latent world model with a constraint head (paper eq. 4-9), TD-MPC2 style, in one module::
 
     z = h(s)                    encoder, SimNorm latent
     z' = d(z, a)                latent dynamics

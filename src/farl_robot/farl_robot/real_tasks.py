@@ -12,7 +12,7 @@ A person can also mark the episode a failure (or a success) from teleop: `mark()
 
 The state has FailureBench's layout (`farl_common.obs_layout.OBS_LAYOUT`), so the same networks,
 shield and learner serve real and simulated tasks. The reward is dense and in [0, 10] like
-MetaWorld's: 2 exp(-|hand - object| / 5 cm) + 6 exp(-|object - goal|_xy / 10 cm) + 2 on success.
+MetaWorld's: ``2 exp(-|hand - object| / 5 cm) + 6 exp(-|object - goal|_xy / 10 cm) + 2`` on success.
 """
 
 from __future__ import annotations

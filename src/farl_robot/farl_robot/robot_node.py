@@ -6,7 +6,9 @@ the next state. It refuses an action for another step, and a malformed or non-fi
 no acceptable action for `stale_timeout_s` the arm holds still and says so. On the real arm the
 state comes from perception (`objects`): while an object is unseen for longer than
 `scene_object_timeout_s` the arm holds and no state goes out. A person can end an episode as a
-failure or success (`operator_mark`: "failure" | "success"); a failure mark is an IR failure.
+failure or success (`operator_mark`: "failure" | "success"); a failure mark is an IR failure. In sim
+the simulator's own verdict wins: a mark it contradicts ends the episode with the simulator's outcome,
+with a warning.
 
 With `wait_for_start` (demonstrations from the teleop node) an episode begins on a "start" mark and
 "stop" ends it with the scene's outcome; "rerecord" repeats the last episode's seed. A recovery
@@ -410,6 +412,18 @@ class RobotNode(Node):
             self.perception_warned = what
 
     def _with_mark(self, o: StepOutcome) -> StepOutcome:
+        if self.mark in ("failure", "success") and self.params.backend == "sim":
+            # The simulator knows: a person's label that contradicts it would put a wrong bag in the
+            # demonstrations. The episode ends, as the person wanted, with the simulator's outcome.
+            if not (o.failure if self.mark == "failure" else o.success):
+                found = "no failure" if self.mark == "failure" else "the task not done"
+                self.log(
+                    "warning",
+                    f"episode {self.episode} marked {self.mark}, but the simulator finds {found} (return "
+                    f"{self.rec.episode_return if self.rec else 0.0:.1f}): it ends with the simulator's outcome",
+                )
+                self.mark = "stop"
+            return o
         if self.mark == "failure":
             return StepOutcome(o.reward, 1.0, True, False, True, o.hazard_distance_m)
         if self.mark == "success":

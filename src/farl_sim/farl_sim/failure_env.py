@@ -4,10 +4,12 @@ Each step's `info` carries `cost` (0/1), `failure` and `success` (bools), plus
 `hazard_distance_m` (how far the object is from what would break it) for recovery scripts.
 A failure ends the episode (`terminated=True`): in the real world a human must reset it.
 
-Observation (39 floats, MetaWorld's layout, goal made visible):
+Observation (39 floats, MetaWorld's layout, goal made visible)::
+
   [0:3] hand xyz, [3] gripper opening (0..1), [4:7] object xyz, [7:11] object quat (xyzw),
   [11:18] second object slot (the vase's xyz + quat in Obstructed Push, zeros elsewhere),
   [18:36] the same 18 values one step earlier, [36:39] goal xyz.
+
 Action (4 floats in [-1, 1]): hand dx, dy, dz (times 1 cm per step), gripper effort.
 """
 

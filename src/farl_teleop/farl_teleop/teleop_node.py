@@ -54,7 +54,7 @@ class TeleopParams(TeleopConfig):
 
     @property
     def mode(self) -> Literal["record", "takeover"]:
-        """record: demonstrations; takeover (the section's `takeover: true`): override the policy."""
+        """record: demonstrations; takeover (the section's ``takeover: true``): override the policy."""
         return "takeover" if self.takeover else "record"
 
 
@@ -299,7 +299,7 @@ class TeleopNode(Node):
     # status -----------------------------------------------------------------------------------------
     def status(self) -> str:
         p = self.params
-        ep, step = self.state if self.state is not None else (-1, 0)
+        where = f"episode {self.state[0]} step {self.state[1]:3d}" if self.state is not None else "no episode yet"
         d = hazard_distance(p.task, self.obs) if self.obs is not None else None
         hazard = f"{d * 100:5.1f} cm" if d is not None else "  -  "
         what = {
@@ -313,7 +313,7 @@ class TeleopNode(Node):
         if p.mode == "takeover":
             what = "TAKEOVER" if self.arbiter.active(self.now_s()) else "policy"
         return (
-            f"[{p.kind if p.mode == 'record' else 'online'}] episode {ep} step {step:3d} | hazard {hazard} | "
+            f"[{p.kind if p.mode == 'record' else 'online'}] {where} | hazard {hazard} | "
             f"kept {self.kept} | {what}{' | ' + hint if (hint := phase_help(p.device, self.phase)) else ''}"
         )
 

@@ -25,7 +25,7 @@ joiners still see episode starts/ends and the policy version); sensor: best effo
 @dataclass(frozen=True)
 class Input:
     topic: str
-    """Short topic name; runtimes remap it (`topics:` in the task config, remappings under ROS)."""
+    """Short topic name; runtimes remap it (``topics:`` in the task config, remappings under ROS)."""
     typename: str
     callback: str
     """Name of the node method called with each message."""
