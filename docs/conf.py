@@ -1,6 +1,6 @@
 """Sphinx configuration of farl's documentation (MyST Markdown), built strictly by `bash scripts/test.sh`:
 
-    .venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+.venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 """
 
 from __future__ import annotations

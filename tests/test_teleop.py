@@ -188,11 +188,14 @@ def test_record_failure_demo_marked_with_a_long_press(tmp_path, capsys):
         h.press(4.0, 0, hold_s=1.0)  # long press on the left button: failure
         h.press(6.0, 0)  # keep
 
-    result, _ = record(tmp_path, "failure", script)
+    result, rt = record(tmp_path, "failure", script)
     ep = read_episode(result.bags[0])
-    assert ep.kind == "failure" and ep.outcome == "failure" and ep.cost[-1] == 1.0 and ep.done[-1]
+    # The long press arrives as a failure mark and ends the episode; in sim the simulator, which finds
+    # nothing broken (the hand only moved down), gives the outcome (a real arm takes the person's word).
+    assert any("episode 0 marked failure, but the simulator finds no failure" in r.text for r in rt.logs)
+    assert ep.kind == "failure" and ep.outcome == "timeout" and ep.cost.sum() == 0 and len(ep) < 200
     [row] = inspected(tmp_path / "demos", capsys)
-    assert row[1] == "failure" and row[-3:] == ["failure", "YES", "teleop:spacemouse"]
+    assert row[1] == "failure" and row[-3:] == ["timeout", "no", "teleop:spacemouse"]
     assert len(load_dataset(tmp_path / "demos", kinds=["failure"])) == len(ep)
 
 
@@ -294,7 +297,8 @@ def test_keyboard_records_the_same_way(tmp_path):
         runtime=rt,
     )
     ep = read_episode(result.bags[0])
-    assert ep.outcome == "success"  # marked with s
+    # s ends the episode; the outcome is the simulator's, which finds the puck short of the goal
+    assert len(ep) < 200 and ep.outcome == "timeout"
     assert (ep.action[:, 1] == 1.0).sum() >= 8
 
 

@@ -727,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="list the episodes in a bag or a folder of bags")
     i.add_argument("path", help="an episode bag or a folder of them")
     i.add_argument(
-        "--plot", default=None, help="also save a PNG per episode: kind, return, steps, swaps, policy version"
+        "--plot", default=None, help="also save one PNG of every episode: kind, return, steps, swaps, policy version"
     )
     _switch(
         i,
