@@ -167,13 +167,8 @@ class Node:
 
 
 def entry_point(node_cls: type[Node]) -> Callable[[list[str] | None], int]:
-    """The `main` of a node's ROS 2 executable (setup.py's console_scripts): `node_cls` under rclpy,
-    which is imported only when it runs."""
+    """The `main` of a node's module (`python -m farl_robot.robot_node`): the same as its console script
+    (`farl_common.executable.node_main`), rclpy imported only when it runs."""
+    from farl_common.executable import node_main
 
-    def main(args: list[str] | None = None) -> int:
-        from farl_common.runtime.rclpy_host import run_node
-
-        return run_node(node_cls, args)
-
-    main.__doc__ = f"Run {node_cls.__name__} as a ROS 2 node (`ros2 run` and `python -m`)."
-    return main
+    return node_main(node_cls.__module__, node_cls.__name__)
