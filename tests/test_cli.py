@@ -77,17 +77,29 @@ def test_ctrl_c_still_prints_every_finished_episode(tmp_path, capsys, monkeypatc
 def test_sim_says_where_online_learning_starts_and_fresh_starts_again(tiny_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    argv = ["sim", "--task", "fragile_push_wall", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "b")]
-    assert main([*argv, "--config", str(_short_config(tmp_path))]) == 0
-    assert "online learning starts from the pre-trained policy" in capsys.readouterr().out
+
+    def sim(out: str, *extra: str) -> str:
+        argv = [
+            "sim",
+            "--task",
+            "fragile_push_wall",
+            "--run",
+            str(run),
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path / out),
+        ]
+        assert main([*argv, "--config", str(_short_config(tmp_path)), *extra]) == 0
+        return capsys.readouterr().out
+
+    assert "online learning starts from the pre-trained policy" in sim("b1")
     from farl_learning.checkpoint import load, save_atomic
 
     online = run / "online_policy.pt"
-    save_atomic(online, {**load(online), "updates": 34})
-    assert main([*argv, "--config", str(_short_config(tmp_path))]) == 0
-    assert "continuing online learning at policy version 34" in capsys.readouterr().out
-    assert main([*argv, "--config", str(_short_config(tmp_path)), "--fresh"]) == 0
-    assert "--fresh: online learning starts again from the pre-trained policy" in capsys.readouterr().out
+    save_atomic(online, {**load(online), "updates": 34, "version": 34})
+    assert "continuing online learning at policy version 34" in sim("b2")
+    assert "--fresh: online learning starts again from the pre-trained policy" in sim("b3", "--fresh")
     assert int(load(online).get("updates", -1)) == 0
 
 
@@ -352,7 +364,7 @@ def test_an_unwritable_out_is_refused_before_any_work(capsys):
     assert err.startswith("farl demos: error: --out /proc/farl_out: cannot write in /proc") and "demos (" not in err
 
 
-def test_a_bug_below_farl_shows_its_traceback_and_farls_own_errors_one_line(monkeypatch, capsys):
+def test_a_bug_below_farl_shows_its_traceback_and_farls_own_errors_one_line(monkeypatch, capsys, tmp_path):
     import torch
 
     import farl_bringup.cli as cli
@@ -362,7 +374,7 @@ def test_a_bug_below_farl_shows_its_traceback_and_farls_own_errors_one_line(monk
 
     monkeypatch.setattr(cli, "_cmd_inspect", shape_bug)
     with pytest.raises(RuntimeError, match="size"):
-        main(["inspect", "anything"])  # a programming error is not dressed up as a user error
+        main(["inspect", str(tmp_path)])  # a programming error is not dressed up as a user error
 
     def own_check(args):
         from farl_sim.demos import generate_demos
@@ -370,10 +382,10 @@ def test_a_bug_below_farl_shows_its_traceback_and_farls_own_errors_one_line(monk
         generate_demos("bounded_push", "task", 0, "unused")  # farl's own check raises ValueError
 
     monkeypatch.setattr(cli, "_cmd_inspect", own_check)
-    assert main(["inspect", "anything"]) == 2
+    assert main(["inspect", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "farl inspect: error: episodes must be >= 1, got 0"
     with pytest.raises(ValueError):
-        main(["--debug", "inspect", "anything"])
+        main(["--debug", "inspect", str(tmp_path)])
 
 
 def test_torch_threads_are_chosen_deliberately(tmp_path, monkeypatch, capsys):
