@@ -119,9 +119,9 @@ def test_launch_files_define_generate_launch_description(launch):
     assert (ROOT / "config" / f"{task}.yaml").is_file()
 
 
-def test_docker_and_the_readme_install_farl_pinned_with_setuptools_below_80_before_colcon():
+def test_docker_and_the_ros2_docs_install_farl_pinned_with_setuptools_below_80_before_colcon():
     """torch 2.14.1 wants setuptools >= 77; colcon's --symlink-install silently copies from 80 on."""
-    for path in (ROOT / "docker" / "Dockerfile", ROOT / "README.md"):
+    for path in (ROOT / "docker" / "Dockerfile", ROOT / "docs" / "ros2.md"):
         text = path.read_text()
         pip = text.index('-e ".[hardware]" "setuptools>=77.0.3,<80"')
         assert pip < text.index("colcon build --symlink-install"), path

@@ -6,9 +6,9 @@ the next state. It refuses an action for another step, and a malformed or non-fi
 no acceptable action for `stale_timeout_s` the arm holds still and says so. On the real arm the
 state comes from perception (`objects`): while an object is unseen for longer than
 `scene_object_timeout_s` the arm holds and no state goes out. A person can end an episode as a
-failure or success (`operator_mark`: "failure" | "success"); a failure mark is an IR failure. In sim
-the simulator's own verdict wins: a mark it contradicts ends the episode with the simulator's outcome,
-with a warning.
+failure or success (`operator_mark`: "failure" | "success"); a failure mark is an IR failure. When a
+demonstration is recorded in sim, the simulator's verdict wins: a mark it contradicts ends the episode
+with the simulator's outcome, with a warning.
 
 With `wait_for_start` (demonstrations from the teleop node) an episode begins on a "start" mark and
 "stop" ends it with the scene's outcome; "rerecord" repeats the last episode's seed. A recovery
@@ -412,9 +412,10 @@ class RobotNode(Node):
             self.perception_warned = what
 
     def _with_mark(self, o: StepOutcome) -> StepOutcome:
-        if self.mark in ("failure", "success") and self.params.backend == "sim":
-            # The simulator knows: a person's label that contradicts it would put a wrong bag in the
-            # demonstrations. The episode ends, as the person wanted, with the simulator's outcome.
+        if self.mark in ("failure", "success") and self.params.backend == "sim" and self.params.kind != "online":
+            # A demonstration in sim: the simulator knows, and a label that contradicts it would put a
+            # wrong bag in the demonstrations. The episode ends, as the person wanted, with the
+            # simulator's outcome. (Online, a person's failure mark is an intervention: an IR failure.)
             if not (o.failure if self.mark == "failure" else o.success):
                 found = "no failure" if self.mark == "failure" else "the task not done"
                 self.log(
