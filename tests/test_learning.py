@@ -539,6 +539,7 @@ def test_the_trainer_keeps_each_rejected_draw_with_its_log_prob(tiny_run, tmp_pa
     tr.close()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the stand-in pickle
 @pytest.mark.parametrize(
     "content", [b"garbage", b"PK\x03\x04 not a zip", b"\x80\x04K\x01."], ids=["text", "zip", "pickle"]
 )
