@@ -72,17 +72,24 @@ def test_the_shield_decides_whichever_of_state_and_proposal_arrives_first(tiny_r
 
 
 def test_the_shield_lets_go_of_proposals_the_robot_has_moved_past(tiny_run) -> None:
-    """A proposal whose state never comes waits while its step could still be executed, then is dropped
-    with a warning, once a later step is decided."""
+    """A second answer to a state the robot sent again (the graph was starting) waits, and goes quietly
+    once a later step is decided; proposals piling up with no states at all are dropped with a warning."""
     rt = InProcessRuntime()
     shield = rt.add(ShieldNode(ShieldParams(run_dir=str(tiny_run))), {})
     ep = _episode(rt)
-    shield.on_proposal(ep.action(0, 0, np.zeros(4)))  # its state is lost
-    shield.on_state(ep.state(1, 1, _obs()))
-    assert shield.unmatched == 0 and len(shield.proposals) == 1
-    shield.on_proposal(ep.action(2, 1, np.zeros(4)))
-    assert shield.decisions == 1 and shield.unmatched == 1 and not shield.proposals and not shield.states
-    assert any("episode 0 step 0 never met its state: dropped" in r.text for r in rt.logs)
+    shield.on_proposal(ep.action(0, 0, np.zeros(4)))
+    shield.on_state(ep.state(1, 0, _obs()))  # decided
+    shield.on_proposal(ep.action(2, 0, np.zeros(4)))  # the policy's answer to the same state, sent again
+    assert shield.decisions == 1 and len(shield.proposals) == 1
+    shield.on_state(ep.state(3, 1, _obs()))
+    shield.on_proposal(ep.action(4, 1, np.zeros(4)))
+    assert shield.decisions == 2 and not shield.proposals and not shield.states and shield.unmatched == 0
+    for step in range(2, 2 + 17):  # states lost on the way: only proposals arrive
+        shield.on_proposal(ep.action(10 + step, step, np.zeros(4)))
+    assert shield.unmatched == 1 and len(shield.proposals) == 16
+    assert [r.text for r in rt.logs if "never met" in r.text] == [
+        "proposal for episode 0 step 2 never met its state: dropped"
+    ]
     rt.close()
 
 

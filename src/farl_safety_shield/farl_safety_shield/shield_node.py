@@ -150,9 +150,17 @@ class ShieldNode(Node):
             self._forget(self.proposals, _WAITING)
 
     def _forget(self, waiting: dict[tuple[int, int], Any], keep: int, before: tuple[int, int] | None = None) -> None:
-        """Let go of the oldest entries beyond `keep`, and of every entry older than `before`."""
+        """Let go of every entry older than `before`, and of the oldest beyond `keep`.
+
+        The robot sends a step's state only once the step before it has been executed, so an entry
+        older than a step being decided belongs to a step already answered: the second answer to a
+        state the robot sent again while the graph started, say. Only entries piling up beyond `keep`
+        (proposals whose states do not arrive at all) are worth a warning."""
         for key in sorted(waiting):
-            if len(waiting) <= keep and (before is None or key >= before):
+            if before is not None and key < before:
+                del waiting[key]
+                continue
+            if len(waiting) <= keep:
                 break
             del waiting[key]
             if waiting is self.proposals:
