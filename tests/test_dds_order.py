@@ -150,7 +150,10 @@ def test_the_robot_plays_each_episode_with_the_version_the_learner_announced_for
     robot.on_version(version(1))
     rt.run(until_s=8.0)
     assert robot.episode == 1 and robot.step == 0  # the scripted policy's actions are version 0
-    assert any("refused action of policy version 0: the learner has announced version 1" in r.text for r in rt.logs)
+    said = [r for r in rt.logs if "answered by policy version 0 while the learner has announced version 1" in r.text]
+    assert len(said) == 1 and said[0].level == "info"
+    assert robot.refused >= 8  # asked again at every tick (5 Hz), never executed
+    assert any("no valid action for" in r.text and r.level == "warning" for r in rt.logs)  # it lasted: a warning
     rt.close()
 
 

@@ -208,12 +208,16 @@ class RobotNode(Node):
         self.halt_reason = ""
         self.finished: list[dict[str, Any]] = []
         self.answered_once = False
+        """Whether any action has reached this node yet: until then the graph is still starting."""
+        self.start_said = False
+        self.version_said = False
+        """Whether the node said (once an episode) that an older policy version answered."""
+        self.older_answered = False
+        """Whether an older policy version than announced answered the state last sent."""
         self.learner_version: int | None = None
         """The policy version the learner last announced (learned graph)."""
         self.learner_waited_ns: int | None = None
         """Since when the node waits for the learner's answer to the last episode; None: not waiting."""
-        self.start_said = False
-        """Whether any action has reached this node yet: until then the graph is still starting."""
         self.sources: dict[str, int] = {}
         """The episode's executed actions by source (policy, recovery: a shield swap, teleop)."""
         self.driver.connect()
@@ -224,12 +228,17 @@ class RobotNode(Node):
         if self.rec is None or self.obs is None or self.awaiting_outcome:
             return  # between episodes, or no state out yet: nothing can answer
         if self.learner_version is not None and int(msg.policy_version) < self.learner_version:
+            # The policy node took this state before the learner's new version (two topics, no order
+            # between them): ask again at once; the normal warning comes if it lasts stale_timeout_s.
             self.refused += 1
-            self.log(
-                "warning",
-                f"refused action of policy version {msg.policy_version}: the learner has announced "
-                f"version {self.learner_version}",
-            )
+            self.older_answered = True
+            if not self.version_said:
+                self.version_said = True
+                self.log(
+                    "info",
+                    f"answered by policy version {msg.policy_version} while the learner has announced "
+                    f"version {self.learner_version}: asking again",
+                )
             return
         if int(msg.episode) != self.episode or int(msg.step) != self.step:
             self.refused += 1
@@ -350,6 +359,8 @@ class RobotNode(Node):
             return
         if self.pending is None:
             waited_s = (self.now_ns() - self.state_sent_ns) / 1e9
+            if self.older_answered:  # ask again each tick, not once per stale_timeout_s
+                self._resend_state(after_s=0.0)
             if waited_s >= self.params.stale_timeout_s:
                 if not self.stale_warned and (self.answered_once or waited_s >= _START_GRACE_S):
                     self.stale_warned = True
@@ -451,6 +462,7 @@ class RobotNode(Node):
         self.step, self.obs, self.pending, self.awaiting_outcome, self.mark = 0, None, None, False, ""
         self.episode_policy = None
         self.sources = {}
+        self.version_said = False
         self.approach = self.params.wait_for_start and self.params.kind == "recovery"
         self.begin_recording = False
         if self.approach:
@@ -472,12 +484,14 @@ class RobotNode(Node):
         self.publish("episode_event", self.rec.start(self.now_ns()))
         self._send_state(self.obs)
 
-    def _resend_state(self) -> None:
-        """The same state again, once per `stale_timeout_s` while nothing answers: a policy or shield
-        that started after the first one went out (DDS does not keep it for late joiners) still gets it."""
+    def _resend_state(self, after_s: float | None = None) -> None:
+        """The same state again, once per `stale_timeout_s` (or `after_s`) while nothing acceptable
+        answers: a policy or shield that started after the first one went out (DDS does not keep it for
+        late joiners) still gets it, and a policy still on an older version is asked again."""
         assert self.rec is not None and self.obs is not None
         now = self.now_ns()
-        if (now - max(self.state_sent_ns, self.resent_ns)) / 1e9 < self.params.stale_timeout_s:
+        gap_s = self.params.stale_timeout_s if after_s is None else after_s
+        if (now - max(self.state_sent_ns, self.resent_ns)) / 1e9 < gap_s:
             return
         self.resent_ns = now
         self.publish("state", self.rec.state(now, self.step, self.obs))
@@ -487,6 +501,7 @@ class RobotNode(Node):
         self.obs = obs
         self.state_sent_ns = self.now_ns()
         self.stale_warned = False
+        self.older_answered = False
         self.publish("state", self.rec.state(self.state_sent_ns, self.step, obs))
 
     def _end_episode(self, t_ns: int, outcome: str | None = None) -> None:
