@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from farl_bringup.graph_spec import graph_spec
+from farl_bringup.params_file import ros_parameter_values
 from farl_bringup.sim_graph import run_sim
 from farl_common import messages as M
 from farl_common import typestore as T
@@ -59,11 +60,12 @@ def test_launch_and_in_process_share_one_graph():
     cfg.policy.kind = "scripted"
     specs = graph_spec(cfg, episodes=5)
     assert [s.executable for s in specs] == ["episode_recorder_node", "robot_node", "scripted_policy_node"]
-    robot = specs[1].ros_parameters()
+    robot = ros_parameter_values(specs[1].name, specs[1].params)
     assert robot["episodes"] == 5 and robot["rate_hz"] == 5.0 and robot["workspace_min_m"] == [-0.5, 0.4, 0.05]
     assert ("action_executed", "/farl/action/executed") in specs[1].remappings()
     assert ("action_proposed", "/farl/action/executed") in specs[2].remappings()  # no shield yet
-    assert all(isinstance(v, str | int | float | bool | list) for s in specs for v in s.ros_parameters().values())
+    values = [v for s in specs for v in ros_parameter_values(s.name, s.params).values()]
+    assert all(isinstance(v, str | int | float | bool | list) for v in values)
 
 
 class BadPolicy(Node):

@@ -372,13 +372,13 @@ def report(out: str | Path) -> str:
     table = summary_table(results, methods)
     (out / "table.md").write_text(table)
     plot_results(results, methods, out)
-    (out / "report.md").write_text(results_page(results, methods, out))
+    (out / "report.md").write_text(results_page(results, methods, out, table))
     return table
 
 
-def results_page(results: dict[str, Any], methods: list[str], out: Path) -> str:
+def results_page(results: dict[str, Any], methods: list[str], out: Path, table: str) -> str:
     """The folder's results page (the docs include it): protocol and command from the configs the runs
-    recorded, the table, the plots."""
+    recorded, `table` (summary_table's), the plots."""
     tasks = [t for t in results if t != "config"]
     runs = [r for t in tasks for r in results[t]["methods"].values()]
     cfg = runs[0]["config"] if runs else {}
@@ -408,7 +408,7 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path) -> str:
             command,
             "```",
             "",
-            summary_table(results, methods).strip(),
+            table.strip(),
             "",
             "![failure episodes per task and method](failure_episodes.png)",
             "",

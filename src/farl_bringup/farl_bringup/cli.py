@@ -236,14 +236,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         n = publish_bags(args.path, args.speed, on_bag=lambda p, k: print(f"  {p.name}: {k} messages", flush=True))
         print(f"published {n} messages from {args.path} at {args.speed:g}x the recorded rate")
         return 0
-    from farl_bringup.replay import bags_task, check_run_task, print_report, replay
+    from farl_bringup.replay import bags_task, print_report, replay
     from farl_common.bags import read_episodes
     from farl_common.config import task_config
 
     bags = list(read_episodes(args.path))
     task = bags_task(bags, args.path)  # the bags say which task, and so which run, they belong to
-    run = Path(args.run or f"runs/{task}/run")
-    check_run_task(run, task, args.path)
+    run = Path(args.run or f"runs/{task}/run")  # replay() refuses a run of another task
     sh = replace(task_config(task).shield.settings(), critic=args.shield).calibrated(run).with_eps(args.eps_safe)
     out = Path(args.out) if args.out else Path(args.path).parent / f"replay_{args.shield}"
     report = replay(args.path, run, sh, out, bags=bags)

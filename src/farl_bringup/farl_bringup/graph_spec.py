@@ -38,9 +38,6 @@ class NodeSpec:
     def name(self) -> str:
         return self.node_class.name
 
-    def ros_parameters(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.params)
-
     def remappings(self, namespace: str = "") -> list[tuple[str, str]]:
         """Short topic name -> graph topic, for the topics this node uses. Under a namespace the graph
         topics move under it, so `/farl/state` is `/<namespace>/farl/state`; the names stay absolute,

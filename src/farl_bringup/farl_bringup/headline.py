@@ -26,6 +26,14 @@ HEADLINE = {
 """Task -> the results folder its headline row comes from."""
 
 
+def _entry(task: str, results_root: Path) -> dict:
+    return json.loads((results_root / HEADLINE[task] / "results.json").read_text())[task]
+
+
+def _failure_episodes(entry: dict, method: str) -> list[float]:
+    return [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == method]
+
+
 def headline_table(results_root: Path = RESULTS) -> str:
     lines = [
         "| task | failure episodes, FARL | Uni-O4 | FARL / Uni-O4 (95% interval) | eval return, FARL | Uni-O4 "
@@ -33,37 +41,25 @@ def headline_table(results_root: Path = RESULTS) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for task, folder in HEADLINE.items():
-        entry = json.loads((results_root / folder / "results.json").read_text())[task]
-        runs = entry["methods"].values()
-        farl = [r["failure_episodes"] for r in runs if r["method"] == "farl"]
-        base = [r["failure_episodes"] for r in runs if r["method"] == "uni_o4"]
+        entry = _entry(task, results_root)
+        farl, base = _failure_episodes(entry, "farl"), _failure_episodes(entry, "uni_o4")
         ratio, lo, hi = failure_ratio_interval(farl, base)
-        f, b = (
-            _agg(entry, "farl", lambda r: r["failure_episodes"]),
-            _agg(entry, "uni_o4", lambda r: r["failure_episodes"]),
-        )
-        ef, eb = (
-            _agg(entry, "farl", lambda r: r["after"]["return"]),
-            _agg(entry, "uni_o4", lambda r: r["after"]["return"]),
-        )
+        ef = _agg(entry, "farl", lambda r: r["after"]["return"])
+        eb = _agg(entry, "uni_o4", lambda r: r["after"]["return"])
         lines.append(
-            f"| [{task}](docs/results/{folder}.md) | {f[0]:.1f} ± {f[1]:.1f} | {b[0]:.1f} ± {b[1]:.1f} | "
-            f"{ratio:.2f} ({lo:.2f}-{hi:.2f}) | {ef[0]:.0f} ± {ef[1]:.0f} | {eb[0]:.0f} ± {eb[1]:.0f} | "
-            f"{len(farl)}, {len(base)} |"
+            f"| [{task}](docs/results/{folder}.md) | {np.mean(farl):.1f} ± {np.std(farl):.1f} | "
+            f"{np.mean(base):.1f} ± {np.std(base):.1f} | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | "
+            f"{ef[0]:.0f} ± {ef[1]:.0f} | {eb[0]:.0f} ± {eb[1]:.0f} | {len(farl)}, {len(base)} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def mean_reduction(results_root: Path = RESULTS, tasks: tuple[str, ...] = tuple(HEADLINE)) -> float:
     """1 - FARL / Uni-O4 failure episodes, averaged over `tasks`."""
-    out = []
-    for task in tasks:
-        entry = json.loads((results_root / HEADLINE[task] / "results.json").read_text())[task]
-        runs = entry["methods"].values()
-        farl = np.mean([r["failure_episodes"] for r in runs if r["method"] == "farl"])
-        base = np.mean([r["failure_episodes"] for r in runs if r["method"] == "uni_o4"])
-        out.append(1 - farl / base)
-    return float(np.mean(out))
+    entries = [_entry(task, results_root) for task in tasks]
+    return float(
+        np.mean([1 - np.mean(_failure_episodes(e, "farl")) / np.mean(_failure_episodes(e, "uni_o4")) for e in entries])
+    )
 
 
 if __name__ == "__main__":

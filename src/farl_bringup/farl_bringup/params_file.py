@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from farl_common.config import ConfigError
+from farl_common.runtime.rclpy_host import param_default
 
 
 class _Quoted(str):
@@ -46,14 +47,6 @@ def _quoted(value: Any) -> Any:
     return value
 
 
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
-
-
 def ros_parameter_values(node_name: str, params: Any) -> dict[str, Any]:
     """The values of `params` (a node's Params dataclass) as a params file holds them (strings marked for
     double quotes)."""
@@ -65,10 +58,10 @@ def ros_parameter_values(node_name: str, params: Any) -> dict[str, Any]:
         if value is None:
             raise ConfigError(f"{node_name}: parameter {f.name} has no value (ROS 2 parameters cannot be None)")
         if isinstance(value, list) and not value:
-            if _default(f):
+            if param_default(f):
                 raise ConfigError(
                     f"{node_name}: parameter {f.name} is an empty list, which a ROS 2 params file cannot carry "
-                    f"(its default is {_default(f)!r})"
+                    f"(its default is {param_default(f)!r})"
                 )
             continue
         out[f.name] = _quoted(value)

@@ -8,13 +8,13 @@ A test compares the committed page with this output, so the docs cannot drift fr
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import typing
 from typing import Any
 
 from farl_bringup.launch_graph import LAUNCH_ARGUMENTS, NODE_NAMESPACE
 from farl_common.runtime.node import Input, Node, SyncInput
+from farl_common.runtime.rclpy_host import param_default
 from farl_common.topics import DEFAULT_TOPICS
 
 QOS = {
@@ -66,14 +66,6 @@ def _type_name(hint: Any) -> str:
     return name or str(hint)
 
 
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return ""
-
-
 def _topics(node_cls: type[Node]) -> list[str]:
     rows = []
     for inp in node_cls.inputs:
@@ -109,7 +101,7 @@ def node_section(package: str, executable: str, node_cls: type[Node]) -> list[st
     lines += ["| parameter (read-only) | type | default | description |", "|---|---|---|---|"]
     for f in node_cls.param_fields():
         doc = f.metadata.get("doc", "")
-        lines.append(f"| `{f.name}` | {_type_name(hints[f.name])} | {_code(_default(f))} | {_cell(doc)} |")
+        lines.append(f"| `{f.name}` | {_type_name(hints[f.name])} | {_code(param_default(f))} | {_cell(doc)} |")
     return [*lines, ""]
 
 

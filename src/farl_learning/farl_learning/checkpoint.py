@@ -51,14 +51,14 @@ def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    expected = f"farl expected a {kind or 'farl'} checkpoint ({FORMAT}) from farl pretrain or the learner"
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err), re.IGNORECASE)
         if found is None:  # not a pickle at all, or a broken one; torch's message advises an unsafe load
             raise CheckpointError(
-                f"{path}: unreadable checkpoint: not a file torch.save wrote (truncated, or another format); "
-                f"farl expected a {kind or 'farl'} checkpoint ({FORMAT}) from farl pretrain or the learner"
+                f"{path}: unreadable checkpoint: not a file torch.save wrote (truncated, or another format); {expected}"
             ) from None
         raise CheckpointError(
             f"{path}: refused: it carries pickled Python objects ({found.group(1)}), which could run code "
@@ -66,10 +66,7 @@ def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         ) from None
     except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors all mean: unreadable
         why = str(err).split(". ")[0] if "weights_only" not in str(err) else "not a file torch.save wrote"
-        raise CheckpointError(
-            f"{path}: unreadable checkpoint ({type(err).__name__}: {why}); farl expected a {kind or 'farl'} "
-            f"checkpoint ({FORMAT}) from farl pretrain or the learner"
-        ) from None
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {why}); {expected}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a farl checkpoint")
     if kind is not None and data.get("kind") != kind:

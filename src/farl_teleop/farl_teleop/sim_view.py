@@ -64,6 +64,7 @@ class SimViewNode(Node):
         from farl_perception.mujoco_source import MujocoCameraSource
 
         self.camera = MujocoCameraSource(self.env, self.params.width_px, self.params.height_px)
+        self.T_camera_base = np.linalg.inv(self.camera.T_base_camera)
         self._show = self._show or _opencv_window()
 
     def on_state(self, msg: Any) -> None:
@@ -87,7 +88,7 @@ class SimViewNode(Node):
         return img
 
     def _pixel(self, p_base: np.ndarray) -> tuple[int, int] | None:
-        T = np.linalg.inv(self.camera.T_base_camera)
+        T = self.T_camera_base
         p_cam = T[:3, :3] @ np.asarray(p_base, dtype=np.float64)[:3] + T[:3, 3]
         if p_cam[2] <= 0:
             return None
