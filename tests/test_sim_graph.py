@@ -196,3 +196,21 @@ def test_a_recorder_that_starts_late_writes_no_bag_of_old_or_joined_episodes(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["late_online_bounded_push_ep00003"]
     assert len(read_episode(tmp_path / "late_online_bounded_push_ep00003")) == 1
     assert any("joined episode 2 at step 7" in r.text for r in rt.logs)
+
+
+def test_a_graph_restarted_within_the_second_keeps_both_graphs_bags(tmp_path, monkeypatch):
+    """Bag names start with the wall-clock second; a restart in the same second (or a run_id given twice)
+    gets a name of its own instead of a recorder that dies on the first episode."""
+    import time
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261206-120000")
+    first = run_sim(small_config(tmp_path), episodes=1, seed=0)
+    second = run_sim(small_config(tmp_path), episodes=1, seed=1)
+    again = run_sim(small_config(tmp_path), episodes=1, seed=2, run_id="20261206-120000")
+    names = [r.bags[0].name for r in (first, second, again)]
+    assert names == [
+        "20261206-120000_online_fragile_push_wall_ep00000",
+        "20261206-120000-2_online_fragile_push_wall_ep00000",
+        "20261206-120000_online_fragile_push_wall_ep00000-2",
+    ]
+    assert [read_episode(tmp_path / "bags" / n).seed for n in names] == [0, 1, 2]

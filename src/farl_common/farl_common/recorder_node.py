@@ -23,6 +23,7 @@ START on) and that the episode is still open.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from farl_common import messages as M
-from farl_common.bags import EpisodeBagWriter
+from farl_common.bags import PARTIAL_DIR, EpisodeBagWriter
 from farl_common.config import RecorderConfig, same_as
 from farl_common.runtime.node import Input, Node, Output, entry_point
 from farl_common.topics import DEFAULT_TOPICS, EPISODE_TOPICS, IMAGE_TOPICS, TOPIC_TYPES, topic_qos
@@ -68,7 +69,7 @@ class EpisodeRecorderNode(Node):
         return tuple(i for i in self.inputs if not (isinstance(i, Input) and i.topic in IMAGE_TOPICS))
 
     def on_start(self) -> None:
-        self.run_id = self.params.run_id or time.strftime("%Y%m%d-%H%M%S")
+        self.run_id = self.params.run_id or unused_run_id(Path(self.params.out_dir), time.strftime("%Y%m%d-%H%M%S"))
         self.writer: EpisodeBagWriter | None = None
         self.episode: int | None = None
         self.start_ns = 0
@@ -167,9 +168,12 @@ class EpisodeRecorderNode(Node):
             self.writer.abort()
         self.episode = int(start.episode)
         self.states = 0
-        name = f"{self.run_id}_{start.kind}_{start.task}_ep{self.episode:05d}"
+        path = Path(self.params.out_dir) / f"{self.run_id}_{start.kind}_{start.task}_ep{self.episode:05d}"
+        if _taken(path):  # an explicit run_id used twice: keep both episodes, never refuse the new one
+            path = next(p for i in itertools.count(2) if not _taken(p := path.with_name(f"{path.name}-{i}")))
+            self.log("warning", f"a bag of that name exists already: recording as {path.name}")
         self.writer = EpisodeBagWriter(
-            Path(self.params.out_dir) / name,
+            path,
             storage=self.params.storage,
             metadata={"task": str(start.task), "kind": str(start.kind), "seed": int(start.seed)},
         )
@@ -185,6 +189,19 @@ class EpisodeRecorderNode(Node):
             self.log("warning", f"shutting down inside episode {self.episode}: its partial bag is dropped")
             self.writer.abort()
             self.writer = None
+
+
+def _taken(path: Path) -> bool:
+    return path.exists() or (path.parent / PARTIAL_DIR / path.name).exists()
+
+
+def unused_run_id(out_dir: Path, stamp: str) -> str:
+    """`stamp`, or `stamp-2`, `stamp-3`, ... when a graph started within the same second already named bags
+    with it in `out_dir` (a quick restart must not collide with the bags it left)."""
+    def used(run_id: str) -> bool:
+        return any(d.is_dir() and any(d.glob(f"{run_id}_*")) for d in (out_dir, out_dir / PARTIAL_DIR))
+
+    return next(r for i in itertools.count(1) if not used(r := stamp if i == 1 else f"{stamp}-{i}"))
 
 
 main = entry_point(EpisodeRecorderNode)
