@@ -198,6 +198,7 @@ def _taken(path: Path) -> bool:
 def unused_run_id(out_dir: Path, stamp: str) -> str:
     """`stamp`, or `stamp-2`, `stamp-3`, ... when a graph started within the same second already named bags
     with it in `out_dir` (a quick restart must not collide with the bags it left)."""
+
     def used(run_id: str) -> bool:
         return any(d.is_dir() and any(d.glob(f"{run_id}_*")) for d in (out_dir, out_dir / PARTIAL_DIR))
 
