@@ -115,6 +115,42 @@ def test_learner_trains_only_on_its_own_policys_episodes(run_copy, tmp_path):
     rt.close()
 
 
+def test_the_learner_node_is_farl_finetunes_learner(run_copy, tmp_path):
+    """One PPO schedule: the learner node updates on the batch, epochs, learning rates, warm-up and
+    reward scale `farl finetune` runs, and takes its own steps as FailureBench keeps them (the clipped
+    draw it proposed, with the clipped-action likelihood); the executed action where the shield swapped."""
+    from dataclasses import asdict
+
+    from farl_bringup.pipeline import finetune
+
+    trainer = finetune(run_copy, 1, out=tmp_path / "ft", progress=False)
+    trainer.close()
+    rt = InProcessRuntime()
+    learner = rt.add(LearnerNode(LearnerParams(run_dir=str(run_copy), bag_dir=str(tmp_path / "bags"))), {})
+    differ = ("total_steps", "seed", "lagrangian")
+    assert {k: v for k, v in asdict(learner.learner.cfg).items() if k not in differ} == {
+        k: v for k, v in asdict(trainer.cfg).items() if k not in differ
+    }
+    assert learner.batch_steps == trainer.cfg.batch_steps == trainer.steps == 800
+
+    cfg = learned_config(tmp_path, run_copy, horizon=40, min_new_steps=10**6)
+    cfg.shield.eps_safe = 0.0  # swaps on every step: its risks set a threshold that swaps on half
+    cfg.shield.eps_safe = float(np.median(read_episode(run_sim(cfg, episodes=1, seed=3, run_id="all").bags[0]).risk))
+    played = run_sim(cfg, episodes=1, seed=3, run_id="half")
+    ep = read_episode(played.bags[0])
+    learner.on_episode_recorded(rt.msgs.new("std_msgs/msg/String", data=str(played.bags[0])))
+    assert len(learner.pending) == 2  # the all-swapped episode too: it counts in the value targets
+    traj = learner.pending[-1]  # bags are read in name order: "all_...", then "half_..."
+    own = ~np.asarray(traj.swapped)
+    assert own.any() and (~own).any(), ep.swapped
+    np.testing.assert_array_equal(np.asarray(traj.act)[own], ep.proposed_action[own])
+    np.testing.assert_array_equal(np.asarray(traj.act)[~own], ep.action[~own])
+    with torch.no_grad():
+        want = learner.learner.policy.executed_log_prob(torch.as_tensor(ep.obs), torch.as_tensor(np.asarray(traj.act)))
+    np.testing.assert_allclose(traj.logp, want.numpy(), rtol=1e-6)
+    rt.close()
+
+
 def test_the_shield_rolls_out_the_policy_it_was_told_to(run_copy):
     """With policy_checkpoint the world-model critic reloads the learner's weights on each version; without
     it the critic keeps the pre-trained policy and says so once; Q_risk never takes a new policy."""

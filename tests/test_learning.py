@@ -415,8 +415,8 @@ def _rejection_batch(policy: GaussianPolicy, n: int = 512) -> list[Trajectory]:
     rng = np.random.default_rng(1)
     s = rng.normal(size=(n, 39)).astype(np.float32)
     with torch.no_grad():
-        draw = policy.act(torch.as_tensor(s))
-        logp = policy.log_prob(torch.as_tensor(s), draw).numpy()
+        draw = policy.act(torch.as_tensor(s)).clamp(-1, 1)
+        logp = policy.executed_log_prob(torch.as_tensor(s), draw).numpy()
     draw = draw.numpy()
     trajs = []
     for i in range(n):
@@ -454,8 +454,8 @@ def _drift_batch(policy: GaussianPolicy, rng: np.random.Generator, n: int = 256)
     the steps with s[0] >= 0 are swapped, outside the policy term, as where a shield acted."""
     s = rng.normal(size=(n, 39)).astype(np.float32)
     with torch.no_grad():
-        draw = policy.act(torch.as_tensor(s))
-        logp = policy.log_prob(torch.as_tensor(s), draw).numpy()
+        draw = policy.act(torch.as_tensor(s)).clamp(-1, 1)
+        logp = policy.executed_log_prob(torch.as_tensor(s), draw).numpy()
     a = draw.numpy()
     return [
         Trajectory([s[i]], [a[i]], [float(logp[i])], [0.0], [float(a[i, 0])], [0.0], True, s[i], [bool(s[i, 0] >= 0)])
@@ -500,8 +500,8 @@ def test_ppo_config_refuses_settings_that_would_train_something_else(field_name,
     PPOConfig(**{field_name: 0.5})  # a sane value of the same field passes
 
 
-def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):
-    """CleanRL's rule: the policy term sees the sample the policy drew, not its clipped copy."""
+def test_ppo_keeps_the_clipped_draw_with_its_clipped_action_likelihood(tiny_run, tmp_path):
+    """The policy term sees the draw as executed, clipped to the box, as the graph's bags hold it."""
     tr = _trainer(tiny_run, tmp_path / "ft", 120)
     with torch.no_grad():
         tr.policy.log_std.fill_(0.3)  # wide enough that many draws leave the [-1, 1] box
@@ -510,13 +510,44 @@ def test_ppo_keeps_the_raw_gaussian_draw_and_its_log_prob(tiny_run, tmp_path):
     act = np.concatenate([np.asarray(t.act) for t in trajs])
     own = ~np.concatenate([np.asarray(t.swapped) for t in trajs])
     logp = np.concatenate([np.asarray(t.logp) for t in trajs])
-    assert own.any() and (np.abs(act[own]) > 1).any()  # raw draws are kept for the policy's own steps
-    assert (np.abs(act[~own]) <= 1).all()  # replaced steps keep what was executed
+    assert own.any() and (np.abs(act) <= 1).all() and (np.abs(act[own]) == 1).any()  # clipped draws, some on a bound
+    o, a = torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(act, dtype=torch.float32)
     with torch.no_grad():
-        again = tr.policy.log_prob(torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(act, dtype=torch.float32))
+        again = tr.policy.executed_log_prob(o, a)
+        density = tr.policy.log_prob(o, a)
     np.testing.assert_allclose(again.numpy(), logp, rtol=1e-5, atol=1e-5)
+    on_bound = (np.abs(act) == 1).any(axis=1)
+    assert not np.allclose(again.numpy()[on_bound], density.numpy()[on_bound])  # the mass, not the density
     tr.close()
     assert all(r is None for t in trajs for r in t.rejected)  # kept only when PPO is to learn from them
+
+
+def test_the_clipped_action_likelihood_is_the_gaussian_mass_the_box_gives_each_action():
+    """By hand: inside the box the density; on a bound the probability of every draw beyond it. Over
+    the box the mass sums to 1, which the density alone does not."""
+    from math import erf, log, pi, sqrt
+
+    policy = GaussianPolicy(3, 2, 16, init_log_std=log(0.5))
+    obs = torch.zeros(1, 3)
+    with torch.no_grad():
+        mean = policy(obs)[0][0].numpy().astype(float)
+
+    def cdf(x: float, m: float) -> float:
+        return 0.5 * (1 + erf((x - m) / (0.5 * sqrt(2))))
+
+    def density(x: float, m: float) -> float:
+        return log(1 / (0.5 * sqrt(2 * pi))) - (x - m) ** 2 / (2 * 0.25)
+
+    act = torch.tensor([[1.0, 0.3], [-1.0, -1.0]])
+    got = policy.executed_log_prob(obs.expand(2, 3), act).detach().numpy()
+    want = [
+        log(1 - cdf(1.0, mean[0])) + density(0.3, mean[1]),
+        log(cdf(-1.0, mean[0])) + log(cdf(-1.0, mean[1])),
+    ]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    inside = np.linspace(-1, 1, 4001)[1:-1]
+    mass = np.trapezoid(np.exp([density(x, mean[0]) for x in inside]), inside)
+    assert mass + 1 - cdf(1.0, mean[0]) + cdf(-1.0, mean[0]) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_the_trainer_keeps_each_rejected_draw_with_its_log_prob(tiny_run, tmp_path):
@@ -525,7 +556,7 @@ def test_the_trainer_keeps_each_rejected_draw_with_its_log_prob(tiny_run, tmp_pa
         tr.policy.log_std.fill_(0.3)
     first = tr.collect()  # this tiny run's calibrated eps_safe swaps on none: set it to half the risks seen
     obs = np.concatenate([np.asarray(t.obs) for t in first])
-    act = np.clip(np.concatenate([np.asarray(t.act) for t in first]), -1, 1)
+    act = np.concatenate([np.asarray(t.act) for t in first])
     tr.filter.eps_safe = float(np.median(tr.filter.risk(obs, act)))
     trajs = tr.collect()
     swapped = np.concatenate([np.asarray(t.swapped) for t in trajs])
@@ -533,8 +564,9 @@ def test_the_trainer_keeps_each_rejected_draw_with_its_log_prob(tiny_run, tmp_pa
     assert swapped.any() and not swapped.all() and len(kept) == swapped.sum()  # the shield's swaps, no person
     obs = torch.as_tensor(np.stack([o for o, _ in kept]), dtype=torch.float32)
     draws = torch.as_tensor(np.stack([r[0] for _, r in kept]), dtype=torch.float32)
+    assert (draws.abs() <= 1).all()  # as proposed: clipped to the box
     with torch.no_grad():
-        again = tr.policy.log_prob(obs, draws).numpy()
+        again = tr.policy.executed_log_prob(obs, draws).numpy()
     np.testing.assert_allclose(again, [r[1] for _, r in kept], rtol=1e-5, atol=1e-5)
     tr.close()
 

@@ -16,7 +16,7 @@ from farl_common.shield_settings import CALIBRATION_FILE, CalibrationSettings, S
 from farl_learning.checkpoint import load, save_atomic
 from farl_learning.data import Transitions
 from farl_learning.finetune_rollouts import PPOTrainer
-from farl_learning.ppo import PPOConfig
+from farl_learning.ppo import PPOConfig, online_ppo_config
 from farl_learning.run_manifest import MANIFEST, check_run, write_manifest
 from farl_learning.uni_o4 import UniO4Config, policy_from_checkpoint, train_uni_o4, value_from_checkpoint
 from farl_learning.world_model import WorldModelConfig, train_world_model, world_model_checkpoint
@@ -377,15 +377,8 @@ def finetune(
     data = load(run / "task_policy.pt", "task_policy")
     task = data["task"]
     policy, value = policy_from_checkpoint(data).train(), value_from_checkpoint(data)
-    cfg = ppo or PPOConfig()
-    cfg = PPOConfig(
-        **{
-            **asdict(cfg),
-            "total_steps": steps,
-            "seed": seed,
-            "lagrangian": lagrangian,
-            "reward_scale": data["config"]["reward_scale"],
-        }
+    cfg = online_ppo_config(
+        data["config"], **{**asdict(ppo or PPOConfig()), "total_steps": steps, "seed": seed, "lagrangian": lagrangian}
     )
     filt = load_shield(run, shield, task_policy=policy) if shield is not None else None
     name = shield.critic if shield is not None else "none"

@@ -168,7 +168,12 @@ class ShieldConfig(ShieldSection):
 @dataclass
 class LearnerConfig:
     run_dir: str = param("runs/{task}/run", doc="pre-training run folder (farl pretrain --out)")
-    min_new_steps: int = param(400, lo=1, unitless=True, doc="PPO update once this many new transitions arrived")
+    min_new_steps: int = param(
+        0,
+        lo=0,
+        unitless=True,
+        doc="PPO update once this many new transitions arrived; 0: the batch farl finetune updates on (800)",
+    )
 
 
 @dataclass

@@ -152,17 +152,19 @@ class PPOTrainer:
                     acts[j], ending[j] = d.action, d.released and self.person.takeover_end == "end_episode"
                     not_own[j] |= d.intervened
                     stats[i]["takeover_steps"] += int(d.intervened)
-            # As CleanRL: the policy's own steps keep the raw Gaussian draw and its log-probability; only
-            # the executed copy is clipped. A swapped or taken-over step keeps what was executed: it is
-            # out of the policy term anyway and enters only the value targets.
-            stored = np.where(not_own[:, None], acts, sample.numpy().astype(np.float64))
+            # The policy's own steps keep the clipped draw, as the graph's bags do (the learner node reads
+            # them back the same way); a swapped or taken-over step keeps what was executed: it is out
+            # of the policy term anyway and enters only the value targets.
+            stored = np.where(not_own[:, None], acts, proposed)
             with torch.no_grad():
-                logp = self.policy.log_prob(ot, torch.as_tensor(stored, dtype=torch.float32)).numpy()
+                logp = self.policy.executed_log_prob(ot, torch.as_tensor(stored, dtype=torch.float32)).numpy()
                 val = self.value(ot).numpy()
                 # the draws the shield rejected, only where PPO is asked to learn from them
                 rejected = np.asarray(res.swapped, dtype=bool) & (cfg.rejected_advantage != 0.0)
                 if rejected.any():
-                    draw_logp = self.policy.log_prob(ot, sample).numpy()
+                    draw_logp = self.policy.executed_log_prob(
+                        ot, torch.as_tensor(proposed, dtype=torch.float32)
+                    ).numpy()
             still = []
             for j, i in enumerate(active):
                 nobs, r, term, trunc, info = self.envs[i].step(acts[j])
@@ -177,7 +179,7 @@ class PPOTrainer:
                 t.rew.append(float(r) * cfg.reward_scale)
                 t.cost.append(float(info["cost"]))
                 t.swapped.append(bool(not_own[j]))
-                t.rejected.append((sample[j].numpy(), float(draw_logp[j])) if rejected[j] else None)
+                t.rejected.append((proposed[j].astype(np.float32), float(draw_logp[j])) if rejected[j] else None)
                 counts[i] += 1
                 self.steps += 1
                 st = stats[i]

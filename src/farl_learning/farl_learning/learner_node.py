@@ -1,16 +1,20 @@
 """The learner node: online PPO from episode bags (paper Sec. III-B).
 
+It is `farl finetune`'s learner: the same `PPOLearner`, on the same schedule (`online_ppo_config`:
+batch, epochs, learning rates, value warm-up, normalisation), with the policy's own steps taken as
+the clipped draws it proposed, as FailureBench's rollouts keep them.
+
 Each time the recorder announces a finished bag (`episode_recorded`) it reads the bags it has not
-seen; on-policy data are the online episodes whose EpisodeEvent names this learner's current
-policy (`learned:<weights fingerprint>`, which the policy node stamps on every action). Episodes of
-a scripted policy, a person, an older version or an unlabelled bag in the same folder are left out:
+seen; on-policy data are the online episodes whose EpisodeEvent names this learner's current policy
+(`learned:<weights fingerprint>`, which the policy node stamps on every action). Episodes of a
+scripted policy, a person, an older version or an unlabelled bag in the same folder are left out:
 PPO's ratio is only valid for its own draws. Steps where the shield swapped or a person took over
 stay out of the policy term (not the policy's draws either) but count in the value targets. Once
-`min_new_steps` such transitions have arrived it runs one PPO update and writes the checkpoint
-atomically (the policy node may read it at any moment). After each announced bag it publishes its
-current version, new or not: the robot node starts the next episode on that answer, so each
-episode is played by the version meant for it. An unreadable bag is reported and skipped, not
-retried.
+`min_new_steps` such transitions have arrived (by default the schedule's batch) it runs one PPO
+update and writes the checkpoint atomically (the policy node may read it at any moment). After each
+announced bag it publishes its current version, new or not: the robot node starts the next episode
+on that answer, so each episode is played by the version meant for it. An unreadable bag is reported
+and skipped, not retried.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.config import LearnerConfig, same_as
 from farl_common.runtime.node import Node, Output, entry_point
 from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
 from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
-from farl_learning.ppo import PPOConfig, PPOLearner
+from farl_learning.ppo import PPOConfig, PPOLearner, online_ppo_config
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
 
 
@@ -35,11 +41,13 @@ class LearnerParams:
     checkpoint: str = field(default="", metadata={"doc": "online policy file; default RUN_DIR/online_policy.pt"})
     min_new_steps: int = same_as(LearnerConfig, "min_new_steps")
     policy_lr: float = field(
-        default=3e-6, metadata={"doc": "PPO policy learning rate (see PPOConfig)", "lo": 1e-12, "hi": 1.0}
+        default=PPOConfig.policy_lr,
+        metadata={"doc": "PPO policy learning rate (PPOConfig.policy_lr)", "lo": 1e-12, "hi": 1.0},
     )
-    epochs: int = field(default=4, metadata={"doc": "PPO epochs per update", "lo": 1})
+    epochs: int = field(default=PPOConfig.epochs, metadata={"doc": "PPO epochs per update (PPOConfig.epochs)", "lo": 1})
     anchor_coef: float = field(
-        default=0.0, metadata={"doc": "pull towards the pre-trained policy (see PPOConfig)", "lo": 0.0, "hi": 1e3}
+        default=PPOConfig.anchor_coef,
+        metadata={"doc": "pull towards the pre-trained policy (PPOConfig.anchor_coef)", "lo": 0.0, "hi": 1e3},
     )
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
 
@@ -58,13 +66,10 @@ class LearnerNode(Node):
         p = self.params
         self.path = online_checkpoint(p.run_dir, p.checkpoint)
         base = load(Path(p.run_dir) / "task_policy.pt", "task_policy")
-        cfg = PPOConfig(
-            policy_lr=p.policy_lr,
-            epochs=p.epochs,
-            seed=p.seed,
-            reward_scale=base["config"]["reward_scale"],
-            anchor_coef=p.anchor_coef,
+        cfg = online_ppo_config(
+            base["config"], policy_lr=p.policy_lr, epochs=p.epochs, seed=p.seed, anchor_coef=p.anchor_coef
         )
+        self.batch_steps = p.min_new_steps or cfg.batch_steps
         self.base = base
         self.learner = PPOLearner(policy_from_checkpoint(base).train(), value_from_checkpoint(base), cfg)
         if self.path.exists():
@@ -129,19 +134,20 @@ class LearnerNode(Node):
                 continue
             if not self._on_policy(ep, label):
                 continue
+            not_own = ep.swapped | ep.intervened  # neither the shield's nor a person's actions are the policy's
             self.pending.append(
                 self.learner.on_policy_trajectory(
                     ep.obs,
-                    ep.action,
+                    np.where(not_own[:, None], ep.action, ep.proposed_action),
                     ep.reward,
                     ep.cost,
                     bool(ep.done[-1]),
                     ep.next_obs[-1],
-                    ep.swapped | ep.intervened,  # neither the shield's nor a person's actions are the policy's
+                    not_own,
                 )
             )
             self.pending_steps += len(ep)
-        if self.pending_steps >= self.params.min_new_steps:
+        if self.pending_steps >= self.batch_steps:
             failures = sum(t.cost[-1] > 0 for t in self.pending) / len(self.pending)
             info = self.learner.update(self.pending, failures)
             self._save()

@@ -49,8 +49,8 @@ class Normalizer(nn.Module):
 
 
 class GaussianPolicy(nn.Module):
-    """pi(a|s) = N(tanh(f(s)), diag(exp(log_std))): the mean stays in the action box, samples are
-    clipped by the robot; log-probabilities are of the unclipped Gaussian, as in PPO."""
+    """pi(a|s) = N(tanh(f(s)), diag(exp(log_std))): the mean stays in the action box and draws are
+    clipped to it, so PPO's likelihood is of the clipped draw (`executed_log_prob`)."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 2, init_log_std: float = -1.0):
         super().__init__()
@@ -69,13 +69,28 @@ class GaussianPolicy(nn.Module):
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return self.dist(obs).log_prob(act).sum(-1)
 
+    def executed_log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """log pi(a|s) of an action as executed, a draw clipped to [-1, 1]: the Gaussian density inside
+        the box; on a bound, the log of the probability mass beyond it, which every draw past the bound
+        was clipped to (the clipped-action likelihood of Fujita and Maeda, 2018). An episode bag holds
+        only the clipped action, so both online learners, the learner node reading bags and
+        `farl finetune`, take their PPO ratios (eq. 3) from this one likelihood."""
+        mean, log_std = self(obs)
+        std = log_std.exp()
+        inside = torch.distributions.Normal(mean, std).log_prob(act)
+        upper = torch.special.log_ndtr((mean - 1.0) / std)  # log P(draw >= 1)
+        lower = torch.special.log_ndtr((-1.0 - mean) / std)  # log P(draw <= -1)
+        on_bound = 1.0 - 1e-6
+        lp = torch.where(act >= on_bound, upper, torch.where(act <= -on_bound, lower, inside))
+        return lp.sum(-1)
+
     @torch.no_grad()
     def act(
         self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """One action per row of `obs`: the mean, or one Gaussian draw from `generator` (torch's default
-        one if None). A draw is not clipped: PPO keeps the raw draw and its log-probability, and what is
-        executed is clipped by the shield, the envelope and the robot."""
+        one if None). A draw is not clipped here: the caller clips it to the action box, and the
+        envelope and the robot bound what is executed further."""
         mean, log_std = self(obs)
         if deterministic:
             return mean

@@ -4,8 +4,9 @@ trajectories in FailureBench; the learner node collects them from episode bags.
 
 The policy and value start from the offline checkpoint (Uni-O4). PPO trains on the executed
 transitions (the safe transitions of eq. 11) with the clipped objective of eq. 3; on the policy's own
-steps the policy term uses the raw Gaussian draw and its log-probability (clipped only when executed,
-as CleanRL does), while steps the shield or a person replaced stay out of it and count in the value
+steps the policy term takes the draw as executed, clipped to the action box, with its clipped-action
+likelihood (`GaussianPolicy.executed_log_prob`): an episode bag holds nothing else, and both learners
+must learn the same way. Steps the shield or a person replaced stay out of it and count in the value
 targets only (optionally, the draws the shield rejected enter it with a fixed negative advantage,
 `PPOConfig.rejected_advantage`). With `lagrangian=True` it is PPO-Lagrangian: a cost critic and a
 multiplier that grows while the failure rate per episode exceeds `cost_limit`.
@@ -26,14 +27,16 @@ from farl_learning.nets import GaussianPolicy, ValueNet, gradient_step
 
 @dataclass
 class PPOConfig:
-    """Online PPO settings."""
+    """Online PPO settings: the one schedule of both online learners, `farl finetune` (and `farl bench`)
+    in FailureBench and the learner node in the ROS 2 graph (`online_ppo_config` builds it for both)."""
 
     total_steps: int = 100_000
     """Environment steps of fine-tuning."""
     num_envs: int = 4
     """Environments stepped in lock-step, so policy and shield run batched."""
     steps_per_env: int = 200
-    """Each update collects at least this many steps per environment (finishing its episode)."""
+    """Each update collects at least this many steps per environment (finishing its episode): an update's
+    batch is `batch_steps` = num_envs x steps_per_env transitions, in FailureBench and in the graph."""
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_eps: float = 0.2
@@ -100,6 +103,20 @@ class PPOConfig:
                 raise ValueError(f"PPOConfig.{name} must be in [0, 1], got {value!r}")
             if name in at_least_zero and value < 0:
                 raise ValueError(f"PPOConfig.{name} must be >= 0, got {value!r}")
+
+    @property
+    def batch_steps(self) -> int:
+        """Transitions per update: FailureBench collects them from `num_envs` environments at once, the
+        learner node from episode bags as they are recorded."""
+        return self.num_envs * self.steps_per_env
+
+
+def online_ppo_config(offline_config: dict[str, Any], **overrides: Any) -> PPOConfig:
+    """The PPO schedule of online learning from a pre-trained run, in FailureBench (`farl finetune`,
+    `farl bench`) and in the graph (the learner node) alike: PPOConfig's defaults, the reward scale the
+    offline critics were trained at (the value network starts from them), and the caller's `overrides`
+    (a method's settings, a seed, a budget)."""
+    return PPOConfig(**{**overrides, "reward_scale": offline_config["reward_scale"]})
 
 
 @dataclass
@@ -202,14 +219,13 @@ class PPOLearner:
         last_obs: np.ndarray,
         swapped: np.ndarray | None = None,
     ) -> Trajectory:
-        """A trajectory from logged transitions, with log-probs and values of the current networks.
-
-        Bags hold the executed (clipped) action, not the raw Gaussian draw, so the learner node's
-        log-probabilities are of the clipped action: exact wherever the draw stayed inside the box."""
+        """A trajectory from logged transitions, with log-probs and values of the current networks:
+        `act` is what the policy proposed on its own steps (the clipped draw) and what was executed on
+        the `swapped` ones, as `PPOTrainer.collect` keeps them."""
         o = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
         a = torch.as_tensor(np.asarray(act), dtype=torch.float32)
         with torch.no_grad():
-            logp = self.policy.log_prob(o, a).numpy()
+            logp = self.policy.executed_log_prob(o, a).numpy()
             val = self.value(o).numpy()
         return Trajectory(
             list(np.asarray(obs)),
@@ -282,7 +298,7 @@ class PPOLearner:
             for s in range(0, n, cfg.minibatch_size):
                 mb = perm[s : s + cfg.minibatch_size]
                 dist = self.policy.dist(OBS[mb])
-                new_lp = dist.log_prob(A[mb]).sum(-1)
+                new_lp = self.policy.executed_log_prob(OBS[mb], A[mb])
                 ratio = torch.exp(new_lp - LP[mb])
                 a_mb = ADV[mb]
                 if self.cost_value is not None:
@@ -293,7 +309,7 @@ class PPOLearner:
                 if r_perm is not None:
                     rb = r_perm[s * n_rej // n : min(n, s + cfg.minibatch_size) * n_rej // n]
                     if len(rb):
-                        r_ratio = torch.exp(self.policy.dist(R_OBS[rb]).log_prob(R_A[rb]).sum(-1) - R_LP[rb])
+                        r_ratio = torch.exp(self.policy.executed_log_prob(R_OBS[rb], R_A[rb]) - R_LP[rb])
                         r_adv = cfg.rejected_advantage
                         r_surr = torch.min(r_ratio * r_adv, r_ratio.clamp(1 - cfg.clip_eps, 1 + cfg.clip_eps) * r_adv)
                         pi_sum, pi_count = pi_sum + r_surr.sum(), pi_count + len(rb)
