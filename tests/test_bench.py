@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from conftest import SMALL
 
@@ -12,17 +13,22 @@ from farl_bringup.bench import BenchConfig, failure_ratio_interval, report, run_
 from farl_common.shield_settings import CalibrationSettings
 
 
+def small_bench(steps: int, **kw) -> BenchConfig:
+    small = {
+        "seeds": 1,
+        "demo_episodes": (3, 4, 3),
+        "calibration": CalibrationSettings(heldout_task_episodes=2, heldout_failure_episodes=3),
+        "pretrain_scale": 0.02,
+        "eval_episodes": 1,
+    }
+    return BenchConfig(steps=steps, **{**small, **kw})
+
+
 @pytest.mark.slow
 def test_small_bench_writes_results(tmp_path):
+    """The layout where every seed shares one pre-training (`--shared-pretraining`)."""
     steps = 240 if SMALL else 4000
-    cfg = BenchConfig(
-        steps=steps,
-        seeds=1,
-        demo_episodes=(3, 4, 3),
-        calibration=CalibrationSettings(heldout_task_episodes=2, heldout_failure_episodes=3),
-        pretrain_scale=0.02,
-        eval_episodes=1,
-    )
+    cfg = small_bench(steps, pretrain_per_seed=False)
     import torch
 
     threads = torch.get_num_threads()
@@ -93,6 +99,54 @@ def test_small_bench_writes_results(tmp_path):
     assert (tmp_path / "results.json").read_text() == results_before
     # the same count given explicitly (40 x 0.02 = 0.8, at least 1) is the same pre-training
     run_bench(["fragile_push_wall"], ["farl"], tmp_path, replace(cfg, policy_failures=1), progress=False)
+
+
+@pytest.mark.slow
+def test_each_seed_fine_tunes_from_a_pre_training_of_its_own(tmp_path):
+    """The default protocol: per task and seed, demonstrations seeded by the seed, a pre-training and a
+    calibration, shared by that seed's methods and by no other seed; each result names its pre-training
+    and is judged against it."""
+    steps = 240 if SMALL else 2000
+    cfg = small_bench(steps, seeds=2)
+    run_bench(["fragile_push_wall"], ["farl", "uni_o4"], tmp_path, cfg, progress=False)
+    tdir = tmp_path / "fragile_push_wall"
+    assert sorted(p.name for p in (tdir / "pretrain").iterdir()) == ["seed0", "seed1"]
+    assert not (tdir / "run").exists()
+    entry = json.loads((tmp_path / "results.json").read_text())["fragile_push_wall"]
+    assert sorted(entry["pretrainings"]) == ["pretrain/seed0", "pretrain/seed1"] and "before" not in entry
+    for key, r in entry["methods"].items():
+        seed = int(key.split("/")[1])
+        assert r["pretraining"] == {"folder": f"pretrain/seed{seed}", "demo_seed": seed}
+        assert r["before"] == entry["pretrainings"][f"pretrain/seed{seed}"]["before"]
+        if r["method"] == "farl":  # the shield it ran is its own seed's calibration
+            want = entry["pretrainings"][f"pretrain/seed{seed}"]["calibration"]["world_model"]["eps_safe"]
+            assert r["config"]["shield"]["eps_safe"] == want
+    # different demonstrations: the two seeds' task demos start from different scenes
+    from farl_common.bags import load_dataset
+
+    first = [load_dataset(tdir / "pretrain" / f"seed{s}" / "demos").obs[0] for s in (0, 1)]
+    assert not np.array_equal(*first)
+    page = (tmp_path / "report.md").read_text()
+    assert "a pre-training of its own" in page and "--shared-pretraining" not in page
+    assert "Collapsed (evaluation return below 80% of its own pre-trained policy's):" in page
+
+
+def test_a_run_that_falls_below_its_own_pre_training_is_counted_as_collapsed():
+    def run(seed: int, before: float, after: float) -> dict:
+        return {
+            "method": "farl",
+            "seed": seed,
+            "before": {"return": before},
+            "after": {"return": after, "failure_rate": 0.0},
+            "failure_episodes": 1,
+            "train_return_last20pct": after,
+            "swaps_per_episode": 0.0,
+        }
+
+    results = {"bounded_push": {"methods": {"farl/0": run(0, 1000, 790), "farl/1": run(1, 500, 450)}}}
+    table = summary_table(results, ["farl"])
+    assert "| bounded_push | farl | 2 | 1.0 ± 0.0 | 620 ± 170 | 750 -> 620 ± 170 |" in table
+    assert "1 of 2 runs: bounded_push farl seed 0 (1000 -> 790)." in table
 
 
 def test_failure_ratio_has_a_bootstrap_interval():

@@ -330,6 +330,34 @@ def test_bench_methods_take_their_own_seed_counts():
     assert [cfg.seeds_of(m) for m, _ in args.methods] == [5, 5, 3]
 
 
+def test_bench_campaign_runs_the_campaign_into_its_folder_with_a_pre_training_per_seed(tmp_path, monkeypatch, capsys):
+    import farl_bringup.bench as bench
+
+    calls = []
+
+    def fake_run_bench(tasks, methods, out, cfg, jobs=1):
+        calls.append((tasks, methods, Path(out), cfg))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "table.md").write_text("| table |\n")
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--campaign", "--steps", "10"]) == 0
+    tasks, methods, out, cfg = calls[-1]
+    assert tasks == bench.CAMPAIGN["tasks"] and methods == bench.CAMPAIGN["methods"]
+    assert out == Path("bench/results/campaign") and cfg.pretrain_per_seed
+    assert all(cfg.seeds_of(m) == 5 for m in methods)
+    assert main(["bench", "--campaign", "--tasks", "bounded_push", "--seeds", "2", "--out", "x"]) == 0
+    tasks, methods, out, cfg = calls[-1]
+    assert tasks == ["bounded_push"] and out == Path("x") and cfg.seeds == 2
+    assert main(["bench", "--shared-pretraining", "--out", "y"]) == 0
+    tasks, methods, out, cfg = calls[-1]
+    assert tasks == ["fragile_push_wall"] and methods == ["farl", "uni_o4"] and not cfg.pretrain_per_seed
+    assert "one pre-training per task" in capsys.readouterr().out
+    assert main(["bench"]) == 2 and len(calls) == 3  # nothing runs without a folder to write to
+    assert "give --out FOLDER (or --campaign" in capsys.readouterr().err
+
+
 def test_every_option_says_what_it_is_and_its_default():
     import argparse
 

@@ -1,9 +1,11 @@
 """`farl bench`: the FailureBench comparison (paper Sec. V.B, Fig. 4-5, Table II).
 
-For each task: demonstrations -> one pre-training -> eps_safe calibrated on held-out demos ->
-for every method and seed, online fine-tuning from that same checkpoint. Recorded per task, method
-and seed: failure episodes during fine-tuning, mean training return, and deterministic evaluation
-of the policy before and after fine-tuning. Writes results.json, a Markdown table and plots.
+For each task and seed: demonstrations (seeded by the seed) -> a pre-training -> eps_safe calibrated
+on held-out demos -> every method's online fine-tuning of that seed from that checkpoint, so a result
+says how a method does on the task, not on one pre-training (`BenchConfig.pretrain_per_seed`; off,
+every seed shares one pre-training made from DEMO_SEED). Recorded per task, method and seed: failure
+episodes during fine-tuning, mean training return, and deterministic evaluation of the policy before
+(its own pre-training's) and after fine-tuning. Writes results.json, a Markdown table and plots.
 
 Methods: farl (world-model critic + recovery policy), farl_mppi (world-model critic + MPPI
 recovery), farl_qrisk (Recovery-RL Q_risk critic), farl_reach (FOSP reachability critic),
@@ -25,7 +27,20 @@ import numpy as np
 from farl_common.shield_settings import CRITICS, CalibrationSettings, ShieldSettings
 
 DEMO_SEED = 0
-"""Seed of every task's demonstrations: one pre-training per task, shared by all methods and seeds."""
+"""Seed of a task's demonstrations where all seeds share one pre-training (`pretrain_per_seed` off)."""
+
+COLLAPSE_FRACTION = 0.8
+"""A fine-tuning collapsed when its policy evaluates below this fraction of its own pre-trained one's."""
+
+CAMPAIGN = {
+    "tasks": ["bounded_push", "bounded_soccer", "fragile_push_wall", "obstructed_push", "disturbed_push"],
+    "methods": ["farl", "uni_o4", "farl_qrisk", "farl_mppi", "ppo_lag", "farl_anchor"],
+    "seeds": 5,
+    "out": "bench/results/campaign",
+}
+"""`farl bench --campaign`: the paper's four FailureBench tasks and Disturbed Push, FARL, Uni-O4 and the
+ablations, 5 seeds each with a pre-training of its own, into one folder; farl_anchor too, which
+decides whether the anchor against collapse (`PPOConfig.anchor_coef`) earns a place as default."""
 
 METHODS: dict[str, dict[str, Any]] = {
     "farl": {"shield": "world_model", "recovery": "policy", "lagrangian": False},
@@ -61,6 +76,9 @@ class BenchConfig:
     eval_episodes: int = 30
     """Deterministic evaluation episodes before and after (20 gave returns 635 and 947 for the same policy
     on two seed sets: fewer say little)."""
+    pretrain_per_seed: bool = True
+    """Each seed has its own demonstrations (seeded by it), pre-training and calibration, shared by the
+    methods at that seed; False: one pre-training per task from DEMO_SEED for every seed."""
     shield: ShieldSettings = field(default_factory=ShieldSettings)
     """H and gamma_risk of every shielded method (eps_safe is calibrated per critic)."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
@@ -76,6 +94,13 @@ class BenchConfig:
 
     def seeds_of(self, method: str) -> int:
         return self.method_seeds.get(method, self.seeds)
+
+    def pretraining(self, seed: int) -> str:
+        """The folder under OUT/TASK of the pre-training seed `seed` fine-tunes from ("" = OUT/TASK)."""
+        return f"pretrain/seed{seed}" if self.pretrain_per_seed else ""
+
+    def demo_seed(self, seed: int) -> int:
+        return seed if self.pretrain_per_seed else DEMO_SEED
 
 
 def calibrated_as(entry: dict[str, Any] | None, cfg: BenchConfig) -> bool:
@@ -93,9 +118,12 @@ def calibrated_as(entry: dict[str, Any] | None, cfg: BenchConfig) -> bool:
     return all(entry.get(k) == v for k, v in wanted.items())
 
 
-def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, threads: int | None = None) -> dict[str, Any]:
-    """Demos, one pre-training and every critic's calibration for `task`, each resumed where it stopped;
-    then the pre-trained policy's evaluation. Returns the task's entry (calibration and "before").
+def _prepare_task(
+    task: str, out: Path, cfg: BenchConfig, progress: bool, threads: int | None = None, demo_seed: int = DEMO_SEED
+) -> dict[str, Any]:
+    """Demos (seeded by `demo_seed`), a pre-training and every critic's calibration for `task` in `out`,
+    each resumed where it stopped; then the pre-trained policy's evaluation. Returns the pre-training's
+    entry (calibration and "before").
 
     A complete, calibrated run needs neither its demos nor its held-out set again, so a results folder
     copied without them (to another machine, say) still resumes. `threads`: torch's threads in a worker
@@ -115,13 +143,13 @@ def _prepare_task(task: str, out: Path, cfg: BenchConfig, progress: bool, thread
         check_run(run)
     except IncompleteRun:
         for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
-            generate_demos(task, kind, n, demos, seed=DEMO_SEED, progress=progress, resume=True)
-        pretrain(task, demos, run, cfg.pretrain_config(), progress=progress)
+            generate_demos(task, kind, n, demos, seed=demo_seed, progress=progress, resume=True)
+        pretrain(task, demos, run, cfg.pretrain_config(), seed=demo_seed, progress=progress)
     calib_path = run / "shield.json"
     done = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     for critic in CRITICS:
         if not calibrated_as(done.get(critic), cfg):
-            generate_heldout(task, held, DEMO_SEED, cfg.calibration, progress)
+            generate_heldout(task, held, demo_seed, cfg.calibration, progress)
             settings = replace(cfg.shield, critic=critic)
             calibrate_shield(run, held, settings, cfg.calibration, verbose=progress)
     before_path = out / "before.json"
@@ -138,9 +166,9 @@ def _result_path(tdir: Path, method: str, seed: int) -> Path:
 def _run_one(
     task: str, tdir: Path, method: str, seed: int, cfg: BenchConfig, progress: bool, threads: int | None = None
 ) -> dict[str, Any]:
-    """One (task, method, seed) fine-tuning from the task's shared pre-training, evaluated; the result
-    is written to TASK/results/ the moment it is done (by the process that made it, so parallel runs
-    never write the same file)."""
+    """One (task, method, seed) fine-tuning from the seed's pre-training, evaluated; the result is written
+    to TASK/results/ the moment it is done (by the process that made it, so parallel runs never write
+    the same file)."""
     from farl_bringup.pipeline import finetune
     from farl_common.torch_threads import use_threads
     from farl_learning.ppo import PPOConfig
@@ -149,11 +177,12 @@ def _run_one(
         use_threads(threads)
     m = METHODS[method]
     t0 = time.perf_counter()
+    pdir = tdir / cfg.pretraining(seed)
     shield = None
     if m["shield"] != "none":
-        shield = replace(cfg.shield, critic=m["shield"], recovery=m["recovery"]).calibrated(tdir / "run")
+        shield = replace(cfg.shield, critic=m["shield"], recovery=m["recovery"]).calibrated(pdir / "run")
     trainer = finetune(
-        tdir / "run",
+        pdir / "run",
         cfg.steps,
         shield=shield,
         lagrangian=m["lagrangian"],
@@ -166,6 +195,8 @@ def _run_one(
         "method": method,
         "seed": seed,
         "config": {**_result_config(cfg, shield), "ppo": m.get("ppo", {})},
+        "pretraining": {"folder": cfg.pretraining(seed), "demo_seed": cfg.demo_seed(seed)},
+        "before": json.loads((pdir / "before.json").read_text()),
         **finetune_summary(task, trainer, cfg.eval_episodes),
         "seconds": time.perf_counter() - t0,
         "machine": _machine(),
@@ -240,7 +271,8 @@ def run_bench(
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     out = Path(out)
     for task in tasks:
-        _check_pretraining(out / task / "run", cfg)
+        for run in [out / task / "run", *sorted((out / task / "pretrain").glob("seed*/run"))]:
+            _check_pretraining(run, cfg)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -260,18 +292,43 @@ def run_bench(
         if s < cfg.seeds_of(m) and not done(t, m, s)
     ]
     if jobs == 1:
-        for task in tasks:
-            results.setdefault(task, {"methods": {}}).update(_prepare_task(task, out / task, cfg, progress))
-        _write_json(results_path, results)
-        for task, method, seed in todo:
-            r = _run_one(task, out / task, method, seed, cfg, progress)
-            results[task]["methods"][f"{method}/{seed}"] = r
-            _write_json(results_path, results)  # each result is kept the moment it is done
+        # shared: every task's pre-training first; per seed: each as its seed's first run needs it
+        needed = [(t, 0) for t in tasks] if not cfg.pretrain_per_seed else []
+        needed += [(t, s) for t, _, s in todo]
+        by_folder: dict[tuple[str, str], tuple[str, int]] = {}
+        for t, s in needed:  # one visit per pre-training folder, by the first seed that needs it
+            by_folder.setdefault((t, cfg.pretraining(s)), (t, s))
+        for task, seed in by_folder.values():
+            _keep_pretraining(results, task, cfg, seed, _prepare(task, out, cfg, seed, progress))
+            _write_json(results_path, results)
+            for t, method, s in todo:
+                if (t, cfg.pretraining(s)) == (task, cfg.pretraining(seed)):
+                    r = _run_one(task, out / task, method, s, cfg, progress)
+                    results[task]["methods"][f"{method}/{s}"] = r
+                    _write_json(results_path, results)  # each result is kept the moment it is done
     else:
         _run_parallel(tasks, todo, out, cfg, jobs, results, results_path, progress)
     _write_json(results_path, results)
     report(out)
     return results
+
+
+def _prepare(
+    task: str, out: Path, cfg: BenchConfig, seed: int, progress: bool, threads: int | None = None
+) -> dict[str, Any]:
+    """The pre-training seed `seed` fine-tunes from, made or resumed (`_prepare_task`)."""
+    pdir = out / task / cfg.pretraining(seed)
+    return _prepare_task(task, pdir, cfg, progress, threads, cfg.demo_seed(seed))
+
+
+def _keep_pretraining(results: dict[str, Any], task: str, cfg: BenchConfig, seed: int, entry: dict[str, Any]) -> None:
+    """A pre-training's calibration and evaluation in results.json: the task's own entry where all seeds
+    share one, else under the task's "pretrainings" by folder."""
+    task_entry = results.setdefault(task, {"methods": {}})
+    if cfg.pretrain_per_seed:
+        task_entry.setdefault("pretrainings", {})[cfg.pretraining(seed)] = entry
+    else:
+        task_entry.update(entry)
 
 
 def _check_pretraining(run: Path, cfg: BenchConfig) -> None:
@@ -316,8 +373,10 @@ def _run_parallel(
 
     # spawn: a forked child would inherit torch's thread pool and MuJoCo state from this process.
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        threads = max(1, min(4, jobs // max(1, len(tasks))))  # the world model's training uses a few well
-        pending = {pool.submit(_prepare_task, t, out / t, cfg, False, threads): ("prepare", t) for t in tasks}
+        keys = [(t, 0) for t in tasks] if not cfg.pretrain_per_seed else []
+        keys = list(dict.fromkeys(keys + [(t, s) for t, _, s in todo if cfg.pretrain_per_seed]))
+        threads = max(1, min(4, jobs // max(1, len(keys))))  # the world model's training uses a few well
+        pending = {pool.submit(_prepare, t, out, cfg, s, False, threads): ("prepare", t, s) for t, s in keys}
         bar = tqdm(total=len(todo), desc="bench runs", unit="run", disable=not progress)
         say = bar.write if progress else (lambda _line: None)
         failed = []
@@ -325,13 +384,13 @@ def _run_parallel(
             fut = next(as_completed(pending))
             kind, *what = pending.pop(fut)
             if kind == "prepare":
-                task = what[0]
-                results.setdefault(task, {"methods": {}}).update(fut.result())
+                task, seed = what
+                _keep_pretraining(results, task, cfg, seed, fut.result())
                 _write_json(results_path, results)
-                say(f"{task}: pre-trained and calibrated")
-                # a task's runs start as soon as its own pre-training is done
+                say(f"{task}: pre-trained and calibrated{f' (seed {seed})' if cfg.pretrain_per_seed else ''}")
+                # the runs of a pre-training start as soon as it is done
                 for t, m, s in todo:
-                    if t == task:
+                    if (t, cfg.pretraining(s)) == (task, cfg.pretraining(seed)):
                         pending[pool.submit(_run_one, t, out / t, m, s, cfg, False, 1)] = ("run", t, m, s)
                 continue
             task, method, seed = what
@@ -388,19 +447,25 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
     calib = cfg.get("calibration") or {}
     demos = cfg.get("demo_episodes") or ["?", "?", "?"]
     method_list = ",".join(f"{m}:{n}" for m, n in seeds.items())
+    per_seed = bool(cfg.get("pretrain_per_seed", False))  # results made before the option shared one
     command = (
         f"farl bench --tasks {','.join(tasks)} --methods {method_list} --steps {steps[-1] if steps else '?'} "
-        f"--pretrain-scale {scales[-1] if scales else '?'} --out {out}"
+        f"--pretrain-scale {scales[-1] if scales else '?'}{'' if per_seed else ' --shared-pretraining'} --out {out}"
+    )
+    who = (
+        "Per task and seed, a pre-training of its own (demonstrations seeded by the seed"
+        if per_seed
+        else ("Per task, one pre-training shared by every method and seed (demonstrations of seed 0")
     )
     return "\n".join(
         [
-            "**Protocol.** Per task, one pre-training (budget "
-            f"x{', x'.join(f'{x:g}' for x in scales) or '?'}) on {demos[0]} task, {demos[1]} recovery and "
-            f"{demos[2]} failure demonstrations; the shield's eps_safe calibrated on held-out demos to at most "
-            f"{calib.get('max_false_alarm', '?')} false alarms (lookahead {calib.get('lookahead_steps', '?')} "
-            f"steps); then {', '.join(f'{x:,}' for x in steps) or '?'} online steps of each method and seed from "
-            f"that pre-training, its policy evaluated alone on {cfg.get('eval_episodes', '?')} episodes before and "
-            f"after. Seeds: {', '.join(f'{m} {n}' for m, n in seeds.items())}.",
+            f"**Protocol.** {who}; budget x{', x'.join(f'{x:g}' for x in scales) or '?'}) on {demos[0]} task, "
+            f"{demos[1]} recovery and {demos[2]} failure demonstrations; the shield's eps_safe calibrated on "
+            f"held-out demos to at most {calib.get('max_false_alarm', '?')} false alarms (lookahead "
+            f"{calib.get('lookahead_steps', '?')} steps); then {', '.join(f'{x:,}' for x in steps) or '?'} online "
+            f"steps of each method and seed from that pre-training, its policy evaluated alone on "
+            f"{cfg.get('eval_episodes', '?')} episodes before and after. "
+            f"Seeds: {', '.join(f'{m} {n}' for m, n in seeds.items())}.",
             "",
             "**Reproduce** (resumable; `--report` rebuilds this page, the table and the plots):",
             "",
@@ -455,16 +520,22 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
         "eval failure rate after | swaps/episode |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    notes, reductions, configs = [], [], set()
+    notes, reductions, configs, collapsed, counted = [], [], set(), [], 0
     for task, entry in results.items():
         if task == "config":
             continue
-        before = entry.get("before", {})
         for m in methods:
             runs = [r for r in entry["methods"].values() if r["method"] == m]
             if not runs:
                 continue
             configs.update(json.dumps(r.get("config", {}).get("steps")) for r in runs)
+            # each run against its own pre-training (results made before runs recorded it: the task's one)
+            befores = [(r.get("before") or entry.get("before") or {}).get("return", float("nan")) for r in runs]
+            before = float(np.mean(befores))
+            for r, b in zip(runs, befores, strict=True):
+                counted += 1
+                if r["after"]["return"] < COLLAPSE_FRACTION * b:
+                    collapsed.append(f"{task} {m} seed {r['seed']} ({b:.0f} -> {r['after']['return']:.0f})")
             f = _agg(entry, m, lambda r: r["failure_episodes"])
             tr = _agg(entry, m, lambda r: r["train_return_last20pct"])
             er = _agg(entry, m, lambda r: r["after"]["return"])
@@ -472,7 +543,7 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
             sw = _agg(entry, m, lambda r: r["swaps_per_episode"])
             lines.append(
                 f"| {task} | {m} | {len(runs)} | {f[0]:.1f} ± {f[1]:.1f} | {tr[0]:.0f} ± {tr[1]:.0f} | "
-                f"{before.get('return', float('nan')):.0f} -> {er[0]:.0f} ± {er[1]:.0f} | {ef[0]:.2f} | {sw[0]:.2f} |"
+                f"{before:.0f} -> {er[0]:.0f} ± {er[1]:.0f} | {ef[0]:.2f} | {sw[0]:.2f} |"
             )
         farl = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "farl"]
         base = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "uni_o4"]
@@ -487,6 +558,11 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     if reductions:
         notes.append(
             f"Average over {len(reductions)} task(s): {_fewer_or_more(float(np.mean(reductions)))} failure episodes."
+        )
+    if counted:
+        notes.append(
+            f"Collapsed (evaluation return below {COLLAPSE_FRACTION:.0%} of its own pre-trained policy's): "
+            f"{len(collapsed)} of {counted} runs{': ' + '; '.join(collapsed) if collapsed else ''}."
         )
     machines = sorted(
         {

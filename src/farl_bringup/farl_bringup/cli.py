@@ -368,11 +368,19 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from farl_bringup.bench import BenchConfig, report, run_bench
+    from farl_bringup.bench import CAMPAIGN, METHODS, BenchConfig, report, run_bench
+    from farl_common.config import ConfigError
 
+    preset = CAMPAIGN if args.campaign else {"tasks": ["fragile_push_wall"], "methods": ["farl", "uni_o4"], "seeds": 3}
+    args.out = args.out or preset.get("out")
+    if not args.out:
+        raise ConfigError("farl bench: give --out FOLDER (or --campaign, whose folder is bench/results/campaign)")
     if args.report:
         print(report(args.out))
         return 0
+    args.tasks = args.tasks or preset["tasks"]
+    args.methods = args.methods or methods_with_seeds(sorted(METHODS))(",".join(preset["methods"]))
+    args.seeds = args.seeds or preset["seeds"]
     cfg = BenchConfig(
         steps=args.steps,
         seeds=args.seeds,
@@ -381,6 +389,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         policy_failures=args.policy_failures,
         constraint_reach=args.constraint_reach,
         calibration=_calibration(args),
+        pretrain_per_seed=not args.shared_pretraining,
+    )
+    seeds = ", ".join(f"{m} {cfg.seeds_of(m)}" for m, _ in args.methods)
+    print(
+        f"farl bench: {', '.join(args.tasks)}; seeds {seeds}; {args.steps:,} online steps each; "
+        f"{'one pre-training per task' if args.shared_pretraining else 'a pre-training per seed'} -> {args.out}"
     )
     run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs)
     print((Path(args.out) / "table.md").read_text())
@@ -485,7 +499,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from farl_bringup.bench import METHODS
+    from farl_bringup.bench import CAMPAIGN, METHODS
     from farl_sim.tasks import TASKS
 
     p = _Parser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
@@ -677,21 +691,32 @@ def build_parser() -> argparse.ArgumentParser:
     pc.set_defaults(fn=_cmd_perception)
 
     b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")
+    _switch(
+        b,
+        "--campaign",
+        f"the campaign: tasks {','.join(CAMPAIGN['tasks'])}, methods {','.join(CAMPAIGN['methods'])}, "
+        f"{CAMPAIGN['seeds']} seeds, into {CAMPAIGN['out']} (--tasks, --methods, --seeds, --out override it)",
+    )
     b.add_argument(
         "--tasks",
         type=names_of(sorted(TASKS)),
-        default="fragile_push_wall",
-        help=f"comma-separated, of {', '.join(sorted(TASKS))}",
+        default=None,
+        help=f"comma-separated, of {', '.join(sorted(TASKS))} (default: fragile_push_wall)",
     )
     b.add_argument(
         "--methods",
         type=methods_with_seeds(sorted(METHODS)),
-        default="farl,uni_o4",
+        default=None,
         help=f"comma-separated, of {', '.join(sorted(METHODS))}; METHOD:N gives that method N seeds "
-        "instead of --seeds (e.g. farl:5,uni_o4:5,farl_qrisk:3)",
+        "instead of --seeds (e.g. farl:5,uni_o4:5,farl_qrisk:3; default: farl,uni_o4)",
     )
     b.add_argument("--steps", type=at_least(1), default=100_000, help="online steps per run")
-    b.add_argument("--seeds", type=at_least(1), default=3, help="seeds per method (0 .. N-1)")
+    b.add_argument("--seeds", type=at_least(1), default=None, help="seeds per method, 0 .. N-1 (default: 3)")
+    _switch(
+        b,
+        "--shared-pretraining",
+        "one pre-training per task (demos of seed 0) for every seed, instead of one per seed",
+    )
     b.add_argument("--pretrain-scale", type=positive(float), default=1.0, help="pre-training budget factor")
     policy_failures_option(b)
     constraint_reach_option(b)
@@ -704,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibration_options(b)
     b.add_argument(
-        "--out", required=True, help="results folder: a re-run there skips the (task, method, seed) results it has"
+        "--out", default=None, help="results folder: a re-run there skips the (task, method, seed) results it has"
     )
     _switch(b, "--report", "run nothing: rebuild table.md and the plots from everything in OUT/results.json")
     b.set_defaults(fn=_cmd_bench)

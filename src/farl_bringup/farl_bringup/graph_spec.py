@@ -145,7 +145,12 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     run = run_dir(cfg)
     online = cfg.policy.checkpoint or str(online_checkpoint(run))
     learner = LearnerParams(
-        run_dir=run, bag_dir=bag_dir(cfg), checkpoint=online, min_new_steps=cfg.learner.min_new_steps, seed=s
+        run_dir=run,
+        bag_dir=bag_dir(cfg),
+        checkpoint=online,
+        min_new_steps=cfg.learner.min_new_steps,
+        anchor_coef=cfg.learner.anchor_coef,
+        seed=s,
     )
     specs.append(NodeSpec("farl_learning", "learner_node", LearnerNode, learner, dict(cfg.topics)))
     specs[1].params.wait_for_learner = True  # each episode is played by the version the learner meant for it

@@ -174,6 +174,9 @@ class LearnerConfig:
         unitless=True,
         doc="PPO update once this many new transitions arrived; 0: the batch farl finetune updates on (800)",
     )
+    anchor_coef: float = param(
+        0.0, lo=0.0, hi=1e3, unitless=True, doc="pull towards the pre-trained policy (PPOConfig.anchor_coef)"
+    )
 
 
 @dataclass

@@ -45,10 +45,7 @@ class LearnerParams:
         metadata={"doc": "PPO policy learning rate (PPOConfig.policy_lr)", "lo": 1e-12, "hi": 1.0},
     )
     epochs: int = field(default=PPOConfig.epochs, metadata={"doc": "PPO epochs per update (PPOConfig.epochs)", "lo": 1})
-    anchor_coef: float = field(
-        default=PPOConfig.anchor_coef,
-        metadata={"doc": "pull towards the pre-trained policy (PPOConfig.anchor_coef)", "lo": 0.0, "hi": 1e3},
-    )
+    anchor_coef: float = same_as(LearnerConfig, "anchor_coef")
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
 
 
