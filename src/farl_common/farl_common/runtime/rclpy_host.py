@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
 import signal
 import sys
-import threading
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -262,42 +260,19 @@ class RclpyHost:
             self.ros_node.destroy_node()
 
 
-TEARDOWN_GRACE_S = 3.0
-"""How long a node that has closed what it owns (its bags, the arm) may take over the rest of exiting:
-destroying its DDS entities, rclpy's shutdown, the interpreter's exit. ros2 launch escalates to
-SIGTERM 5 s after its SIGINT and calls the node dead (exit -15); a Fast DDS teardown was seen to
-block past that on a loaded machine, for every node of a graph at once."""
-
-
-def _exit_after_teardown_grace(name: str, code: list[int]) -> threading.Timer:
-    """A daemon timer that ends the process with `code[0]` once TEARDOWN_GRACE_S has passed, saying so in
-    one line: started once the node's own shutdown is done, so nothing of the node's is cut short."""
-
-    def exit_now() -> None:
-        print(
-            f"[{name}] ROS 2 teardown still running {TEARDOWN_GRACE_S:g} s after the node closed: exiting without it",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(code[0])
-
-    timer = threading.Timer(TEARDOWN_GRACE_S, exit_now)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
 def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
     """Entry point body of every farl ROS 2 executable: init, spin until done or Ctrl-C, shut down."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.signals import SignalHandlerOptions
 
+    from farl_common.executable import hear_sigint
     from farl_common.torch_threads import use_threads
 
     # Ctrl-C (the launch's SIGINT) is Python's KeyboardInterrupt here, not rclpy's handler: rclpy's
     # would invalidate the context first, and the node's last log lines on shutdown would fail to
     # reach /rosout ("publisher's context is invalid").
+    hear_sigint()  # (node_main did already; run_node may be called on its own)
     try:
         rclpy.init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     except KeyboardInterrupt:
@@ -308,7 +283,6 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
         return 1
     host: RclpyHost | None = None
     code = 0
-    exit_code = [0]  # what the teardown timer exits with, should it have to
     try:
         try:  # the node's module has imported torch if it uses it: FARL_THREADS, else one thread
             use_threads()
@@ -326,15 +300,7 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
         code = 1
     finally:
         if host is not None:
-            exit_code[0] = 1  # until the node's own shutdown has returned
-            try:
-                host.node.shutdown()
-                exit_code[0] = code or host.node.exit_code
-            finally:
-                _exit_after_teardown_grace(node_cls.name, exit_code)
-                host.ros_node.destroy_node()
-            code = exit_code[0]
-        else:
-            _exit_after_teardown_grace(node_cls.name, exit_code)
+            host.close()
+            code = code or host.node.exit_code
         rclpy.try_shutdown()
     return code
