@@ -70,19 +70,10 @@ class GaussianPolicy(nn.Module):
         return self.dist(obs).log_prob(act).sum(-1)
 
     def executed_log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) of an action as executed, a draw clipped to [-1, 1]: the Gaussian density inside
-        the box; on a bound, the log of the probability mass beyond it, which every draw past the bound
-        was clipped to (the clipped-action likelihood of Fujita and Maeda, 2018). An episode bag holds
-        only the clipped action, so both online learners, the learner node reading bags and
-        `farl finetune`, take their PPO ratios (eq. 3) from this one likelihood."""
-        mean, log_std = self(obs)
-        std = log_std.exp()
-        inside = torch.distributions.Normal(mean, std).log_prob(act)
-        upper = torch.special.log_ndtr((mean - 1.0) / std)  # log P(draw >= 1)
-        lower = torch.special.log_ndtr((-1.0 - mean) / std)  # log P(draw <= -1)
-        on_bound = 1.0 - 1e-6
-        lp = torch.where(act >= on_bound, upper, torch.where(act <= -on_bound, lower, inside))
-        return lp.sum(-1)
+        """log pi(a|s) of an action as executed, a draw clipped to [-1, 1] (`clipped_log_prob`). An
+        episode bag holds only the clipped action, so both online learners, the learner node reading
+        bags and `farl finetune`, take their PPO ratios (eq. 3) from this one likelihood."""
+        return clipped_log_prob(self.dist(obs), act)
 
     @torch.no_grad()
     def act(
@@ -95,6 +86,19 @@ class GaussianPolicy(nn.Module):
         if deterministic:
             return mean
         return mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
+
+
+def clipped_log_prob(dist: torch.distributions.Normal, act: torch.Tensor) -> torch.Tensor:
+    """log-likelihood of `act` under `dist` with every draw clipped to [-1, 1]: the Gaussian density
+    inside the box; on a bound, the log of the probability mass beyond it, which every draw past the
+    bound was clipped to (the clipped-action likelihood of Fujita and Maeda, 2018). Summed over the
+    action's dimensions."""
+    mean, std = dist.mean, dist.stddev
+    upper = torch.special.log_ndtr((mean - 1.0) / std)  # log P(draw >= 1)
+    lower = torch.special.log_ndtr((-1.0 - mean) / std)  # log P(draw <= -1)
+    on_bound = 1.0 - 1e-6
+    lp = torch.where(act >= on_bound, upper, torch.where(act <= -on_bound, lower, dist.log_prob(act)))
+    return lp.sum(-1)
 
 
 class ValueNet(nn.Module):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from farl_learning.nets import GaussianPolicy, ValueNet, gradient_step
+from farl_learning.nets import GaussianPolicy, ValueNet, clipped_log_prob, gradient_step
 
 
 @dataclass
@@ -298,7 +298,7 @@ class PPOLearner:
             for s in range(0, n, cfg.minibatch_size):
                 mb = perm[s : s + cfg.minibatch_size]
                 dist = self.policy.dist(OBS[mb])
-                new_lp = self.policy.executed_log_prob(OBS[mb], A[mb])
+                new_lp = clipped_log_prob(dist, A[mb])
                 ratio = torch.exp(new_lp - LP[mb])
                 a_mb = ADV[mb]
                 if self.cost_value is not None:
