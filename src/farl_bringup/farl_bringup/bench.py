@@ -292,25 +292,34 @@ def run_bench(
         if s < cfg.seeds_of(m) and not done(t, m, s)
     ]
     if jobs == 1:
-        # shared: every task's pre-training first; per seed: each as its seed's first run needs it
-        needed = [(t, 0) for t in tasks] if not cfg.pretrain_per_seed else []
-        needed += [(t, s) for t, _, s in todo]
-        by_folder: dict[tuple[str, str], tuple[str, int]] = {}
-        for t, s in needed:  # one visit per pre-training folder, by the first seed that needs it
-            by_folder.setdefault((t, cfg.pretraining(s)), (t, s))
-        for task, seed in by_folder.values():
+        for task, seed in _pretrainings(tasks, todo, cfg):
             _keep_pretraining(results, task, cfg, seed, _prepare(task, out, cfg, seed, progress))
             _write_json(results_path, results)
-            for t, method, s in todo:
-                if (t, cfg.pretraining(s)) == (task, cfg.pretraining(seed)):
-                    r = _run_one(task, out / task, method, s, cfg, progress)
-                    results[task]["methods"][f"{method}/{s}"] = r
-                    _write_json(results_path, results)  # each result is kept the moment it is done
+            for _, method, s in _runs_from(todo, task, seed, cfg):
+                r = _run_one(task, out / task, method, s, cfg, progress)
+                results[task]["methods"][f"{method}/{s}"] = r
+                _write_json(results_path, results)  # each result is kept the moment it is done
     else:
         _run_parallel(tasks, todo, out, cfg, jobs, results, results_path, progress)
     _write_json(results_path, results)
     report(out)
     return results
+
+
+def _pretrainings(tasks: list[str], todo: list[tuple[str, str, int]], cfg: BenchConfig) -> list[tuple[str, int]]:
+    """(task, seed) of each pre-training folder to make or resume, once, by the first seed that needs it:
+    shared, every task's (its results.json entry is kept even with nothing left to run); per seed, those
+    the runs to do start from."""
+    needed = [(t, 0) for t in tasks] if not cfg.pretrain_per_seed else []
+    by_folder: dict[tuple[str, str], tuple[str, int]] = {}
+    for t, s in needed + [(t, s) for t, _, s in todo]:
+        by_folder.setdefault((t, cfg.pretraining(s)), (t, s))
+    return list(by_folder.values())
+
+
+def _runs_from(todo: list[tuple[str, str, int]], task: str, seed: int, cfg: BenchConfig) -> list[tuple[str, str, int]]:
+    """The runs of `todo` that fine-tune from the pre-training (task, seed) makes."""
+    return [(t, m, s) for t, m, s in todo if (t, cfg.pretraining(s)) == (task, cfg.pretraining(seed))]
 
 
 def _prepare(
@@ -373,8 +382,7 @@ def _run_parallel(
 
     # spawn: a forked child would inherit torch's thread pool and MuJoCo state from this process.
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        keys = [(t, 0) for t in tasks] if not cfg.pretrain_per_seed else []
-        keys = list(dict.fromkeys(keys + [(t, s) for t, _, s in todo if cfg.pretrain_per_seed]))
+        keys = _pretrainings(tasks, todo, cfg)
         threads = max(1, min(4, jobs // max(1, len(keys))))  # the world model's training uses a few well
         pending = {pool.submit(_prepare, t, out, cfg, s, False, threads): ("prepare", t, s) for t, s in keys}
         bar = tqdm(total=len(todo), desc="bench runs", unit="run", disable=not progress)
@@ -389,9 +397,8 @@ def _run_parallel(
                 _write_json(results_path, results)
                 say(f"{task}: pre-trained and calibrated{f' (seed {seed})' if cfg.pretrain_per_seed else ''}")
                 # the runs of a pre-training start as soon as it is done
-                for t, m, s in todo:
-                    if (t, cfg.pretraining(s)) == (task, cfg.pretraining(seed)):
-                        pending[pool.submit(_run_one, t, out / t, m, s, cfg, False, 1)] = ("run", t, m, s)
+                for t, m, s in _runs_from(todo, task, seed, cfg):
+                    pending[pool.submit(_run_one, t, out / t, m, s, cfg, False, 1)] = ("run", t, m, s)
                 continue
             task, method, seed = what
             try:
