@@ -260,9 +260,11 @@ def run_bench(
     cfg: BenchConfig | None = None,
     progress: bool = True,
     jobs: int = 1,
+    ray: Any = None,
 ) -> dict[str, Any]:
     """Every (task, method, seed) of the comparison not yet in OUT; `jobs` > 1 runs that many at once,
-    each in its own process with one torch thread (the tasks' pre-trainings first, side by side)."""
+    each in its own process with one torch thread (the tasks' pre-trainings first, side by side); `ray`
+    (`farl_bringup.bench_ray.RayOptions`) runs them as tasks on a Ray cluster instead."""
     cfg = cfg or BenchConfig()
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -291,7 +293,11 @@ def run_bench(
         for t in tasks
         if s < cfg.seeds_of(m) and not done(t, m, s)
     ]
-    if jobs == 1:
+    if ray is not None:
+        from farl_bringup.bench_ray import run_on_ray
+
+        run_on_ray(tasks, todo, out, cfg, results, results_path, progress, ray)
+    elif jobs == 1:
         for task, seed in _pretrainings(tasks, todo, cfg):
             _keep_pretraining(results, task, cfg, seed, _prepare(task, out, cfg, seed, progress))
             _write_json(results_path, results)

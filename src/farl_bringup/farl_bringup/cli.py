@@ -396,7 +396,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"farl bench: {', '.join(args.tasks)}; seeds {seeds}; {args.steps:,} online steps each; "
         f"{'one pre-training per task' if args.shared_pretraining else 'a pre-training per seed'} -> {args.out}"
     )
-    run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs)
+    ray = None
+    if args.ray is not None:
+        from farl_bringup.bench_ray import RayOptions
+
+        ray = RayOptions(address=args.ray or None, max_retries=args.ray_retries)
+    run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs, ray=ray)
     print((Path(args.out) / "table.md").read_text())
     print(f"results: {Path(args.out) / 'results.json'}; plots: failure_episodes.png, curves.png")
     return 0
@@ -726,6 +731,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="runs at once, each in its own process with one torch thread (the tasks' pre-trainings run "
         "side by side first); about one per free core",
+    )
+    b.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run each pre-training and fine-tuning as a Ray task instead of --jobs: on the cluster at ADDRESS "
+        "(what `ray start --head` prints, or 'auto'), or on a local one with no ADDRESS; needs farl[cluster]",
+    )
+    b.add_argument(
+        "--ray-retries", type=at_least(0), default=3, help="times Ray re-runs a task whose worker died (default 3)"
     )
     calibration_options(b)
     b.add_argument(
