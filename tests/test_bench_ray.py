@@ -15,10 +15,7 @@ from conftest import SMALL
 from test_bench import small_bench
 
 from farl_bringup.bench import run_bench
-
-pytest.importorskip("ray")
-
-from farl_bringup.bench_ray import RayOptions, pack, unpack  # noqa: E402 - only where Ray is installed
+from farl_bringup.bench_ray import RayOptions, pack, unpack
 
 FINETUNE_TITLE = b"ray::finetune_task"
 """What Ray names a worker process while it runs a fine-tuning (its process title)."""
@@ -76,6 +73,7 @@ def test_pack_and_unpack_carry_a_folder_and_leave_what_is_asked(tmp_path):
 
 @pytest.mark.slow
 def test_ray_gives_the_results_of_jobs_retries_a_killed_worker_and_resumes(tmp_path):
+    pytest.importorskip("ray")
     steps = 240 if SMALL else 2000
     cfg = small_bench(steps)  # each seed its own pre-training
     tasks, methods = ["fragile_push_wall"], ["farl", "uni_o4"]

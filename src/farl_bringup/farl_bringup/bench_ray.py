@@ -88,7 +88,9 @@ def prepare_task(task: str, cfg: BenchConfig, seed: int, threads: int, made: byt
         return entry, pack(pdir, LEFT_BEHIND)
 
 
-def finetune_task(task: str, method: str, seed: int, cfg: BenchConfig, pretraining: bytes) -> tuple[dict[str, Any], bytes]:
+def finetune_task(
+    task: str, method: str, seed: int, cfg: BenchConfig, pretraining: bytes
+) -> tuple[dict[str, Any], bytes]:
     """A Ray task: one (task, method, seed) fine-tuning from its pre-training (packed), on one core.
     Returns the result and the fine-tuning's folder (its checkpoints), packed."""
     with tempfile.TemporaryDirectory(prefix="farl-bench-") as tmp:
