@@ -335,8 +335,11 @@ def test_bench_campaign_runs_the_campaign_into_its_folder_with_a_pre_training_pe
 
     calls = []
 
-    def fake_run_bench(tasks, methods, out, cfg, jobs=1):
+    rays = []
+
+    def fake_run_bench(tasks, methods, out, cfg, jobs=1, ray=None):
         calls.append((tasks, methods, Path(out), cfg))
+        rays.append(ray)
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "table.md").write_text("| table |\n")
 
@@ -356,6 +359,10 @@ def test_bench_campaign_runs_the_campaign_into_its_folder_with_a_pre_training_pe
     assert "one pre-training per task" in capsys.readouterr().out
     assert main(["bench"]) == 2 and len(calls) == 3  # nothing runs without a folder to write to
     assert "give --out FOLDER (or --campaign" in capsys.readouterr().err
+    assert rays == [None, None, None]  # --jobs unless --ray is asked for
+    assert main(["bench", "--campaign", "--ray"]) == 0 and rays[-1].address is None  # a local Ray instance
+    assert main(["bench", "--campaign", "--ray", "10.0.0.1:6379", "--ray-retries", "5"]) == 0
+    assert (rays[-1].address, rays[-1].max_retries) == ("10.0.0.1:6379", 5)
 
 
 def test_every_option_says_what_it_is_and_its_default():

@@ -126,10 +126,10 @@ def test_an_episode_that_ended_before_its_first_step_reads_as_empty(tmp_path) ->
     rt.close()
 
 
-def _robot_graph(wait_for_learner: bool) -> tuple[InProcessRuntime, RobotNode]:
+def _robot_graph(wait_for_learner: bool, episodes: int = 2, **params) -> tuple[InProcessRuntime, RobotNode]:
     rt = InProcessRuntime()
     robot = rt.add(
-        RobotNode(RobotParams(horizon_steps=4, episodes=2, wait_for_learner=wait_for_learner)),
+        RobotNode(RobotParams(horizon_steps=4, episodes=episodes, wait_for_learner=wait_for_learner, **params)),
         {},
     )
     rt.add(ScriptedPolicyNode(ScriptedPolicyParams()), {"action_proposed": "action_executed"})
@@ -154,6 +154,25 @@ def test_the_robot_plays_each_episode_with_the_version_the_learner_announced_for
     assert len(said) == 1 and said[0].level == "info"
     assert robot.refused >= 8  # asked again at every tick (5 Hz), never executed
     assert any("no valid action for" in r.text and r.level == "warning" for r in rt.logs)  # it lasted: a warning
+    rt.close()
+
+
+def test_a_learner_that_goes_silent_is_waited_for_once_until_it_answers_again() -> None:
+    """Two machines, the link to the learner down: the robot waits `learner_timeout_s` once, then plays
+    episode after episode with the policy there is; when the learner answers again it waits for it again."""
+    rt, robot = _robot_graph(wait_for_learner=True, episodes=50, learner_timeout_s=3.0)
+    version = lambda v: rt.msgs.new("std_msgs/msg/UInt32", data=v)
+    robot.on_version(version(0))
+    rt.run(until_s=3.0)
+    assert len(robot.finished) == 1 and robot.rec is None  # waiting for the answer to episode 0
+    rt.run(until_s=10.0)
+    n = len(robot.finished)
+    assert n >= 5  # gave up once, after 3 s, then episode after episode
+    assert sum("no answer from the learner for 3 s" in r.text for r in rt.logs) == 1
+    robot.on_version(version(0))
+    assert any("the learner answers again" in r.text for r in rt.logs)
+    rt.run(until_s=12.5)
+    assert len(robot.finished) <= n + 1 and robot.rec is None  # the episode under way ends; the next waits
     rt.close()
 
 

@@ -251,3 +251,40 @@ def test_a_launch_without_its_pre_training_ends_in_one_line_before_any_node_star
     text = launch.text
     assert "Traceback" not in text and "process started" not in text
     assert f"{tmp_path}/runs/fragile_push_wall/run/task_policy.pt does not exist" in text
+
+
+def test_robot_and_learner_roles_train_across_two_process_groups_with_no_shared_files(
+    launchable, domain, tiny_run, tmp_path
+) -> None:
+    """Two machines on one: `role:=learner` (recorder, learner) and `role:=robot` (robot, policy, shield) as
+    two launches, each its own process group started from its own folder, with its own copy of the
+    pre-training and relative paths, so no file is shared. The learner side records its bags from the
+    topics and trains on them; its policies reach the robot side as policy_weights messages."""
+    sides = {name: tmp_path / name for name in ("robot_pc", "learner_pc")}
+    for folder in sides.values():
+        shutil.copytree(tiny_run, folder / "run")
+        cfg = yaml.safe_load((REPO / "config" / "fragile_push_wall.yaml").read_text())
+        cfg["robot"]["horizon_steps"] = 15
+        cfg["learner"].update(run_dir="run", min_new_steps=1)
+        cfg["recorder"]["out_dir"] = "bags"
+        (folder / "task.yaml").write_text(yaml.safe_dump(cfg))
+    learner = Launch(sides["learner_pc"], "config:=task.yaml", "role:=learner")
+    learner.wait_for(r"\[farl\.learner\]: learning from the episodes", 120)  # up: version 0 and weights out
+    robot = Launch(sides["robot_pc"], "config:=task.yaml", "role:=robot", "episodes:=3")
+    assert robot.wait(240) == 0, robot.text[-4000:] + learner.text[-4000:]
+    learner.wait_for(r"PPO update on \d+ steps -> policy version 3", 60)  # its answer to the last episode
+    learner.interrupt()
+    assert learner.wait(60) == 0, learner.text[-4000:]
+    for launch in (robot, learner):
+        assert_clean(launch.text)
+
+    recorded = [read_episode(b) for b in bags(sides["learner_pc"] / "bags")]
+    assert [e.policy_version for e in recorded] == [0, 1, 2]  # each played by the version trained for it
+    assert all(e.policy.startswith("learned:") and len(e) > 0 for e in recorded)
+    assert (sides["learner_pc"] / "run" / "online_policy.pt").is_file()
+    text = robot.text
+    assert "policy version 2 loaded" in text  # over DDS: the robot side has no file to load it from
+    assert re.search(r"episode 3/3: \w+, return [-\d.]+ in \d+ steps, \d+ shield swaps, policy version 2", text)
+    assert not (sides["robot_pc"] / "bags").exists() and not (sides["robot_pc"] / "run" / "online_policy.pt").exists()
+    assert "episode_recorder" not in text and "learner_node" not in text
+    assert "robot_node" not in learner.text and "policy_node" not in learner.text

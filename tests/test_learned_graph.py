@@ -10,12 +10,13 @@ import torch
 
 from farl_bringup.graph_spec import graph_spec
 from farl_bringup.sim_graph import run_sim
+from farl_common import typestore as T
 from farl_common.bags import load_dataset, read_episode
 from farl_common.config import task_config
 from farl_common.obs_layout import GRIPPER, OBS_DIM
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_common.runtime.node import NodeError
-from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
+from farl_learning.checkpoint import load, save_atomic, to_bytes, weights_fingerprint
 from farl_learning.learner_node import LearnerNode, LearnerParams
 from farl_learning.policy_node import PolicyNode, PolicyParams
 from farl_learning.uni_o4 import policy_from_checkpoint
@@ -30,6 +31,14 @@ def learned_config(tmp_path, run, horizon=40, min_new_steps=60):
     cfg.learner.run_dir = str(run)
     cfg.learner.min_new_steps = min_new_steps
     return cfg
+
+
+def weights_msg(rt, data, version, label=None):
+    """A policy_weights message as the learner publishes it, for checkpoint `data`."""
+    payload = {k: v for k, v in data.items() if k != "format"}
+    label = label or f"learned:{weights_fingerprint(policy_from_checkpoint(data))}"
+    blob = np.frombuffer(to_bytes(payload), dtype=np.uint8)
+    return rt.msgs.new(T.WEIGHTS, version=version, label=label, checkpoint=blob)
 
 
 @pytest.fixture
@@ -77,7 +86,9 @@ def test_no_critic_and_no_recovery_means_the_robot_holds_still(run_copy, tmp_pat
     rt.close()
 
 
-def test_policy_node_keeps_its_policy_when_a_reload_fails(run_copy):
+def test_policy_node_takes_the_learners_weights_and_keeps_its_policy_when_they_are_bad(run_copy):
+    """The policy comes in the message (no file is read): damaged bytes, weights that do not match their
+    label, and a policy for other states are refused, and the node acts on with the policy it had."""
     rt = InProcessRuntime()
     node = rt.add(
         PolicyNode(
@@ -86,9 +97,21 @@ def test_policy_node_keeps_its_policy_when_a_reload_fails(run_copy):
         {},
     )
     before = node.policy
-    (run_copy / "online.pt").write_bytes(b"half a file")
-    node.on_version(rt.msgs.new("std_msgs/msg/UInt32", data=1))
-    assert node.policy is before and node.version == 0 and node.reload_errors == 1
+    data = load(run_copy / "task_policy.pt")
+    changed = {**data, "policy": {k: v + 0.05 for k, v in data["policy"].items()}}
+    damaged = weights_msg(rt, changed, 1)
+    damaged.checkpoint = damaged.checkpoint[: len(damaged.checkpoint) // 2]
+    node.on_weights(damaged)
+    node.on_weights(weights_msg(rt, changed, 1, label="learned:000000000000"))
+    node.on_weights(weights_msg(rt, {**changed, "obs_dim": OBS_DIM + 1}, 1, label="learned:other"))
+    assert node.policy is before and node.version == 0 and node.reload_errors == 3
+    assert not (run_copy / "online.pt").exists()
+    node.on_weights(weights_msg(rt, changed, 1))
+    assert node.version == 1
+    assert weights_fingerprint(node.policy) == weights_fingerprint(policy_from_checkpoint(changed))
+    assert node.policy_label == f"learned:{weights_fingerprint(node.policy)}"
+    node.on_weights(weights_msg(rt, data, 0))  # a learner that started again: it says which policy acts
+    assert node.version == 0 and node.policy_label == f"learned:{weights_fingerprint(policy_from_checkpoint(data))}"
     with pytest.raises(Exception, match="not found"):
         rt.add(PolicyNode(PolicyParams(checkpoint=str(run_copy / "x.pt"), initial_checkpoint="")), {})
 
@@ -152,7 +175,7 @@ def test_the_learner_node_is_farl_finetunes_learner(run_copy, tmp_path):
 
 
 def test_the_shield_rolls_out_the_policy_it_was_told_to(run_copy):
-    """With policy_checkpoint the world-model critic reloads the learner's weights on each version; without
+    """With policy_checkpoint the world-model critic takes each policy the learner publishes; without
     it the critic keeps the pre-trained policy and says so once; Q_risk never takes a new policy."""
     online = run_copy / "online.pt"
     data = load(run_copy / "task_policy.pt")
@@ -160,14 +183,14 @@ def test_the_shield_rolls_out_the_policy_it_was_told_to(run_copy):
     obs, act = torch.zeros(1, OBS_DIM), torch.zeros(1, 4)
     obs[0, GRIPPER] = 1.0
     rt = InProcessRuntime()
-    version = rt.msgs.new("std_msgs/msg/UInt32", data=1)
+    version = weights_msg(rt, changed, 1)
 
     save_atomic(online, data)
     follow = rt.add(ShieldNode(ShieldParams(run_dir=str(run_copy), policy_checkpoint=str(online))), {})
     before = weights_fingerprint(follow.shield.critic.policy)
     risk_before = follow.shield.critic.risk(obs, act)
-    save_atomic(online, changed)
-    follow.on_version(version)
+    online.unlink()  # the weights come in the message: nothing is read from disk
+    follow.on_weights(version)
     assert weights_fingerprint(follow.shield.critic.policy) == weights_fingerprint(policy_from_checkpoint(changed))
     assert weights_fingerprint(follow.shield.critic.policy) != before
     assert not torch.equal(follow.shield.critic.risk(obs, act), risk_before)
@@ -175,13 +198,14 @@ def test_the_shield_rolls_out_the_policy_it_was_told_to(run_copy):
 
     frozen = rt.add(ShieldNode(ShieldParams(run_dir=str(run_copy))), {})
     kept = frozen.shield.critic.policy
-    frozen.on_version(version)
-    frozen.on_version(rt.msgs.new("std_msgs/msg/UInt32", data=2))
+    frozen.on_weights(version)
+    frozen.on_weights(weights_msg(rt, data, 2))
     assert frozen.shield.critic.policy is kept
     assert sum("keeps rolling out the pre-trained" in r.text for r in rt.logs) == 1
 
+    save_atomic(online, data)
     qrisk = rt.add(ShieldNode(ShieldParams(run_dir=str(run_copy), critic="q_risk", policy_checkpoint=str(online))), {})
-    qrisk.on_version(version)  # nothing to follow: no reload, no error
+    qrisk.on_weights(version)  # nothing to follow: no reload, no error
     assert not qrisk.shield.critic.follows_policy
     with pytest.raises(TypeError, match="fixed policy"):
         qrisk.shield.critic.set_policy(kept)

@@ -67,6 +67,29 @@ def graph_spec(
     return specs
 
 
+ROLES = ("all", "robot", "learner")
+"""How `role:=` splits the learned graph between two machines: `learner` runs the recorder (its own bags,
+recorded from the topics) and the learner; `robot` runs everything else; `all` runs both on one."""
+LEARNER_SIDE = ("episode_recorder_node", "learner_node")
+
+
+def for_role(cfg: FarlConfig, specs: list[NodeSpec], role: str) -> list[NodeSpec]:
+    """The nodes of `specs` that run on a machine of `role` (`ROLES`). Only the learned graph splits: its
+    two halves meet on DDS topics alone (states, actions, decisions, events; the policy's weights on
+    `policy_weights`), with no folder they share."""
+    if role not in ROLES:
+        raise ConfigError(f"role:={role}: choose {', '.join(ROLES)}")
+    if role == "all":
+        return specs
+    if cfg.policy.kind != "learned":
+        raise ConfigError(
+            f"role:={role} splits the learned graph between a robot PC and a learner PC; policy {cfg.policy.kind} "
+            "has no learner: run it with role:=all"
+        )
+    learner = role == "learner"
+    return [s for s in specs if (s.executable in LEARNER_SIDE) == learner]
+
+
 def teleop_params(cfg: FarlConfig, takeover: bool, episodes: int = 0) -> TeleopParams:
     """The teleop node's parameters: the `teleop:` section by name, plus what the graph decides (a
     recording graph records even where the section says `takeover: true`)."""

@@ -2,11 +2,13 @@
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
 `shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
-`out_dir`, `camera` (realsense | topics), `record_images`, `namespace`. `policy:=teleop` records demonstrations
+`out_dir`, `camera` (realsense | topics), `record_images`, `namespace`, `role` (all | robot |
+learner). `policy:=teleop` records demonstrations
 of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take over from the
 policy. `mode:=sim` (the default) runs the FailureBench scene; `mode:=real` reads
 `config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot
-node has run its episodes and exits, or any node exits, the whole launch shuts down; a node that
+node has run its episodes and exits, or any node exits, the whole launch shuts down (`role:=learner`
+has no robot node: it runs until Ctrl-C, waiting for episodes while the robot side is away); a node that
 exits with an error (or dies of a signal) makes `ros2 launch` exit 1 with one line naming it
 (`node_exited`).
 
@@ -47,6 +49,11 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     ),
     "record_images": ("", "true: episode bags keep the camera frames, for farl perception train-detector"),
     "namespace": ("", "put the graph's nodes and topics under this namespace (two arms on one network)"),
+    "role": (
+        "all",
+        "all: the whole graph here | robot: robot, perception, policy and shield (the robot PC) | learner: "
+        "recorder and learner (the training PC); the two halves meet over DDS only",
+    ),
 }
 
 _NAMESPACE = re.compile(r"^/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")
@@ -216,7 +223,7 @@ def launch_description(task: str):
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node as RosNode
 
-    from farl_bringup.graph_spec import graph_spec
+    from farl_bringup.graph_spec import for_role, graph_spec
     from farl_bringup.params_file import write_params_file
     from launch import LaunchDescription
 
@@ -228,7 +235,7 @@ def launch_description(task: str):
         paths = absolute_paths(cfg, os.getcwd())
         preflight(cfg)
         namespace = args.get("namespace", "")
-        specs = graph_spec(cfg)
+        specs = for_role(cfg, graph_spec(cfg), args.get("role") or "all")
         params_dir = Path(tempfile.mkdtemp(prefix=f"farl_{cfg.task}_params_"))
         paths.append(("params", str(params_dir)))
         actions = [LogInfo(msg=f"farl {cfg.task}: " + "; ".join(f"{what} {path}" for what, path in paths))]

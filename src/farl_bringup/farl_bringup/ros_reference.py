@@ -20,6 +20,7 @@ from farl_common.topics import DEFAULT_TOPICS
 QOS = {
     "default": "reliable, volatile, keep last 10",
     "events": "reliable, transient local, keep last 100",
+    "latest": "reliable, transient local, keep last 1",
     "sensor": "best effort, volatile, keep last 5",
 }
 

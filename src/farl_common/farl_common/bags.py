@@ -55,9 +55,9 @@ def offered_qos(topic: str) -> Qos:
     zero = QosTime(0, 0)  # rosbag2's "not set"
     return Qos(
         QosHistory.KEEP_LAST,
-        {"events": 100, "sensor": 5}.get(qos, 10),
+        {"events": 100, "latest": 1, "sensor": 5}.get(qos, 10),
         QosReliability.BEST_EFFORT if qos == "sensor" else QosReliability.RELIABLE,
-        QosDurability.TRANSIENT_LOCAL if qos == "events" else QosDurability.VOLATILE,
+        QosDurability.TRANSIENT_LOCAL if qos in ("events", "latest") else QosDurability.VOLATILE,
         zero,
         zero,
         QosLiveliness.AUTOMATIC,

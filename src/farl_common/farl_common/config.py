@@ -46,6 +46,12 @@ class RobotConfig:
     backend: Literal["sim", "franky"] = param("sim", doc="sim: FailureBench in MuJoCo; franky: a real Panda")
     horizon_steps: int = param(200, lo=1, hi=500, unitless=True, doc="steps per episode before a timeout")
     stale_timeout_s: float = param(1.0, lo=0.01, hi=10.0, doc="hold still when no action came for this long")
+    learner_timeout_s: float = param(
+        120.0,
+        lo=0.1,
+        doc="learned graph: how long to wait for the learner's answer to an episode before going on with the "
+        "policy there is, and without waiting again until the learner is heard from",
+    )
     max_step_m: float = param(0.01, lo=0.0, hi=0.05, doc="largest hand displacement per control step")
     workspace_min_m: list[float] = param([-0.5, 0.40, 0.05], doc="hard envelope lower corner (x, y, z)")
     workspace_max_m: list[float] = param([0.5, 1.0, 0.5], doc="hard envelope upper corner (x, y, z)")

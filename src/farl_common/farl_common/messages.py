@@ -254,12 +254,31 @@ class TypestoreFactory:
             raise KeyError(f"unknown message type {typename!r}") from None
 
     def new(self, typename: str, **fields: Any) -> Any:
+        """A message of `typename`; fields not given take ROS's defaults (zero, empty, nested defaults), as
+        rosidl's classes give them, so both factories take the same partial calls (a MarkerArray)."""
         cls = self.cls(typename)
+        for name, (kind, detail) in self.store.fielddefs[typename][1]:
+            if name not in fields:
+                fields[name] = self._default(kind, detail)
         for name, ftype in cls.__annotations__.items():  # rosbags wants numpy for numeric arrays
             if name in fields and "np.ndarray" in str(ftype) and not isinstance(fields[name], np.ndarray):
                 dtype = str(ftype).split("np.dtype[np.")[1].split("]")[0]
                 fields[name] = np.asarray(fields[name], dtype=dtype)
         return cls(**fields)
+
+    def _default(self, kind: Any, detail: Any) -> Any:
+        from rosbags.interfaces import Nodetype
+
+        if kind == Nodetype.NAME:
+            return self.new(detail)
+        if kind == Nodetype.BASE:
+            base = detail[0]
+            return "" if base in ("string", "wstring") else False if base == "bool" else 0.0 if "float" in base else 0
+        (sub_kind, sub), length = detail
+        if sub_kind == Nodetype.BASE and sub[0] not in ("string", "wstring"):
+            dtype = {"bool": "bool", "byte": "uint8", "char": "uint8", "float32": "float32", "float64": "float64"}
+            return np.zeros(length if kind == Nodetype.ARRAY else 0, dtype=dtype.get(sub[0], sub[0]))
+        return [self._default(sub_kind, sub) for _ in range(length if kind == Nodetype.ARRAY else 0)]
 
     def serialize(self, msg: Any, typename: str) -> bytes:
         return bytes(self.store.serialize_cdr(msg, typename))

@@ -15,10 +15,12 @@ DEFAULT_TOPICS: dict[str, str] = {
     "step_feedback": "/farl/step_feedback",
     "episode_event": "/farl/episode_event",
     "policy_version": "/farl/policy_version",
+    "policy_weights": "/farl/policy_weights",
     "episode_recorded": "/farl/episode_recorded",
     "objects": "/farl/perception/objects",
     "operator_mark": "/farl/operator/mark",
     "action_shielded": "/farl/action/shielded",
+    "shield_markers": "/farl/shield/imagined_path",
     # realsense2_camera's names (namespace and node `camera`, depth aligned to colour)
     "camera_color": "/camera/camera/color/image_raw",
     "camera_depth": "/camera/camera/aligned_depth_to_color/image_raw",
@@ -34,10 +36,12 @@ TOPIC_TYPES: dict[str, str] = {
     "step_feedback": T.FEEDBACK,
     "episode_event": T.EVENT,
     "policy_version": "std_msgs/msg/UInt32",
+    "policy_weights": T.WEIGHTS,
     "episode_recorded": "std_msgs/msg/String",
     "objects": T.OBJECTS,
     "operator_mark": "std_msgs/msg/String",
     "action_shielded": T.ACTION,
+    "shield_markers": "visualization_msgs/msg/MarkerArray",
     "camera_color": T.IMAGE,
     "camera_depth": T.IMAGE,
     "camera_info": T.CAMERA_INFO,
@@ -50,7 +54,10 @@ SENSOR_TOPICS = frozenset({"objects", "camera_color", "camera_depth", "camera_in
 def topic_qos(short: str) -> str:
     """The QoS name (farl_common.runtime.node.QosName) farl uses on a topic, by short name: episode
     events, recorded bags and policy versions transient local, so late joiners see them; camera and
-    perception output best effort, as sensor drivers publish; the rest reliable."""
+    perception output best effort, as sensor drivers publish; the policy's weights transient local
+    with only the newest kept; the rest reliable."""
+    if short == "policy_weights":
+        return "latest"
     if short in ("episode_event", "episode_recorded", "policy_version"):
         return "events"
     return "sensor" if short in SENSOR_TOPICS else "default"

@@ -21,6 +21,7 @@ DECISION = f"{PACKAGE}/msg/ShieldDecision"
 EVENT = f"{PACKAGE}/msg/EpisodeEvent"
 FEEDBACK = f"{PACKAGE}/msg/StepFeedback"
 OBJECTS = f"{PACKAGE}/msg/ObjectPositions"
+WEIGHTS = f"{PACKAGE}/msg/PolicyWeights"
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 

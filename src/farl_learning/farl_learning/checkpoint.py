@@ -2,15 +2,16 @@
 mid-write never sees half a file. Each holds its modules' weights, the config that built them and
 a format tag; loading names the file in every error.
 
-Loading never unpickles arbitrary objects (`torch.load(weights_only=True)`): policy files are
-hot-reloaded from disk by running nodes, and unpickling a file can run any code it carries. A
-checkpoint holds tensors and plain data (dicts, lists, numbers, strings) only; one carrying a
-pickled Python object is refused.
+Loading never unpickles arbitrary objects (`torch.load(weights_only=True)`): policies are
+hot-reloaded by running nodes, from disk or from the learner's `policy_weights` messages, and
+unpickling can run any code the bytes carry. A checkpoint holds tensors and plain data (dicts,
+lists, numbers, strings) only; one carrying a pickled Python object is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import re
@@ -47,30 +48,48 @@ def save_atomic(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def to_bytes(payload: dict[str, Any]) -> bytes:
+    """A checkpoint as the bytes `save_atomic` would write: what the learner publishes on
+    `policy_weights` for nodes with no shared disk (`loads` reads it back)."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)
+    return buf.getvalue()
+
+
 def load(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    return _read(path, str(path), kind)
+
+
+def loads(data: bytes, source: str, kind: str | None = None) -> dict[str, Any]:
+    """A checkpoint from its bytes (`to_bytes`), checked as `load` checks a file; `source` names it in errors."""
+    return _read(io.BytesIO(bytes(data)), source, kind)
+
+
+def _read(f: Any, source: str, kind: str | None) -> dict[str, Any]:
     expected = f"farl expected a {kind or 'farl'} checkpoint ({FORMAT}) from farl pretrain or the learner"
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err), re.IGNORECASE)
         if found is None:  # not a pickle at all, or a broken one; torch's message advises an unsafe load
             raise CheckpointError(
-                f"{path}: unreadable checkpoint: not a file torch.save wrote (truncated, or another format); {expected}"
+                f"{source}: unreadable checkpoint: not a file torch.save wrote (truncated, or another format); "
+                f"{expected}"
             ) from None
         raise CheckpointError(
-            f"{path}: refused: it carries pickled Python objects ({found.group(1)}), which could run code "
+            f"{source}: refused: it carries pickled Python objects ({found.group(1)}), which could run code "
             "when loaded; farl checkpoints hold tensors and plain data only"
         ) from None
     except Exception as err:  # noqa: BLE001 - pickle, zip and torch errors all mean: unreadable
         why = str(err).split(". ")[0] if "weights_only" not in str(err) else "not a file torch.save wrote"
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {why}); {expected}") from None
+        raise CheckpointError(f"{source}: unreadable checkpoint ({type(err).__name__}: {why}); {expected}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a farl checkpoint")
+        raise CheckpointError(f"{source}: not a farl checkpoint")
     if kind is not None and data.get("kind") != kind:
-        raise CheckpointError(f"{path}: holds a {data.get('kind')!r}, expected a {kind!r}")
+        raise CheckpointError(f"{source}: holds a {data.get('kind')!r}, expected a {kind!r}")
     return data
 
 

@@ -11,10 +11,11 @@ scripted policy, a person, an older version or an unlabelled bag in the same fol
 PPO's ratio is only valid for its own draws. Steps where the shield swapped or a person took over
 stay out of the policy term (not the policy's draws either) but count in the value targets. Once
 `min_new_steps` such transitions have arrived (by default the schedule's batch) it runs one PPO
-update and writes the checkpoint atomically (the policy node may read it at any moment). After each
-announced bag it publishes its current version, new or not: the robot node starts the next episode
-on that answer, so each episode is played by the version meant for it. An unreadable bag is reported
-and skipped, not retried.
+update, writes the checkpoint atomically to its own disk, and publishes the new policy, weights
+and all, on `policy_weights` (transient local, newest only): the policy node and the shield take it
+from there, on this machine or another. After each announced bag it publishes its current version,
+new or not: the robot node starts the next episode on that answer, so each episode is played by the
+version meant for it. An unreadable bag is reported and skipped, not retried.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from farl_common import typestore as T
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.config import LearnerConfig, same_as
 from farl_common.runtime.node import Node, Output, entry_point
 from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
-from farl_learning.checkpoint import load, save_atomic, weights_fingerprint
+from farl_learning.checkpoint import load, save_atomic, to_bytes, weights_fingerprint
 from farl_learning.ppo import PPOConfig, PPOLearner, online_ppo_config
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
 
@@ -57,7 +59,10 @@ class LearnerNode(Node):
     name = "learner"
     Params = LearnerParams
     inputs = (EPISODE_RECORDED_INPUT,)
-    outputs = (Output("policy_version", "std_msgs/msg/UInt32", qos="events"),)
+    outputs = (
+        Output("policy_version", "std_msgs/msg/UInt32", qos="events"),
+        Output("policy_weights", T.WEIGHTS, qos="latest"),
+    )
 
     def on_start(self) -> None:
         p = self.params
@@ -80,6 +85,12 @@ class LearnerNode(Node):
         self.skipped_off_policy = 0
         self.foreign: dict[str, int] = {}
         self.bad_bags: list[str] = []
+        self._publish_weights()
+        self.log(
+            "info",
+            f"learning from the episodes recorded into {p.bag_dir}: policy version {self.version}, "
+            f"a PPO update every {self.batch_steps} on-policy steps",
+        )
         self._announce()  # transient local: a policy node, shield or `ros2 topic echo` that comes later gets it
 
     def _announce(self) -> None:
@@ -109,8 +120,20 @@ class LearnerNode(Node):
             self.foreign[played_by] = self.foreign.get(played_by, 0) + 1
         return False
 
+    def _checkpoint(self) -> dict[str, Any]:
+        return {**self.base, **self.learner.state(), "kind": "task_policy"}
+
     def _save(self) -> None:
-        save_atomic(self.path, {**self.base, **self.learner.state(), "kind": "task_policy"})
+        save_atomic(self.path, self._checkpoint())
+
+    def _publish_weights(self) -> None:
+        """What acting needs of the checkpoint (a quarter of it: no critics, no optimiser state)."""
+        state = self.learner.state()
+        acting = {k: state[k] for k in ("obs_dim", "act_dim", "hidden", "policy")}
+        data = np.frombuffer(to_bytes({**acting, "kind": "task_policy", "version": self.version}), dtype=np.uint8)
+        self.publish(
+            "policy_weights", self.msgs.new(T.WEIGHTS, version=self.version, label=self.label, checkpoint=data)
+        )
 
     def on_episode_recorded(self, msg: Any) -> None:
         bag_dir = Path(self.params.bag_dir)
@@ -148,6 +171,7 @@ class LearnerNode(Node):
             failures = sum(t.cost[-1] > 0 for t in self.pending) / len(self.pending)
             info = self.learner.update(self.pending, failures)
             self._save()
+            self._publish_weights()  # before the version that answers this bag
             self.log(
                 "info",
                 f"PPO update on {self.pending_steps} steps -> policy version {self.version} "

@@ -1,6 +1,9 @@
-"""The learned policy node: answers each state with the task policy's action and hot-reloads the
-checkpoint when the learner announces a new version. A checkpoint that fails to load is reported
-and the current policy stays; a state with NaN gets no action (the robot then holds still)."""
+"""The learned policy node: answers each state with the task policy's action, and takes each new policy
+the learner publishes on `policy_weights` (transient local: a policy node that starts or reconnects
+late gets the newest). The weights come over DDS, not from disk, so the node runs on a robot PC that
+shares no folder with the learner's machine. Weights that fail to load, or do not match their label or
+the graph's state size, are reported and the current policy stays; if the learner goes away the node
+keeps acting with the last policy it had. A state with NaN gets no action (the robot then holds still)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import torch
 
 from farl_common.acting_node import ActingNode
 from farl_common.runtime.node import entry_point
-from farl_common.shared_inputs import POLICY_VERSION_INPUT
-from farl_learning.checkpoint import CheckpointError, load, weights_fingerprint
+from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT
+from farl_learning.checkpoint import CheckpointError, load, loads, weights_fingerprint
 from farl_learning.uni_o4 import policy_from_checkpoint
 
 
@@ -22,11 +25,11 @@ from farl_learning.uni_o4 import policy_from_checkpoint
 class PolicyParams:
     checkpoint: str = field(
         default="runs/fragile_push_wall/run/online_policy.pt",
-        metadata={"doc": "policy checkpoint; reloaded when a new version is announced"},
+        metadata={"doc": "policy to start with, where it exists (the learner's, on one machine)"},
     )
     initial_checkpoint: str = field(
         default="runs/fragile_push_wall/run/task_policy.pt",
-        metadata={"doc": "used until the learner has written `checkpoint`"},
+        metadata={"doc": "policy to start with where `checkpoint` does not exist (the pre-trained one)"},
     )
     deterministic: bool = field(default=False, metadata={"doc": "mean action (evaluation) or sampled (learning)"})
     seed: int = field(default=0, metadata={"doc": "action-noise seed"})
@@ -35,7 +38,7 @@ class PolicyParams:
 class PolicyNode(ActingNode):
     name = "policy"
     Params = PolicyParams
-    inputs = (*ActingNode.inputs, POLICY_VERSION_INPUT)
+    inputs = (*ActingNode.inputs, POLICY_WEIGHTS_INPUT)
 
     def on_start(self) -> None:
         path = self.params.checkpoint
@@ -57,18 +60,25 @@ class PolicyNode(ActingNode):
     def policy_label(self) -> str:
         return self.label
 
-    def on_version(self, msg: Any) -> None:
-        if int(msg.data) <= self.version:
+    def on_weights(self, msg: Any) -> None:
+        """The learner's policy: taken whenever it is not the one acting now (a restarted learner may
+        start again from an earlier version, and it is the learner that says which policy learns)."""
+        version, label = int(msg.version), str(msg.label)
+        if version == self.version and label == self.label:
             return
         try:
-            data = load(self.params.checkpoint)
+            data = loads(msg.checkpoint, f"policy_weights version {version}", "task_policy")
             policy = policy_from_checkpoint(data)
-        except (CheckpointError, KeyError, RuntimeError) as err:
+            if int(data["obs_dim"]) != self.obs_dim:
+                raise CheckpointError(f"a policy for {data['obs_dim']}-value states, this graph's have {self.obs_dim}")
+            got = f"learned:{weights_fingerprint(policy)}"
+            if got != label:
+                raise CheckpointError(f"its weights are {got}, its label says {label}: damaged on the way")
+        except (CheckpointError, KeyError, RuntimeError, ValueError) as err:
             self.reload_errors += 1
             self.log("error", f"keeping policy version {self.version}: {err}")
             return
-        self.policy, self.version = policy, int(data.get("version", msg.data))
-        self.label = f"learned:{weights_fingerprint(policy)}"
+        self.policy, self.version, self.label = policy, version, label
         self.log("info", f"policy version {self.version} loaded")
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -20,7 +20,9 @@ With `wait_for_learner` (the learned graph) an episode starts, and the node stop
 one, only once the learner has answered the episode before on `policy_version` (after taking its
 bag in, and after the PPO update that bag completed, if any): every episode is played by one policy
 version, the one the learner meant for it, as `farl finetune` plays them. An action of an older
-version than the learner announced is refused.
+version than the learner announced is refused. A learner that does not answer within
+`learner_timeout_s` (gone, or its link down) is not waited for again until it speaks: the policy
+acts on with the weights it last had.
 
 Robot errors: the driver recovers (clears the error, retreats home) and the episode ends as
 `aborted` with the reason; when recovery fails the arm stays stopped, the node says why in one
@@ -47,8 +49,6 @@ from farl_robot.driver import RobotDriver, RobotError, RobotFault
 from farl_robot.envelope import HardEnvelope, UnsafeCommand
 from farl_robot.scene import Scene, StaleState, StepOutcome
 
-_LEARNER_TIMEOUT_S = 120.0
-"""How long the robot waits for the learner's answer to an episode before it goes on without it."""
 _START_GRACE_S = 30.0
 """Before any action has reached the robot node, how long it waits quietly for the graph to start."""
 
@@ -218,6 +218,8 @@ class RobotNode(Node):
         """The policy version the learner last announced (learned graph)."""
         self.learner_waited_ns: int | None = None
         """Since when the node waits for the learner's answer to the last episode; None: not waiting."""
+        self.learner_gone = False
+        """Whether the learner missed `learner_timeout_s` and has not been heard from since."""
         self.sources: dict[str, int] = {}
         """The episode's executed actions by source (policy, recovery: a shield swap, teleop)."""
         self.driver.connect()
@@ -264,22 +266,31 @@ class RobotNode(Node):
             self.episode_policy = "mixed"
 
     def on_version(self, msg: Any) -> None:
+        if self.learner_gone:
+            self.log("info", f"the learner answers again (policy version {msg.data}): each episode waits for it")
         self.learner_version = int(msg.data)
         self.learner_waited_ns = None
+        self.learner_gone = False
 
     def _waiting_for_learner(self) -> bool:
         """Learned graph, between episodes: whether the learner has yet to answer (or, at start, to say
-        anything). After `_LEARNER_TIMEOUT_S` the node goes on, saying so."""
-        if not self.params.wait_for_learner:
+        anything). After `learner_timeout_s` the node goes on, saying so, and waits no more until the
+        learner is heard from again."""
+        if not self.params.wait_for_learner or self.learner_gone:
             return False
         if self.learner_waited_ns is None and self.learner_version is not None:
             return False
         now = self.now_ns()
         if self.learner_waited_ns is None:
             self.learner_waited_ns = now
-        if (now - self.learner_waited_ns) / 1e9 < _LEARNER_TIMEOUT_S:
+        if (now - self.learner_waited_ns) / 1e9 < self.params.learner_timeout_s:
             return True
-        self.log("warning", f"no answer from the learner for {_LEARNER_TIMEOUT_S:.0f} s: going on without it")
+        self.log(
+            "warning",
+            f"no answer from the learner for {self.params.learner_timeout_s:g} s: going on with the policy there "
+            "is, and not waiting for the learner again until it answers",
+        )
+        self.learner_gone = True
         self.learner_waited_ns = None
         self.learner_version = self.learner_version or 0
         return False

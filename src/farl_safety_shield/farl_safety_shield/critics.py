@@ -61,16 +61,24 @@ class WorldModelRisk:
 
     @torch.inference_mode()
     def risk_unfused(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.imagine(obs, action)[1].sum(-1)
+
+    @torch.inference_mode()
+    def imagine(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 10's rollout, to look at: the states at t .. t + H, `obs` then the world model's decoded
+        ones (B, H + 1, obs_dim), and the discounted constraint probabilities gamma^i p_i (B, H + 1)
+        whose sum is C_H."""
         z = self.wm.encode(obs)
         a = action
-        total = torch.zeros(obs.shape[0])
+        states, terms = [obs], []
         for i in range(self.horizon + 1):  # i = t .. t + H, as in eq. 1 and 10
-            total += self.gamma**i * self.wm.constraint_prob(z, a)
+            terms.append(self.gamma**i * self.wm.constraint_prob(z, a))
             if i == self.horizon:
                 break
             z = self.wm.next(z, a)
-            a = self.policy(self.wm.decode(z))[0]  # E_pi approximated at the policy's mean
-        return total
+            states.append(self.wm.decode(z))
+            a = self.policy(states[-1])[0]  # E_pi approximated at the policy's mean
+        return torch.stack(states, 1), torch.stack(terms, 1)
 
 
 @dataclass

@@ -6,7 +6,11 @@ holds still.
 
 State and proposal arrive on two topics, which DDS does not order with respect to each other: the
 shield joins them by (episode, step), whichever comes first, and decides once both are there.
-Anything older than a decided step can no longer be executed and is let go."""
+Anything older than a decided step can no longer be executed and is let go.
+
+With `imagined_path` the world-model critic's look-ahead behind each decision goes out too, as a
+`visualization_msgs/MarkerArray` (`farl_safety_shield.markers`): the hand's imagined path coloured by
+risk, and C_H against eps_safe, for RViz2, Foxglove and `farl sim --view`."""
 
 from __future__ import annotations
 
@@ -15,14 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import ShieldSection
+from farl_common.obs_layout import HAND
 from farl_common.runtime.node import Input, Node, Output, entry_point
-from farl_common.shared_inputs import POLICY_VERSION_INPUT, STATE_INPUT
-from farl_learning.checkpoint import CheckpointError, load
+from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT, STATE_INPUT
+from farl_learning.checkpoint import CheckpointError, load, loads
 from farl_learning.uni_o4 import policy_from_checkpoint
+from farl_safety_shield.markers import MARKER_ARRAY, imagined_path_markers
 from farl_safety_shield.recovery import PolicyRecovery
 from farl_safety_shield.shield import Shield, UntrustedState
 
@@ -36,8 +43,16 @@ class ShieldParams(ShieldSection):
     policy_checkpoint: str = field(
         default="",
         metadata={
-            "doc": "task policy the world-model critic rolls out (eq. 10): the learner's checkpoint, reloaded on "
-            "each policy_version; empty: the run's pre-trained task_policy.pt, which never changes"
+            "doc": "task policy the world-model critic rolls out (eq. 10): the learner's checkpoint, where it "
+            "exists, then each policy the learner publishes (policy_weights); empty: the run's pre-trained "
+            "task_policy.pt, which never changes"
+        },
+    )
+    imagined_path: bool = field(
+        default=True,
+        metadata={
+            "doc": "publish the world-model critic's imagined hand path and risk on each decision "
+            "(visualization_msgs/MarkerArray, one more H-step rollout per decision)"
         },
     )
 
@@ -62,8 +77,12 @@ class _NoCritic:
 class ShieldNode(Node):
     name = "safety_shield"
     Params = ShieldParams
-    inputs = (STATE_INPUT, Input("action_proposed", T.ACTION, "on_proposal"), POLICY_VERSION_INPUT)
-    outputs = (Output("action_executed", T.ACTION), Output("shield_decision", T.DECISION))
+    inputs = (STATE_INPUT, Input("action_proposed", T.ACTION, "on_proposal"), POLICY_WEIGHTS_INPUT)
+    outputs = (
+        Output("action_executed", T.ACTION),
+        Output("shield_decision", T.DECISION),
+        Output("shield_markers", MARKER_ARRAY),
+    )
 
     def on_start(self) -> None:
         from farl_safety_shield.loader import load_shield
@@ -74,6 +93,7 @@ class ShieldNode(Node):
         """States and proposals waiting for their other half, by (episode, step)."""
         self.unmatched = 0
         self.version: int | None = None
+        self.label = ""
         self.swaps_by_episode: dict[int, int] = {}
         self.decisions = 0
         self.held = 0
@@ -113,24 +133,30 @@ class ShieldNode(Node):
             self.log("error", f"task policy for the critic not loaded: {err}")
             return None
 
-    def on_version(self, msg: Any) -> None:
-        """The critic rolls out the current task policy (eq. 10): follow the learner's versions. The
-        learner answers every episode with its version, new or not: only a new one is loaded."""
-        if self.shield is None or not self.shield.critic.follows_policy or int(msg.data) == self.version:
+    def on_weights(self, msg: Any) -> None:
+        """The critic rolls out the current task policy (eq. 10): follow the learner's, as the policy
+        node does, from the weights it publishes (no shared disk needed)."""
+        if self.shield is None or not self.shield.critic.follows_policy:
             return
-        self.version = int(msg.data)
+        version, label = int(msg.version), str(msg.label)
+        if (version, label) == (self.version, self.label):
+            return
+        self.version, self.label = version, label
         if not self.params.policy_checkpoint:
             if not self.warned_frozen:
                 self.warned_frozen = True
                 self.log(
                     "warning",
-                    f"policy version {msg.data} published, but no policy_checkpoint is set: the critic keeps "
+                    f"policy version {version} published, but no policy_checkpoint is set: the critic keeps "
                     "rolling out the pre-trained task policy",
                 )
             return
-        policy = self._load_policy()
-        if policy is not None:
-            self.shield.critic.set_policy(policy)
+        try:
+            policy = policy_from_checkpoint(loads(msg.checkpoint, f"policy_weights version {version}", "task_policy"))
+        except (CheckpointError, KeyError, RuntimeError) as err:
+            self.log("error", f"the critic keeps rolling out the policy it had: {err}")
+            return
+        self.shield.critic.set_policy(policy)
 
     def on_state(self, msg: Any) -> None:
         key = (int(msg.episode), int(msg.step))
@@ -200,6 +226,22 @@ class ShieldNode(Node):
             ),
         )
         self._decision(msg, t, proposed, executed, risk, swapped)
+        if self.params.imagined_path and hasattr(self.shield.critic, "imagine") and np.isfinite(risk):
+            self._imagined(t, obs, proposed, risk, swapped)
+
+    def _imagined(self, t: int, obs: np.ndarray, proposed: np.ndarray, risk: float, swapped: bool) -> None:
+        try:
+            states, terms = self.shield.critic.imagine(
+                torch.as_tensor(obs[None], dtype=torch.float32), torch.as_tensor(proposed[None], dtype=torch.float32)
+            )
+        except Exception as err:  # noqa: BLE001 - a picture is not worth the control loop
+            self.log("warning", f"no imagined path: {err}")
+            return
+        hands = states[0, :, HAND].numpy().astype(np.float64)
+        markers = imagined_path_markers(
+            self.msgs, t, hands, terms[0].numpy().astype(np.float64), risk, self.shield.eps_safe, swapped
+        )
+        self.publish("shield_markers", markers)
 
     def _decision(self, msg: Any, t: int, proposed, executed, risk: float, swapped: bool) -> None:
         critic = self.shield.critic.name if self.shield is not None else "unavailable"

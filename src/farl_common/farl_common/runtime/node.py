@@ -17,9 +17,11 @@ from farl_common.config import ConfigError, check_fields
 from farl_common.messages import MessageFactory
 
 Closable = TypeVar("Closable")
-QosName = Literal["default", "events", "sensor"]
+QosName = Literal["default", "events", "latest", "sensor"]
 """default: reliable, keep last 10; events: reliable, transient local, keep last 100 (late
-joiners still see episode starts/ends and the policy version); sensor: best effort, keep last 5."""
+joiners still see episode starts/ends and the policy version); latest: reliable, transient local, keep
+last 1 (a late joiner gets the newest policy weights, and no writer holds a history of them); sensor:
+best effort, keep last 5."""
 
 
 @dataclass(frozen=True)

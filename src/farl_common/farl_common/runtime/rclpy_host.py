@@ -71,10 +71,10 @@ def qos_profile(name: QosName):
 
     if name == "sensor":
         return qos_profile_sensor_data
-    if name == "events":
+    if name in ("events", "latest"):
         return QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
-            depth=100,
+            depth=100 if name == "events" else 1,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
