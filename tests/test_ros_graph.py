@@ -505,3 +505,54 @@ def test_sigint_to_the_process_group_ends_the_robot_node_cleanly(inherited: str)
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err + out and "KeyboardInterrupt" not in err + out
+
+
+def test_the_shield_publishes_its_imagined_path_as_a_marker_array(ros, tiny_run) -> None:
+    """For RViz2 and Foxglove: on each decision of the world-model critic, a MarkerArray on
+    /farl/shield/imagined_path in the state's frame, whose path starts at the state's hand and runs
+    H steps ahead, one colour per vertex, with C_H and eps_safe written above the hand."""
+    from farl_common import messages as M
+    from farl_common.obs_layout import HAND, OBS_DIM
+    from farl_common.runtime.rclpy_host import RclpyHost, RclpyMessages
+    from farl_safety_shield.shield_node import ShieldNode, ShieldParams
+
+    shield = RclpyHost(ShieldNode, params=ShieldParams(run_dir=str(tiny_run), horizon_steps=4), remap=CANONICAL)
+    msgs = RclpyMessages()
+    node = rclpy.create_node("marker_listener")
+    got = []
+    node.create_subscription(
+        msgs.cls("visualization_msgs/msg/MarkerArray"), "/farl/shield/imagined_path", got.append, 10
+    )
+    state_pub = node.create_publisher(msgs.cls("farl_interfaces/msg/TaskState"), "/farl/state", 10)
+    action_pub = node.create_publisher(msgs.cls("farl_interfaces/msg/ActionCommand"), "/farl/action/proposed", 10)
+    obs = np.zeros(OBS_DIM)
+    obs[HAND] = [0.05, 0.6, 0.2]
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(shield.ros_node)
+    try:
+        end = time.monotonic() + 30
+        step = 0
+        while not got and time.monotonic() < end:  # until discovery lets the pair through
+            state_pub.publish(
+                M.make_state(msgs, t_ns=0, task="fragile_push_wall", episode=0, step=step, layout=[], values=obs)
+            )
+            action_pub.publish(M.make_action(msgs, t_ns=0, episode=0, step=step, values=np.zeros(4)))
+            step += 1
+            for _ in range(10):
+                ex.spin_once(timeout_sec=0.02)
+    finally:
+        ex.remove_node(node)
+        ex.remove_node(shield.ros_node)
+        node.destroy_node()
+        shield.close()
+    assert got, "no MarkerArray from the shield"
+    markers = {m.ns: m for m in got[0].markers}
+    assert set(markers) == {"imagined_path", "imagined_states", "risk"}
+    path = markers["imagined_path"]
+    assert path.header.frame_id == "world" and path.type == path.LINE_STRIP
+    assert len(path.points) == len(path.colors) == 4 + 1
+    assert [path.points[0].x, path.points[0].y, path.points[0].z] == pytest.approx(obs[HAND].tolist())
+    assert markers["risk"].text.startswith("C_H ") and "eps_safe" in markers["risk"].text
