@@ -117,7 +117,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    result = run_sim(cfg, episodes=n, seed=args.seed, on_episode=report)
+    result = run_sim(cfg, episodes=n, seed=args.seed, on_episode=report, view=args.view)
     dt = time.perf_counter() - t0
     eps = result.episodes
     succ = sum(e["outcome"] == "success" for e in eps)
@@ -177,7 +177,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
     )
     print(f"  {help_line(args.device)}", flush=True)
     result = run_record(
-        cfg, kind=args.kind, device=args.device, out=args.out, episodes=args.episodes or 0, seed=args.seed, view=view
+        cfg,
+        kind=args.kind,
+        device=args.device,
+        out=args.out,
+        episodes=args.episodes or 0,
+        seed=args.seed,
+        view=view,
+        live_view=args.view,
     )
     print(f"kept {len(result.bags)} episode bags in {result.out_dir}, discarded {len(result.discarded)}")
     if result.bags:
@@ -245,7 +252,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     run = Path(args.run or f"runs/{task}/run")  # replay() refuses a run of another task
     sh = replace(task_config(task).shield.settings(), critic=args.shield).calibrated(run).with_eps(args.eps_safe)
     out = Path(args.out) if args.out else Path(args.path).parent / f"replay_{args.shield}"
-    report = replay(args.path, run, sh, out, bags=bags)
+    report = replay(args.path, run, sh, out, bags=bags, view=args.view)
     print_report(report, out)
     return 2 if report.errors else 0
 
@@ -545,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", choices=["scripted", "learned"], default=None, help="override the config's policy.kind")
     s.add_argument("--run", default=None, help="pre-training run folder (default: the config's learner.run_dir)")
     _switch(s, "--person", "a scripted person takes over near the hazard (teleop.takeover with device scripted)")
+    view_option(s)
     s.add_argument(
         "--pretrain-scale",
         type=positive(float),
@@ -635,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", default=None, help="config file (default: config/<task>.yaml or franka_<task>.yaml)")
     _switch(r, "--no-review", "keep every episode without asking")
     _switch(r, "--no-view", "sim mode: no window of the scene (the status line alone)")
+    view_option(r)
     r.set_defaults(fn=_cmd_record)
 
     pc = sub.add_parser(
@@ -763,6 +772,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="report and plots (default: PATH/../replay_<shield>)")
     _switch(rp, "--ros", "publish the bags' topics in time order (needs rclpy)")
     rp.add_argument("--speed", type=positive(float), default=1.0, help="--ros: multiple of the recorded rate")
+    view_option(rp)
     rp.set_defaults(fn=_cmd_replay)
 
     i = sub.add_parser("inspect", help="list the episodes in a bag or a folder of bags")
@@ -777,6 +787,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.set_defaults(fn=_cmd_inspect)
     return p
+
+
+def view_option(parser: argparse.ArgumentParser) -> None:
+    """The live view (rerun), the same option for sim, record and replay."""
+    parser.add_argument(
+        "--view",
+        nargs="?",
+        const="desktop",
+        choices=["desktop", "web", "none"],
+        default=None,
+        help="live view in rerun: the scene, the shield's imagined path coloured by risk, C_H against eps_safe, "
+        "swaps and takeovers, the camera, the policy version; each episode saved as <bag>.rrd beside its bag. "
+        "desktop (the default) spawns the rerun viewer, web serves it on http://127.0.0.1:9090, none only "
+        "saves the files (needs farl[view])",
+    )
 
 
 def calibration_options(parser: argparse.ArgumentParser) -> None:

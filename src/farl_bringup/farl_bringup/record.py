@@ -65,9 +65,11 @@ def run_record(
     runtime: InProcessRuntime | None = None,
     view: bool = False,
     show: Callable[[np.ndarray], None] | None = None,
+    live_view: str | None = None,
 ) -> RecordResult:
     """Record until `episodes` are kept (0: until Ctrl-C). `view` (sim only) shows the scene in a window
-    (`farl_teleop.sim_view`; `show` replaces the window).
+    (`farl_teleop.sim_view`; `show` replaces the window). `live_view` (desktop | web | none) adds the
+    rerun live view (`farl_bringup.live_view`), each episode's recording kept beside its bag.
 
     `operator` replaces the device and `runtime` the wall-clock host (tests: fake HID reports timed
     on the runtime's simulated clock)."""
@@ -94,6 +96,10 @@ def run_record(
             from farl_teleop.sim_view import SimViewNode, SimViewParams
 
             rt.add(SimViewNode(SimViewParams(), robot.driver.env, teleop.status, show), specs[0].topics)
+        if live_view is not None:
+            from farl_bringup.live_view import live_view_node
+
+            rt.add(live_view_node(cfg, live_view), specs[0].topics)
         rt.run(until_s=until_s)
         if robot.exit_code:
             raise NodeError(f"the robot stopped: {robot.halt_reason}")

@@ -123,9 +123,12 @@ def replay(
     settings: ShieldSettings,
     out: str | Path | None = None,
     bags: list[tuple[Path, Episode | None, str]] | None = None,
+    view: str | None = None,
 ) -> ReplayReport:
     """Re-run the settings' critic of `run` over every episode bag under `root` (or the already read
-    `bags`); write report and plots to `out`. The bags must be of the task `run` was pre-trained on."""
+    `bags`); write report and plots to `out`. The bags must be of the task `run` was pre-trained on.
+    `view` (desktop | web | none) also writes each episode's live-view recording beside its bag
+    (`farl_bringup.live_view.view_episode`), and shows it in the viewer it names."""
     from farl_safety_shield.loader import load_critic
 
     if bags is None:
@@ -135,11 +138,21 @@ def replay(
     critic = load_critic(run, settings)
     critic_name, eps_safe = settings.critic, settings.eps_safe
     episodes, errors = [], []
+    viewer = None
+    if view is not None:
+        from farl_bringup.live_view import Viewer, view_episode
+        from farl_common.config import task_config
+
+        viewer = Viewer(view)  # type: ignore[arg-type]
+        robot = task_config(task).robot  # the bag does not hold the envelope: the task config's
+        envelope = (list(robot.workspace_min_m), list(robot.workspace_max_m))
     for _, ep, err in bags:
         if ep is None:
             errors.append(err)
         elif len(ep):
             episodes.append(replay_episode(ep, critic, eps_safe))
+            if view is not None:
+                view_episode(ep, ep.path.with_name(f"{ep.path.name}.rrd"), critic, eps_safe, viewer, envelope)
     report = ReplayReport(critic_name, eps_safe, settings.eps_source, episodes, errors)
     if out is not None:
         out = Path(out)

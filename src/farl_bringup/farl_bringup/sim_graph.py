@@ -41,13 +41,19 @@ def run_sim(
     seed: int | None = None,
     run_id: str = "",
     on_episode: Callable[[dict[str, Any]], None] | None = None,
+    view: str | None = None,
 ) -> SimResult:
+    """`view` (desktop | web | none) adds the live view (`farl_bringup.live_view`): each episode's
+    recording beside its bag, and the viewer it names following along."""
     if cfg.robot.backend != "sim":
         raise ConfigError(
             f"{cfg.task}: robot.backend is {cfg.robot.backend}: `farl sim` runs the simulated arm on a simulated "
             "clock; a real arm runs under `ros2 launch farl_bringup <task>.launch.py mode:=real`"
         )
     specs = graph_spec(cfg, episodes, seed, run_id)
+    for spec in specs:
+        if spec.node_class is ShieldNode:  # its look-ahead costs a rollout per step: only for a view
+            spec.params.imagined_path = view is not None
     with InProcessRuntime() as rt:
         nodes = []
         for spec in specs:
@@ -59,6 +65,10 @@ def run_sim(
                 nodes.append(rt.add(spec.node_class(spec.params), spec.topics))
         robot = next(n for n in nodes if isinstance(n, RobotNode))
         recorder = next(n for n in nodes if isinstance(n, EpisodeRecorderNode))
+        if view is not None:
+            from farl_bringup.live_view import live_view_node
+
+            rt.add(live_view_node(cfg, view), dict(cfg.topics))
         shield = next((n for n in nodes if isinstance(n, ShieldNode)), None)
         teleop = next((n for n in nodes if isinstance(n, TeleopNode)), None)
         reported = 0

@@ -1,0 +1,93 @@
+"""The live view (rerun): each episode's `.rrd` beside its bag holds the scene, the shield's look-ahead
+and decisions, and the values the bag holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_learned_graph import learned_config, run_copy  # noqa: F401 - the fixture is used by name
+
+from farl_bringup.sim_graph import run_sim
+from farl_common.bags import read_episode
+from farl_common.obs_layout import HAND
+
+pytest.importorskip("rerun")
+
+
+def read_rrd(path) -> dict[str, dict[str, list]]:
+    """Entity path -> column -> values (each row a logged value; `step` its step), static rows too."""
+    from rerun.chunk import RrdReader
+
+    out: dict[str, dict[str, list]] = {}
+    for chunk in RrdReader(path).stream().collect().stream().to_chunks():
+        batch = chunk.to_record_batch()
+        cols = out.setdefault(chunk.entity_path, {})
+        for name in batch.column_names:
+            if name.startswith("rerun.") or name == "log_time":
+                continue
+            cols.setdefault(name, []).extend(batch.column(name).to_pylist())
+    return out
+
+
+def by_step(entity: dict[str, list], column: str) -> dict[int, object]:
+    return dict(zip(entity["step"], entity[column], strict=True))
+
+
+def test_farl_sim_view_saves_each_episode_beside_its_bag_with_what_the_bag_holds(run_copy, tmp_path):  # noqa: F811
+    cfg = learned_config(tmp_path, run_copy, horizon=15, min_new_steps=10**6)
+    result = run_sim(cfg, episodes=2, seed=0, view="none")
+    bags = sorted(result.bags)
+    rrds = sorted((tmp_path / "bags").glob("*.rrd"))
+    assert [r.name for r in rrds] == [f"{b.name}.rrd" for b in bags]
+    assert not list((tmp_path / "bags").glob(".live_view*")), "a recording was left half-made"
+    check_recordings(bags, rrds, cfg.shield.settings(str(run_copy)).horizon_steps)
+
+    # farl replay --view: the same recordings from the bags alone, the look-ahead from the run's critic
+    from farl_bringup.replay import replay
+
+    for rrd in rrds:
+        rrd.unlink()
+    replay(tmp_path / "bags", run_copy, cfg.shield.settings(str(run_copy)), view="none")
+    check_recordings(bags, sorted((tmp_path / "bags").glob("*.rrd")), cfg.shield.settings(str(run_copy)).horizon_steps)
+
+
+def check_recordings(bags, rrds, horizon: int) -> None:
+    assert [r.name for r in rrds] == [f"{b.name}.rrd" for b in bags]
+    for bag, rrd in zip(bags, rrds, strict=True):
+        ep = read_episode(bag)
+        data = read_rrd(rrd)
+        for entity in (
+            "/scene/envelope",
+            "/scene/hazard",
+            "/scene/hand",
+            "/scene/hand_trail",
+            "/scene/object",
+            "/scene/goal",
+            "/scene/imagined",
+            "/scene/imagined/states",
+            "/shield/C_H",
+            "/shield/eps_safe",
+            "/events",
+            "/policy/version",
+        ):
+            assert entity in data, f"{entity} missing from {rrd.name}: {sorted(data)}"
+        hands = by_step(data["/scene/hand"], "Points3D:positions")
+        for t in range(len(ep)):
+            np.testing.assert_allclose(hands[t][0], ep.obs[t, HAND], rtol=0, atol=1e-6)  # float32 in rerun
+        risks = by_step(data["/shield/C_H"], "Scalars:scalars")
+        np.testing.assert_allclose([risks[t][0] for t in range(len(ep))], np.log10(ep.risk), rtol=1e-6)
+        paths = by_step(data["/scene/imagined/states"], "Points3D:positions")
+        assert len(paths) == len(ep)  # one look-ahead per decision
+        first = paths[0]
+        assert len(first) == horizon + 1
+        np.testing.assert_allclose(first[0], ep.obs[0, HAND], atol=1e-6)  # it starts where the hand is
+        texts = data["/events"]["TextLog:text"]
+        assert texts[0][0].startswith("fragile_push_wall episode") and texts[-1][0].startswith(
+            f"episode {ep_number(bag)} ends: {ep.outcome}"
+        )
+        assert sum("shield swap" in t[0] for t in texts) == int(ep.swapped.sum())
+        assert set(v[0] for v in data["/policy/version"]["Scalars:scalars"]) == {float(ep.policy_version)}
+
+
+def ep_number(bag) -> int:
+    return int(bag.name.rsplit("_ep", 1)[1].split("-")[0])
