@@ -10,14 +10,35 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd="sudo"
 fi
 
+# A line "pkg  # optional" is installed where the distribution has it as a package, and skipped elsewhere.
 mapfile -t wanted < <(grep -vE '^[[:space:]]*(#|$)' apt-packages.txt)
 missing=()
-for pkg in "${wanted[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+optional=()
+for line in "${wanted[@]}"; do
+  pkg="${line%%#*}"
+  pkg="${pkg//[[:space:]]/}"
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    case "$line" in
+      *"# optional"*) optional+=("$pkg") ;;
+      *) missing+=("$pkg") ;;
+    esac
+  fi
 done
+if [ -f .venv/.farl-installed ]; then
+  optional=()  # looked for at the first set-up; where it was not a package, it is not one now either
+fi
+if [ ${#missing[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
+  $sudo_cmd apt-get update -q
+  for pkg in "${optional[@]}"; do
+    if apt-cache policy "$pkg" 2>/dev/null | grep -q "Candidate: [0-9]"; then
+      missing+=("$pkg")
+    else
+      echo "setup: $pkg is not a package here: skipping it (only an optional test needs it)"
+    fi
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
-  $sudo_cmd apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

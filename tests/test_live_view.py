@@ -3,6 +3,9 @@ and decisions, and the values the bag holds."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_learned_graph import learned_config, run_copy  # noqa: F401 - the fixture is used by name
@@ -91,3 +94,70 @@ def check_recordings(bags, rrds, horizon: int) -> None:
 
 def ep_number(bag) -> int:
     return int(bag.name.rsplit("_ep", 1)[1].split("-")[0])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_web_viewer_opens_an_episode_in_headless_chromium(run_copy, tmp_path):  # noqa: F811
+    """`rerun <bag>.rrd --serve-web`, opened in headless Chromium (software WebGL): the screenshot shows the
+    viewer drawing this episode, C_H's red line against eps_safe's among it."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from PIL import Image
+
+    from farl_bringup.live_view import RISK_COLOUR
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium: apt-get install chromium (apt-packages.txt)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    cfg = learned_config(tmp_path, run_copy, horizon=15, min_new_steps=10**6)
+    run_sim(cfg, episodes=1, seed=0, view="none")
+    (rrd,) = (tmp_path / "bags").glob("*.rrd")
+    web, grpc = _free_port(), _free_port()
+    rerun = Path(sys.executable).with_name("rerun")
+    server = subprocess.Popen(
+        [str(rerun), str(rrd), "--serve-web", "--web-viewer-port", str(web), "--port", str(grpc)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CI": "1"},  # rerun sends no usage data on CI
+    )
+    shot = tmp_path / "web_viewer.png"
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < end and server.poll() is None, "the web viewer never answered"
+                time.sleep(0.5)
+        url = f"http://127.0.0.1:{web}/?url=rerun%2Bhttp%3A%2F%2F127.0.0.1%3A{grpc}%2Fproxy"
+        args = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-first-run"]
+        args += ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=args)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(url)
+            red = 0
+            end = time.monotonic() + 90
+            while red < 200 and time.monotonic() < end:  # the wasm viewer loads, then fetches the recording
+                time.sleep(2)
+                page.screenshot(path=str(shot))
+                pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
+                red = int((np.abs(pixels - RISK_COLOUR).sum(1) < 30).sum())
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert red >= 200, f"no C_H line in the viewer after 90 s (screenshot {shot})"

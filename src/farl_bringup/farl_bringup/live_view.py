@@ -37,6 +37,8 @@ from farl_common.shared_inputs import EPISODE_EVENT_INPUT, EPISODE_RECORDED_INPU
 ViewerKind = Literal["desktop", "web", "none"]
 GOAL = field_slice("goal_pos_m")
 _BAG_EPISODE = re.compile(r"_ep(\d+)(-\d+)?$")
+RISK_COLOUR, EPS_COLOUR = (220, 40, 40), (40, 40, 40)
+"""C_H's line and eps_safe's in the shield plot."""
 WALL_HEIGHT_M = 0.12
 """Drawn height of Fragile Push Wall's wall (its footprint is farl_sim.hazards')."""
 
@@ -47,6 +49,29 @@ def _rr():
     except ImportError:
         raise RuntimeError("the live view needs rerun: pip install 'farl[view]'") from None
     return rr
+
+
+def blueprint() -> Any:
+    """The view's layout: the scene in 3D beside C_H against eps_safe, the events, the camera and the
+    policy version."""
+    import rerun.blueprint as rrb
+
+    return rrb.Blueprint(
+        rrb.Horizontal(
+            rrb.Spatial3DView(origin="scene", name="scene: hand, object, hazard, envelope, imagined path"),
+            rrb.Vertical(
+                rrb.TimeSeriesView(origin="shield", name="C_H against eps_safe (log10)"),
+                rrb.TextLogView(origin="events", name="events"),
+                rrb.Horizontal(
+                    rrb.Spatial2DView(origin="camera", name="camera"),
+                    rrb.TimeSeriesView(origin="policy", name="policy version"),
+                ),
+                row_shares=[3, 2, 2],
+            ),
+            column_shares=[3, 2],
+        ),
+        collapse_panels=True,
+    )
 
 
 class Viewer:
@@ -88,7 +113,12 @@ class EpisodeView:
         self.rec.send_recording_name(f"{task} episode {episode}")
         self.trail: list[np.ndarray] = []
         self.swaps = 0
+        self.rec.send_blueprint(blueprint())
         self.rec.log("scene", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
+        self.rec.log("shield/C_H", rr.SeriesLines(colors=[RISK_COLOUR], names=["log10 C_H"], widths=[2.0]), static=True)
+        self.rec.log(
+            "shield/eps_safe", rr.SeriesLines(colors=[EPS_COLOUR], names=["log10 eps_safe"], widths=[1.5]), static=True
+        )
         if hazard == "wall":  # fixed in the scene: drawn once
             from farl_sim.hazards import WALL_CENTRE_XY, WALL_HALF_XY
 
