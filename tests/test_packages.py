@@ -126,3 +126,35 @@ def test_docker_and_the_ros2_docs_install_farl_pinned_with_setuptools_below_80_b
         pip = text.index('-e ".[hardware]" "setuptools>=77.0.3,<80"')
         assert pip < text.index("colcon build --symlink-install"), path
     assert "torch torchvision" not in (ROOT / "docker" / "Dockerfile").read_text()  # pins come from pyproject
+
+
+def test_the_rviz_and_foxglove_views_show_the_topics_farl_publishes():
+    """The shipped views name the shield's MarkerArray topic and its frame, and plot fields that exist."""
+    import json
+
+    import yaml
+
+    from farl_common.messages import TypestoreFactory
+    from farl_common.topics import DEFAULT_TOPICS, TOPIC_TYPES
+    from farl_safety_shield.markers import FRAME
+
+    viz = ROOT / "src" / "farl_bringup" / "viz"
+    rviz = yaml.safe_load((viz / "farl.rviz").read_text())["Visualization Manager"]
+    assert rviz["Global Options"]["Fixed Frame"] == FRAME
+    (markers,) = [d for d in rviz["Displays"] if d["Class"] == "rviz_default_plugins/MarkerArray"]
+    assert markers["Topic"]["Value"] == DEFAULT_TOPICS["shield_markers"]
+    assert set(markers["Namespaces"]) == {"imagined_path", "imagined_states", "risk"}
+
+    layout = json.loads((viz / "farl_foxglove_layout.json").read_text())
+    panels = layout["configById"]
+    assert set(panels["3D!farlscene"]["topics"]) == {DEFAULT_TOPICS["shield_markers"]}
+    by_topic = {v: k for k, v in DEFAULT_TOPICS.items()}
+    store = TypestoreFactory().store
+    paths = [p["value"] for k, c in panels.items() if k.startswith("Plot!") for p in c["paths"]]
+    paths.append(panels["RawMessages!farlevents"]["topicPath"] + ".episode")
+    for path in paths:
+        topic, fieldname = path.split(".", 1)
+        fields = [name for name, _ in store.fielddefs[TOPIC_TYPES[by_topic[topic]]][1]]
+        assert fieldname in fields, path
+    placed = json.dumps(layout["layout"])
+    assert all(k in placed for k in panels)  # every panel is on the page

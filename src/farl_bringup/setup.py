@@ -15,6 +15,8 @@ setup(
         # launch/ and config/ are links here), so `colcon build --symlink-install` leaves the tree clean.
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
+        # RViz2's and Foxglove's views of the shield (docs/live-view.md)
+        ("share/" + package_name + "/viz", glob("viz/*.rviz") + glob("viz/*.json")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -58,7 +58,12 @@ def blueprint() -> Any:
 
     return rrb.Blueprint(
         rrb.Horizontal(
-            rrb.Spatial3DView(origin="scene", name="scene: hand, object, hazard, envelope, imagined path"),
+            rrb.Spatial3DView(
+                origin="scene",
+                name="scene: hand, object, hazard, envelope, imagined path",
+                # from in front of the table and above it, onto the work area in the middle of the envelope
+                eye_controls=rrb.EyeControls3D(position=(0.05, 0.25, 0.45), look_target=(0.0, 0.72, 0.05)),
+            ),
             rrb.Vertical(
                 rrb.TimeSeriesView(origin="shield", name="C_H against eps_safe (log10)"),
                 rrb.TextLogView(origin="events", name="events"),
@@ -75,26 +80,56 @@ def blueprint() -> Any:
 
 
 class Viewer:
-    """Where recordings go besides their files: a spawned desktop viewer, a web viewer on localhost, or nowhere."""
+    """The run's live recording, streamed to a spawned desktop viewer or to a web viewer on localhost; all
+    episodes in one recording, its `step` running on from one episode to the next (`episode_step` restarts)."""
 
     def __init__(self, kind: ViewerKind = "none", web_port: int = 9090, grpc_port: int = 9876) -> None:
+        import os
+        import urllib.parse
+        import uuid
+
+        self.live: Any = None
+        self.offset = 0
+        """Steps of the episodes already shown."""
+        if kind == "none":
+            return
         rr = _rr()
-        self.kind, self.url = kind, ""
+        if kind == "desktop" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            print("live view: no display (DISPLAY is not set): serving the web viewer instead", flush=True)
+            kind = "web"
+        self.live = rr.RecordingStream("farl", recording_id=f"live-{uuid.uuid4().hex[:8]}")
         if kind == "desktop":
             rr.spawn(port=grpc_port, connect=False)
-            self.url = f"rerun+http://127.0.0.1:{grpc_port}/proxy"
-        elif kind == "web":
-            self.server = rr.RecordingStream("farl_server")
-            self.url = self.server.serve_grpc(grpc_port=grpc_port)
-            rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=self.url)
-            print(f"live view: http://127.0.0.1:{web_port}/?url={self.url}", flush=True)
+            self.live.connect_grpc(f"rerun+http://127.0.0.1:{grpc_port}/proxy")
+        else:
+            url = self.live.serve_grpc(grpc_port=grpc_port)
+            rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=url)
+            print(f"live view: http://127.0.0.1:{web_port}/?url={urllib.parse.quote(url, safe='')}", flush=True)
+        self.live.send_recording_name("farl live")
+        self.live.send_blueprint(blueprint())
 
-    def sinks(self) -> list[Any]:
-        return [_rr().GrpcSink(self.url)] if self.url else []
+
+class _Streams:
+    """An episode's own recording (its file) and the run's live one, logged to alike."""
+
+    def __init__(self, own: Any, viewer: Viewer | None) -> None:
+        self.own, self.viewer = own, viewer
+        self.recs = [own] + ([viewer.live] if viewer is not None and viewer.live is not None else [])
+
+    def set_step(self, step: int) -> None:
+        self.own.set_time("step", sequence=int(step))
+        if len(self.recs) > 1:
+            self.recs[1].set_time("step", sequence=self.viewer.offset + int(step))
+            self.recs[1].set_time("episode_step", sequence=int(step))
+
+    def log(self, path: str, *what: Any, static: bool = False) -> None:
+        for rec in self.recs:
+            rec.log(path, *what, static=static)
 
 
 class EpisodeView:
-    """One episode's recording: its file (and a viewer, if any); methods log what the graph or a bag holds."""
+    """One episode's recording (its file, and the viewer's live one if any); methods log what the graph or a
+    bag holds."""
 
     def __init__(
         self,
@@ -106,23 +141,24 @@ class EpisodeView:
         hazard: str = "",
     ) -> None:
         rr = _rr()
-        self.rr, self.path, self.hazard = rr, Path(path), hazard
+        self.rr, self.path, self.hazard, self.viewer = rr, Path(path), hazard, viewer
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rec = rr.RecordingStream("farl", recording_id=f"{task}-ep{episode}-{self.path.stem}")
-        self.rec.set_sinks(rr.FileSink(str(self.path)), *(viewer.sinks() if viewer else []))
+        self.rec.save(str(self.path))
         self.rec.send_recording_name(f"{task} episode {episode}")
+        self.rec.send_blueprint(blueprint())
+        self.out = _Streams(self.rec, viewer)
         self.trail: list[np.ndarray] = []
         self.swaps = 0
-        self.rec.send_blueprint(blueprint())
-        self.rec.log("scene", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
-        self.rec.log("shield/C_H", rr.SeriesLines(colors=[RISK_COLOUR], names=["log10 C_H"], widths=[2.0]), static=True)
-        self.rec.log(
+        self.out.log("scene", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
+        self.out.log("shield/C_H", rr.SeriesLines(colors=[RISK_COLOUR], names=["log10 C_H"], widths=[2.0]), static=True)
+        self.out.log(
             "shield/eps_safe", rr.SeriesLines(colors=[EPS_COLOUR], names=["log10 eps_safe"], widths=[1.5]), static=True
         )
         if hazard == "wall":  # fixed in the scene: drawn once
             from farl_sim.hazards import WALL_CENTRE_XY, WALL_HALF_XY
 
-            self.rec.log(
+            self.out.log(
                 "scene/hazard",
                 rr.Boxes3D(
                     centers=[[*WALL_CENTRE_XY, WALL_HEIGHT_M / 2]],
@@ -134,63 +170,65 @@ class EpisodeView:
             )
         if envelope is not None:
             lo, hi = (np.asarray(v, dtype=np.float64) for v in envelope)
-            self.rec.log(
+            self.out.log(
                 "scene/envelope",
                 rr.Boxes3D(mins=[lo], sizes=[hi - lo], colors=[(120, 120, 120)], labels=["envelope"]),
                 static=True,
             )
 
     def _at(self, step: int) -> None:
-        self.rec.set_time("step", sequence=int(step))
+        self.out.set_step(step)
 
     def state(self, step: int, obs: np.ndarray) -> None:
         rr = self.rr
         self._at(step)
         hand = obs[HAND]
         self.trail.append(hand.copy())
-        self.rec.log("scene/hand", rr.Points3D([hand], radii=0.012, colors=[(60, 120, 230)], labels=["hand"]))
-        self.rec.log("scene/hand_trail", rr.LineStrips3D([np.asarray(self.trail)], colors=[(60, 120, 230)]))
-        self.rec.log("scene/object", rr.Points3D([obs[OBJECT]], radii=0.02, colors=[(230, 200, 40)]))
+        self.out.log("scene/hand", rr.Points3D([hand], radii=0.012, colors=[(60, 120, 230)], labels=["hand"]))
+        self.out.log("scene/hand_trail", rr.LineStrips3D([np.asarray(self.trail)], colors=[(60, 120, 230)]))
+        self.out.log("scene/object", rr.Points3D([obs[OBJECT]], radii=0.02, colors=[(230, 200, 40)]))
         if self.hazard in ("vase", "obstacle"):
-            self.rec.log("scene/hazard", rr.Points3D([obs[OBSTACLE]], radii=0.03, colors=[(200, 60, 200)]))
+            self.out.log("scene/hazard", rr.Points3D([obs[OBSTACLE]], radii=0.03, colors=[(200, 60, 200)]))
         goal = np.array([*obs[GOAL_XY], obs[GOAL][2]])
-        self.rec.log("scene/goal", rr.Points3D([goal], radii=0.015, colors=[(40, 200, 200)]))
+        self.out.log("scene/goal", rr.Points3D([goal], radii=0.015, colors=[(40, 200, 200)]))
 
     def decision(self, step: int, risk: float, eps_safe: float, swapped: bool) -> None:
         self._at(step)
         if np.isfinite(risk):
-            self.rec.log("shield/C_H", self.rr.Scalars(np.log10(max(risk, 1e-12))))
+            self.out.log("shield/C_H", self.rr.Scalars(np.log10(max(risk, 1e-12))))
         if eps_safe > 0:
-            self.rec.log("shield/eps_safe", self.rr.Scalars(np.log10(eps_safe)))
+            self.out.log("shield/eps_safe", self.rr.Scalars(np.log10(eps_safe)))
         if swapped:
             self.swaps += 1
             what = f"C_H {risk:.3g} > eps_safe {eps_safe:.3g}" if np.isfinite(risk) else "no risk answer"
-            self.rec.log("events", self.rr.TextLog(f"step {step}: shield swap ({what})", level="WARN"))
+            self.out.log("events", self.rr.TextLog(f"step {step}: shield swap ({what})", level="WARN"))
 
     def imagined(self, step: int, points: np.ndarray, colours: np.ndarray) -> None:
         """The hand's imagined path at one decision; `colours` RGBA in 0..1 per vertex."""
         self._at(step)
         rgba = (np.clip(colours, 0, 1) * 255).astype(np.uint8)
-        self.rec.log("scene/imagined", self.rr.LineStrips3D([points], colors=[rgba[-1]]))
-        self.rec.log("scene/imagined/states", self.rr.Points3D(points, radii=0.006, colors=rgba))
+        self.out.log("scene/imagined", self.rr.LineStrips3D([points], colors=[rgba[-1]], radii=0.003))
+        self.out.log("scene/imagined/states", self.rr.Points3D(points, radii=0.009, colors=rgba))
 
     def action(self, step: int, source: str, version: int) -> None:
         self._at(step)
-        self.rec.log("policy/version", self.rr.Scalars(float(version)))
+        self.out.log("policy/version", self.rr.Scalars(float(version)))
         if source == "teleop":
-            self.rec.log("events", self.rr.TextLog(f"step {step}: a person acts (takeover)", level="WARN"))
+            self.out.log("events", self.rr.TextLog(f"step {step}: a person acts (takeover)", level="WARN"))
 
     def image(self, step: int, rgb: np.ndarray) -> None:
         self._at(step)
-        self.rec.log("camera/image", self.rr.Image(rgb))
+        self.out.log("camera/image", self.rr.Image(rgb))
 
     def event(self, step: int, text: str) -> None:
         self._at(step)
-        self.rec.log("events", self.rr.TextLog(text, level="INFO"))
+        self.out.log("events", self.rr.TextLog(text, level="INFO"))
 
     def close(self) -> None:
         self.rec.flush()
         self.rec.disconnect()
+        if self.viewer is not None:
+            self.viewer.offset += len(self.trail)
 
 
 @dataclass
@@ -286,7 +324,6 @@ class LiveViewNode(Node):
         view = self.views[max(self.views)]  # the markers carry a time, not an episode: the one under way
         points = np.array([[p.x, p.y, p.z] for p in states.points])
         colours = np.array([[c.r, c.g, c.b, c.a] for c in states.colors])
-        view.rec.set_time("step", sequence=len(view.trail) - 1)
         view.imagined(len(view.trail) - 1, points, colours)
 
     def on_image(self, msg: Any) -> None:
