@@ -161,3 +161,37 @@ def test_the_web_viewer_opens_an_episode_in_headless_chromium(run_copy, tmp_path
         server.terminate()
         server.wait(timeout=30)
     assert red >= 200, f"no C_H line in the viewer after 90 s (screenshot {shot})"
+
+
+def test_the_camera_image_and_a_takeover_reach_the_episodes_recording(tmp_path):
+    """Perception's debug image (the frame with its detections drawn) and a person's takeover, as the live
+    view node hears them; an episode whose bag is not kept leaves no recording."""
+    from farl_bringup.live_view import LiveViewNode, LiveViewParams
+    from farl_common import messages as M
+    from farl_common.obs_layout import OBS_DIM
+    from farl_common.runtime.inprocess import InProcessRuntime
+    from farl_perception.image_messages import color_msg
+
+    rt = InProcessRuntime()
+    node = rt.add(LiveViewNode(LiveViewParams(out_dir=str(tmp_path))), {})
+    f = rt.msgs
+    frame = np.zeros((48, 64, 3), dtype=np.uint8)
+    frame[10:20, 10:30] = (255, 0, 0)  # a drawn box
+    for ep in (0, 1):
+        node.on_episode_event(M.make_event(f, t_ns=0, start=True, episode=ep, task="fragile_push_wall", kind="online"))
+        node.on_state(
+            M.make_state(f, t_ns=0, task="fragile_push_wall", episode=ep, step=0, layout=[], values=np.zeros(OBS_DIM))
+        )
+        node.on_image(color_msg(f, frame, 0))
+        node.on_action(M.make_action(f, t_ns=0, episode=ep, step=0, values=np.zeros(4), source="teleop"))
+        node.on_episode_event(
+            M.make_event(f, t_ns=0, start=False, episode=ep, task="fragile_push_wall", kind="online", outcome="timeout")
+        )
+    bag = tmp_path / "20261207-000000_online_fragile_push_wall_ep00000"
+    node.on_episode_recorded(f.new("std_msgs/msg/String", data=str(bag)))  # episode 1's bag was not kept
+    rt.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{bag.name}.rrd"]
+    data = read_rrd(tmp_path / f"{bag.name}.rrd")
+    image = data["/camera/image"]
+    assert len(image["step"]) == 1
+    assert any("a person acts (takeover)" in t[0] for t in data["/events"]["TextLog:text"])

@@ -416,14 +416,24 @@ def _run_parallel(
                 continue
             results[task]["methods"][f"{method}/{seed}"] = r
             _write_json(results_path, results)
-            say(
-                f"{task} {method} seed {seed}: {r['failure_episodes']} failure episodes, "
-                f"eval return {r['after']['return']:.0f}, {r['seconds'] / 60:.1f} min"
-            )
+            say(run_done(task, method, seed, r))
             bar.update()
         bar.close()
+    raise_failed(failed, len(todo))
+
+
+def run_done(task: str, method: str, seed: int, r: dict[str, Any]) -> str:
+    """The progress line of a finished run."""
+    return (
+        f"{task} {method} seed {seed}: {r['failure_episodes']} failure episodes, "
+        f"eval return {r['after']['return']:.0f}, {r['seconds'] / 60:.1f} min"
+    )
+
+
+def raise_failed(failed: list[str], runs: int) -> None:
+    """One error naming every run that failed, once the others are done and kept."""
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(todo)} run(s) failed (the others are kept): " + "; ".join(failed))
+        raise RuntimeError(f"{len(failed)} of {runs} run(s) failed (the others are kept): " + "; ".join(failed))
 
 
 def _write_json(path: Path, data: Any) -> None:

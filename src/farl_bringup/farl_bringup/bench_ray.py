@@ -30,6 +30,8 @@ from farl_bringup.bench import (
     _result_path,
     _run_one,
     _write_json,
+    raise_failed,
+    run_done,
 )
 
 LEFT_BEHIND = ("demos", "heldout")
@@ -179,14 +181,10 @@ def run_on_ray(
             _write_json(path, r)
             results.setdefault(task, {"methods": {}})["methods"][f"{method}/{seed}"] = r
             _write_json(results_path, results)
-            say(
-                f"{task} {method} seed {seed}: {r['failure_episodes']} failure episodes, "
-                f"eval return {r['after']['return']:.0f}, {r['seconds'] / 60:.1f} min"
-            )
+            say(run_done(task, method, seed, r))
             bar.update()
         bar.close()
     finally:
         if started_here:
             ray.shutdown()
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(todo)} run(s) failed (the others are kept): " + "; ".join(failed))
+    raise_failed(failed, len(todo))

@@ -68,8 +68,9 @@ def graph_spec(
 
 
 ROLES = ("all", "robot", "learner")
-"""How the launch argument `role` splits the learned graph between two machines: `learner` runs the recorder (its own bags,
-recorded from the topics) and the learner; `robot` runs everything else; `all` runs both on one."""
+"""How the launch argument `role` splits the learned graph between two machines: `learner` runs the
+recorder (its own bags, recorded from the topics) and the learner; `robot` runs everything else; `all`
+runs both on one."""
 LEARNER_SIDE = ("episode_recorder_node", "learner_node")
 
 
