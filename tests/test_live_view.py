@@ -195,3 +195,23 @@ def test_the_camera_image_and_a_takeover_reach_the_episodes_recording(tmp_path):
     image = data["/camera/image"]
     assert len(image["step"]) == 1
     assert any("a person acts (takeover)" in t[0] for t in data["/events"]["TextLog:text"])
+
+
+def test_farl_record_view_keeps_a_recording_beside_each_kept_demonstration(tmp_path):
+    from test_teleop import record
+
+    def script(h):
+        h.press(1.0, 0)  # start
+        h.move(2.0, y=0.8).move(4.0, y=0.0)
+        h.press(5.0, 0)  # stop
+        h.press(6.0, 0)  # keep
+
+    result, _ = record(tmp_path, "task", script, live_view="none")
+    (bag,) = result.bags
+    ep = read_episode(bag)
+    data = read_rrd(bag.with_name(f"{bag.name}.rrd"))
+    hands = by_step(data["/scene/hand"], "Points3D:positions")
+    np.testing.assert_allclose([hands[t][0] for t in range(len(ep))], ep.obs[:, HAND], atol=1e-6)
+    texts = [t[0] for t in data["/events"]["TextLog:text"]]
+    assert texts[0] == "fragile_push_wall episode 0 starts (task, seed 0)"
+    assert not any("takeover" in t for t in texts)  # the person acts throughout: a demonstration, not a takeover

@@ -130,7 +130,7 @@ def test_keyboard_axis_keys_hold_for_their_time_and_other_keys_pass_through():
 
 
 # farl record, sim mode ---------------------------------------------------------------------------
-def record(tmp_path: Path, kind: str, hid_script, episodes: int = 1, until_s: float = 60.0, **teleop):
+def record(tmp_path: Path, kind: str, hid_script, episodes: int = 1, until_s: float = 60.0, live_view=None, **teleop):
     cfg = record_config("fragile_push_wall", "sim")
     cfg.teleop = dataclasses.replace(cfg.teleop, **teleop)
     rt = InProcessRuntime()
@@ -146,6 +146,7 @@ def record(tmp_path: Path, kind: str, hid_script, episodes: int = 1, until_s: fl
         status_line=False,
         until_s=until_s,
         runtime=rt,
+        live_view=live_view,
     )
     return result, rt
 

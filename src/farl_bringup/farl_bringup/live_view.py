@@ -139,9 +139,11 @@ class EpisodeView:
         viewer: Viewer | None = None,
         envelope: tuple[list[float], list[float]] | None = None,
         hazard: str = "",
+        kind: str = "online",
     ) -> None:
         rr = _rr()
         self.rr, self.path, self.hazard, self.viewer = rr, Path(path), hazard, viewer
+        self.kind = kind  # a person acting in a demonstration is not a takeover
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rec = rr.RecordingStream("farl", recording_id=f"{task}-ep{episode}-{self.path.stem}")
         self.rec.save(str(self.path))
@@ -213,7 +215,7 @@ class EpisodeView:
     def action(self, step: int, source: str, version: int) -> None:
         self._at(step)
         self.out.log("policy/version", self.rr.Scalars(float(version)))
-        if source == "teleop":
+        if source == "teleop" and self.kind == "online":
             self.out.log("events", self.rr.TextLog(f"step {step}: a person acts (takeover)", level="WARN"))
 
     def image(self, step: int, rgb: np.ndarray) -> None:
@@ -285,7 +287,7 @@ class LiveViewNode(Node):
             tmp = Path(self.params.out_dir) / f".live_view_ep{ep:05d}.rrd"
             envelope = (list(self.params.workspace_min_m), list(self.params.workspace_max_m))
             task = self.params.task
-            self.views[ep] = EpisodeView(task, ep, tmp, self.viewer, envelope, self.hazard)
+            self.views[ep] = EpisodeView(task, ep, tmp, self.viewer, envelope, self.hazard, str(msg.kind))
             self.views[ep].event(0, f"{task} episode {ep} starts ({msg.kind}, seed {msg.seed})")
             return
         view = self.views.pop(ep, None)
@@ -358,7 +360,7 @@ def view_episode(
     from farl_sim.tasks import TASKS
 
     hazard = TASKS[ep.task].hazard if ep.task in TASKS else ""
-    view = EpisodeView(ep.task, ep_number(ep.path), path, viewer, envelope, hazard)
+    view = EpisodeView(ep.task, ep_number(ep.path), path, viewer, envelope, hazard, ep.kind)
     view.event(0, f"{ep.task} episode {ep_number(ep.path)} starts ({ep.kind}, seed {ep.seed})")
     has_decisions = len(ep.risk) == len(ep) and bool(np.isfinite(ep.risk).any())
     sources = [M.ACTION_SOURCES[s] if s < len(M.ACTION_SOURCES) else "" for s in ep.source] if len(ep.source) else []
