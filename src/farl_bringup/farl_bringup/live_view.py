@@ -274,7 +274,6 @@ class LiveViewNode(Node):
         self.finished: dict[int, Path] = {}
         """Episodes over, by number: their recording, waiting for the recorder to name their bag."""
         self.saved: list[Path] = []
-        self.step = 0
 
     def _view(self, episode: int) -> EpisodeView | None:
         return self.views.get(int(episode))
