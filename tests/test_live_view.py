@@ -108,6 +108,7 @@ def test_the_web_viewer_opens_an_episode_in_headless_chromium(run_copy, tmp_path
     """`rerun <bag>.rrd --serve-web`, opened in headless Chromium (software WebGL): the screenshot shows the
     viewer drawing this episode, C_H's red line against eps_safe's among it."""
     import shutil
+    import signal
     import subprocess
     import sys
     import time
@@ -131,6 +132,7 @@ def test_the_web_viewer_opens_an_episode_in_headless_chromium(run_copy, tmp_path
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         env={**os.environ, "CI": "1"},  # rerun sends no usage data on CI
+        start_new_session=True,  # `rerun` is a Python launcher of the viewer binary: stop both together
     )
     shot = tmp_path / "web_viewer.png"
     try:
@@ -158,7 +160,7 @@ def test_the_web_viewer_opens_an_episode_in_headless_chromium(run_copy, tmp_path
                 red = int((np.abs(pixels - RISK_COLOUR).sum(1) < 30).sum())
             browser.close()
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     assert red >= 200, f"no C_H line in the viewer after 90 s (screenshot {shot})"
 
