@@ -133,7 +133,9 @@ def run_on_ray(
         )
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        threads = max(1, min(4, cpus // max(1, len(keys))))  # as --jobs gives a pre-training
+        # as --jobs gives a pre-training, and no more than one node has: a task must fit on a node
+        largest = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=1)
+        threads = max(1, min(4, largest, cpus // max(1, len(keys))))
         prepare = ray.remote(num_cpus=threads, num_returns=2, max_retries=options.max_retries)(prepare_task)
         finetune = ray.remote(num_cpus=1, num_returns=2, max_retries=options.max_retries)(finetune_task)
         pending: dict[Any, tuple[Any, ...]] = {}
