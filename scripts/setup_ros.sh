@@ -44,6 +44,7 @@ else
   skip_base=0
 fi
 [ -x "$venv/bin/python" ] || "$base" -m venv "$venv"
+prefix="$root/$venv/farl_interfaces"  # where farl_interfaces is built; ros-env.sh names it either way
 if [ "$skip_base" = 0 ]; then
 echo "setup_ros: installing ROS 2 Jazzy wheels into $venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
@@ -58,7 +59,6 @@ npinc=$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')
   -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$npinc#g"
 
 echo "setup_ros: building farl_interfaces"
-prefix="$root/$venv/farl_interfaces"
 rm -rf "$venv/build" "$prefix"
 mkdir -p "$venv/build"
 (
