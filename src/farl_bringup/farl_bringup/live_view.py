@@ -30,7 +30,8 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
-from farl_common.obs_layout import GOAL_XY, HAND, OBJECT, OBSTACLE, field_slice
+from farl_common.config import RobotConfig, same_as
+from farl_common.obs_layout import HAND, OBJECT, OBSTACLE, field_slice
 from farl_common.runtime.node import Input, Node
 from farl_common.shared_inputs import EPISODE_EVENT_INPUT, EPISODE_RECORDED_INPUT, STATE_INPUT
 
@@ -191,8 +192,7 @@ class EpisodeView:
         self.out.log("scene/object", rr.Points3D([obs[OBJECT]], radii=0.02, colors=[(230, 200, 40)]))
         if self.hazard in ("vase", "obstacle"):
             self.out.log("scene/hazard", rr.Points3D([obs[OBSTACLE]], radii=0.03, colors=[(200, 60, 200)]))
-        goal = np.array([*obs[GOAL_XY], obs[GOAL][2]])
-        self.out.log("scene/goal", rr.Points3D([goal], radii=0.015, colors=[(40, 200, 200)]))
+        self.out.log("scene/goal", rr.Points3D([obs[GOAL]], radii=0.015, colors=[(40, 200, 200)]))
 
     def decision(self, step: int, risk: float, eps_safe: float, swapped: bool) -> None:
         self._at(step)
@@ -240,12 +240,8 @@ class LiveViewParams:
         default="runs/fragile_push_wall/bags", metadata={"doc": "bag folder: each <bag>.rrd goes beside its bag"}
     )
     viewer: ViewerKind = field(default="none", metadata={"doc": "desktop | web | none (files only)"})
-    workspace_min_m: list[float] = field(
-        default_factory=lambda: [-0.5, 0.40, 0.05], metadata={"doc": "envelope lower corner"}
-    )
-    workspace_max_m: list[float] = field(
-        default_factory=lambda: [0.5, 1.0, 0.5], metadata={"doc": "envelope upper corner"}
-    )
+    workspace_min_m: list[float] = same_as(RobotConfig, "workspace_min_m")  # noqa: RUF009 - a field()
+    workspace_max_m: list[float] = same_as(RobotConfig, "workspace_max_m")  # noqa: RUF009 - a field()
 
 
 class LiveViewNode(Node):
@@ -284,9 +280,8 @@ class LiveViewNode(Node):
             if ep in self.views or ep in self.finished:
                 return  # a late joiner's copy of an event already seen (transient local)
             tmp = Path(self.params.out_dir) / f".live_view_ep{ep:05d}.rrd"
-            envelope = (list(self.params.workspace_min_m), list(self.params.workspace_max_m))
             task = self.params.task
-            self.views[ep] = EpisodeView(task, ep, tmp, self.viewer, envelope, self.hazard, str(msg.kind))
+            self.views[ep] = EpisodeView(task, ep, tmp, self.viewer, envelope(self.params), self.hazard, str(msg.kind))
             self.views[ep].event(0, f"{task} episode {ep} starts ({msg.kind}, seed {msg.seed})")
             return
         view = self.views.pop(ep, None)
@@ -388,16 +383,15 @@ def ep_number(bag: Path) -> int:
     return int(found.group(1)) if found else 0
 
 
+def envelope(robot: Any) -> tuple[list[float], list[float]]:
+    """The hard envelope's corners (lower, upper) of a `robot:` config section or params that carry them."""
+    return list(robot.workspace_min_m), list(robot.workspace_max_m)
+
+
 def live_view_node(cfg: Any, viewer: str) -> LiveViewNode:
     """The live view node for a task config's graph (`farl sim --view`, `farl record --view`)."""
     from farl_bringup.graph_spec import bag_dir
 
-    return LiveViewNode(
-        LiveViewParams(
-            task=cfg.task,
-            out_dir=bag_dir(cfg),
-            viewer=viewer,  # type: ignore[arg-type]
-            workspace_min_m=list(cfg.robot.workspace_min_m),
-            workspace_max_m=list(cfg.robot.workspace_max_m),
-        )
-    )
+    lo, hi = envelope(cfg.robot)
+    params = LiveViewParams(task=cfg.task, out_dir=bag_dir(cfg), viewer=viewer, workspace_min_m=lo, workspace_max_m=hi)  # type: ignore[arg-type]
+    return LiveViewNode(params)

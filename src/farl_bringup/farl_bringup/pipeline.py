@@ -271,9 +271,9 @@ def policy_actor(policy, extra_noise: float = 0.0):
 
 
 def policy_label(policy) -> str:
-    from farl_learning.checkpoint import weights_fingerprint
+    from farl_learning.checkpoint import policy_label as label  # torch is imported only when needed
 
-    return f"learned:{weights_fingerprint(policy)}"
+    return label(policy)
 
 
 def generate_heldout(task: str, held: Path, demo_seed: int, calib: CalibrationSettings, progress: bool = True) -> None:

@@ -140,19 +140,18 @@ def replay(
     episodes, errors = [], []
     viewer = None
     if view is not None:
-        from farl_bringup.live_view import Viewer, view_episode
+        from farl_bringup.live_view import Viewer, envelope, view_episode
         from farl_common.config import task_config
 
         viewer = Viewer(view)  # type: ignore[arg-type]
-        robot = task_config(task).robot  # the bag does not hold the envelope: the task config's
-        envelope = (list(robot.workspace_min_m), list(robot.workspace_max_m))
+        box = envelope(task_config(task).robot)  # the bag does not hold the envelope: the task config's
     for _, ep, err in bags:
         if ep is None:
             errors.append(err)
         elif len(ep):
             episodes.append(replay_episode(ep, critic, eps_safe))
             if view is not None:
-                view_episode(ep, ep.path.with_name(f"{ep.path.name}.rrd"), critic, eps_safe, viewer, envelope)
+                view_episode(ep, ep.path.with_name(f"{ep.path.name}.rrd"), critic, eps_safe, viewer, box)
     report = ReplayReport(critic_name, eps_safe, settings.eps_source, episodes, errors)
     if out is not None:
         out = Path(out)

@@ -59,6 +59,10 @@ def _step_message(
 
 
 # TaskState -------------------------------------------------------------------------------------
+STATE_FRAME = "world"
+"""The frame of every state (TaskState's header): FailureBench's world, the robot's base on the arm."""
+
+
 def make_state(
     f: MessageFactory,
     *,
@@ -75,7 +79,7 @@ def make_state(
         t_ns,
         episode,
         step,
-        frame_id="world",
+        frame_id=STATE_FRAME,
         task=task,
         layout_names=[n for n, _ in layout],
         layout_sizes=np.array([s for _, s in layout], dtype=np.uint32),

@@ -93,6 +93,12 @@ def _read(f: Any, source: str, kind: str | None) -> dict[str, Any]:
     return data
 
 
+def policy_label(policy: torch.nn.Module) -> str:
+    """The `policy` label of the actions a task policy plays (`learned:<weights fingerprint>`): the same in
+    every node and run that holds these weights; the learner trains only on episodes carrying its own."""
+    return f"learned:{weights_fingerprint(policy)}"
+
+
 def weights_fingerprint(module: torch.nn.Module) -> str:
     """12 hex digits of SHA-256 over a module's weights: the same policy loaded from any file, in
     any process, gets the same label (episodes name the policy that played them with it)."""

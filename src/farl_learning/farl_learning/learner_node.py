@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from farl_common import typestore as T
 from farl_common.bags import BagError, iter_bag_paths, read_episode
 from farl_common.config import LearnerConfig, same_as
 from farl_common.runtime.node import Node, Output, entry_point
-from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
-from farl_learning.checkpoint import load, save_atomic, to_bytes, weights_fingerprint
+from farl_common.shared_inputs import EPISODE_RECORDED_INPUT, POLICY_WEIGHTS_INPUT
+from farl_learning.checkpoint import load, policy_label, save_atomic
+from farl_learning.policy_weights import weights_message
 from farl_learning.ppo import PPOConfig, PPOLearner, online_ppo_config
 from farl_learning.uni_o4 import policy_from_checkpoint, value_from_checkpoint
 
@@ -61,7 +61,7 @@ class LearnerNode(Node):
     inputs = (EPISODE_RECORDED_INPUT,)
     outputs = (
         Output("policy_version", "std_msgs/msg/UInt32", qos="events"),
-        Output("policy_weights", T.WEIGHTS, qos="latest"),
+        Output("policy_weights", POLICY_WEIGHTS_INPUT.typename, qos="latest"),
     )
 
     def on_start(self) -> None:
@@ -103,7 +103,7 @@ class LearnerNode(Node):
     @property
     def label(self) -> str:
         """The policy label of this learner's current weights, as the policy node stamps it."""
-        return f"learned:{weights_fingerprint(self.learner.policy)}"
+        return policy_label(self.learner.policy)
 
     def _on_policy(self, ep: Any, label: str) -> bool:
         if ep.kind == "online" and ep.policy == label and ep.policy_version == self.version and len(ep) > 0:
@@ -120,20 +120,11 @@ class LearnerNode(Node):
             self.foreign[played_by] = self.foreign.get(played_by, 0) + 1
         return False
 
-    def _checkpoint(self) -> dict[str, Any]:
-        return {**self.base, **self.learner.state(), "kind": "task_policy"}
-
     def _save(self) -> None:
-        save_atomic(self.path, self._checkpoint())
+        save_atomic(self.path, {**self.base, **self.learner.state(), "kind": "task_policy"})
 
     def _publish_weights(self) -> None:
-        """What acting needs of the checkpoint (a quarter of it: no critics, no optimiser state)."""
-        state = self.learner.state()
-        acting = {k: state[k] for k in ("obs_dim", "act_dim", "hidden", "policy")}
-        data = np.frombuffer(to_bytes({**acting, "kind": "task_policy", "version": self.version}), dtype=np.uint8)
-        self.publish(
-            "policy_weights", self.msgs.new(T.WEIGHTS, version=self.version, label=self.label, checkpoint=data)
-        )
+        self.publish("policy_weights", weights_message(self.msgs, self.learner.state(), self.version, self.label))
 
     def on_episode_recorded(self, msg: Any) -> None:
         bag_dir = Path(self.params.bag_dir)

@@ -17,7 +17,8 @@ import torch
 from farl_common.acting_node import ActingNode
 from farl_common.runtime.node import entry_point
 from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT
-from farl_learning.checkpoint import CheckpointError, load, loads, weights_fingerprint
+from farl_learning.checkpoint import CheckpointError, load, policy_label
+from farl_learning.policy_weights import policy_from_weights
 from farl_learning.uni_o4 import policy_from_checkpoint
 
 
@@ -46,7 +47,7 @@ class PolicyNode(ActingNode):
             path = self.params.initial_checkpoint
         data = load(path)  # no policy at start: fail loudly, the graph must not run blind
         self.policy = policy_from_checkpoint(data)
-        self.label = f"learned:{weights_fingerprint(self.policy)}"
+        self.label = policy_label(self.policy)
         self.version = int(data.get("version", 0))
         self.obs_dim = int(data["obs_dim"])
         self.gen = torch.Generator().manual_seed(self.params.seed)
@@ -63,22 +64,14 @@ class PolicyNode(ActingNode):
     def on_weights(self, msg: Any) -> None:
         """The learner's policy: taken whenever it is not the one acting now (a restarted learner may
         start again from an earlier version, and it is the learner that says which policy learns)."""
-        version, label = int(msg.version), str(msg.label)
-        if version == self.version and label == self.label:
+        if (int(msg.version), str(msg.label)) == (self.version, self.label):
             return
         try:
-            data = loads(msg.checkpoint, f"policy_weights version {version}", "task_policy")
-            policy = policy_from_checkpoint(data)
-            if int(data["obs_dim"]) != self.obs_dim:
-                raise CheckpointError(f"a policy for {data['obs_dim']}-value states, this graph's have {self.obs_dim}")
-            got = f"learned:{weights_fingerprint(policy)}"
-            if got != label:
-                raise CheckpointError(f"its weights are {got}, its label says {label}: damaged on the way")
-        except (CheckpointError, KeyError, RuntimeError, ValueError) as err:
+            self.policy, self.version, self.label = policy_from_weights(msg, self.obs_dim)
+        except CheckpointError as err:
             self.reload_errors += 1
             self.log("error", f"keeping policy version {self.version}: {err}")
             return
-        self.policy, self.version, self.label = policy, version, label
         self.log("info", f"policy version {self.version} loaded")
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -17,9 +17,8 @@ from farl_common import messages as M
 
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
 _MARKER = "visualization_msgs/msg/Marker"
-_LINE_STRIP, _SPHERE_LIST, _TEXT = 4, 7, 9  # visualization_msgs/Marker's type constants
-FRAME = "world"
-"""The frame of the states the robot node publishes (TaskState's header)."""
+FRAME = M.STATE_FRAME
+"""The markers' frame: the states'."""
 
 
 def risk_colours(terms: np.ndarray, eps_safe: float) -> np.ndarray:
@@ -46,6 +45,7 @@ def imagined_path_markers(
         for r, g, b, a in risk_colours(terms, eps_safe)
     ]
     head = M.header(f, t_ns, FRAME)
+    kinds = f.cls(_MARKER)
     identity = f.new("geometry_msgs/msg/Pose", orientation=f.new("geometry_msgs/msg/Quaternion", w=1.0))
 
     def marker(ns: str, kind: int, scale: float, **fields: Any) -> Any:
@@ -71,8 +71,8 @@ def imagined_path_markers(
     return f.new(
         MARKER_ARRAY,
         markers=[
-            marker("imagined_path", _LINE_STRIP, 0.004, points=points, colors=colours),
-            marker("imagined_states", _SPHERE_LIST, 0.012, points=points, colors=colours),
-            marker("risk", _TEXT, 0.03, pose=above, text=f"C_H {risk:.3g} {verdict}"),
+            marker("imagined_path", kinds.LINE_STRIP, 0.004, points=points, colors=colours),
+            marker("imagined_states", kinds.SPHERE_LIST, 0.012, points=points, colors=colours),
+            marker("risk", kinds.TEXT_VIEW_FACING, 0.03, pose=above, text=f"C_H {risk:.3g} {verdict}"),
         ],
     )

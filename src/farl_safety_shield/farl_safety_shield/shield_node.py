@@ -27,7 +27,8 @@ from farl_common.config import ShieldSection
 from farl_common.obs_layout import HAND
 from farl_common.runtime.node import Input, Node, Output, entry_point
 from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT, STATE_INPUT
-from farl_learning.checkpoint import CheckpointError, load, loads
+from farl_learning.checkpoint import CheckpointError, load
+from farl_learning.policy_weights import policy_from_weights
 from farl_learning.uni_o4 import policy_from_checkpoint
 from farl_safety_shield.markers import MARKER_ARRAY, imagined_path_markers
 from farl_safety_shield.recovery import PolicyRecovery
@@ -152,8 +153,8 @@ class ShieldNode(Node):
                 )
             return
         try:
-            policy = policy_from_checkpoint(loads(msg.checkpoint, f"policy_weights version {version}", "task_policy"))
-        except (CheckpointError, KeyError, RuntimeError) as err:
+            policy, _, _ = policy_from_weights(msg)
+        except CheckpointError as err:
             self.log("error", f"the critic keeps rolling out the policy it had: {err}")
             return
         self.shield.critic.set_policy(policy)
