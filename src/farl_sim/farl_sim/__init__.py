@@ -26,7 +26,8 @@ def choose_gl_backend() -> str:
 
 
 def register_envs() -> None:
-    """Register the `FailureBench/*-v0` ids with gymnasium (idempotent), each with its episode length.
+    """Register the `FailureBench/*-v0` ids, and FOSP's `FOSP/SafeReach*-v0` beside them, with gymnasium
+    (idempotent), each with its episode length.
 
     The env checker is off by default (it re-checks every step's spaces); `make_env(..., check=True)`
     and the tests turn it on."""
@@ -39,6 +40,9 @@ def register_envs() -> None:
                 max_episode_steps=spec.horizon_steps,
                 disable_env_checker=True,
             )
+    from farl_sim.safe_reach import register_safe_reach
+
+    register_safe_reach()
 
 
 def make_env(task: str, horizon_steps: int | None = None, check: bool = False, **kwargs) -> gym.Env:

@@ -83,7 +83,7 @@ def _noisy(policy: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
     return act
 
 
-def _run(
+def record_episode(
     env: gym.Env,
     obs: np.ndarray,
     policy,
@@ -225,7 +225,7 @@ def generate_demos(
                 with EpisodeBagWriter(
                     path, storage=storage, metadata={"task": spec.name, "kind": kind, "seed": ep_seed}
                 ) as writer:
-                    outcome = _run(env, obs, actor, steps, rec, writer, source, recovery=kind == "recovery")
+                    outcome = record_episode(env, obs, actor, steps, rec, writer, source, recovery=kind == "recovery")
                     if (kind == "failure" and outcome != "failure") or (kind == "recovery" and outcome != "success"):
                         raise _Discard  # a failure demo must fail; a recovery demo must recover
                     writer.set_metadata("outcome", outcome)
