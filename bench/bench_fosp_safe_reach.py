@@ -58,7 +58,9 @@ def run_seed(out: Path, seed: int, offline_steps: int, online_steps: int, train_
         run.cfg.train_per_episode = train_per_episode
         online_buf = SequenceBuffer.from_dataset(load_dataset(demos))
         t1 = time.perf_counter()
-        records = finetune_online(run, online_buf, SafeReachEnv, online_steps, seed=100_000 * (seed + 1), horizon=HORIZON)
+        records = finetune_online(
+            run, online_buf, SafeReachEnv, online_steps, seed=100_000 * (seed + 1), horizon=HORIZON
+        )
         wall = time.perf_counter() - t1
         result[name] = {
             "episodes": records,

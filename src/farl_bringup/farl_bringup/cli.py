@@ -15,7 +15,10 @@ _SHIELD, _CALIB = ShieldSettings(), CalibrationSettings()
 
 def _cmd_demos(args: argparse.Namespace) -> int:
     from farl_sim.demos import DEFAULT_EPISODES, generate_demos
+    from farl_sim.safe_reach_tasks import SAFE_REACH
 
+    if args.task in SAFE_REACH:
+        return _safe_reach_demos(args)
     kinds = ["task", "recovery", "failure"] if args.kind == "all" else [args.kind]
     for kind in kinds:
         n = args.episodes or DEFAULT_EPISODES[kind]
@@ -27,6 +30,20 @@ def _cmd_demos(args: argparse.Namespace) -> int:
             f"{kind}: {len(summary.written)} episode bags in {args.out} ({outcomes}; "
             f"{summary.attempts} attempts, {dt:.1f} s)"
         )
+    return 0
+
+
+def _safe_reach_demos(args: argparse.Namespace) -> int:
+    from farl_sim.safe_reach_demos import PAPER_MIX, generate_safe_reach_demos
+
+    if args.kind != "all":
+        raise ValueError(f"{args.task}: SafeReach demos come as the FOSP paper's mix of four kinds; use --kind all")
+    total = args.episodes or sum(PAPER_MIX.values())
+    counts = {k: max(1, round(v * total / sum(PAPER_MIX.values()))) for k, v in PAPER_MIX.items()}
+    t0 = time.perf_counter()
+    summary = generate_safe_reach_demos(args.out, counts, args.task, seed=args.seed, storage=args.storage)
+    mix = ", ".join(f"{k} {len(v)}" for k, v in summary.written.items())
+    print(f"{sum(counts.values())} episode bags in {args.out} ({mix}; {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -289,6 +306,15 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     from farl_bringup.pipeline import PretrainConfig, pretrain
 
+    if args.method == "fosp":
+        return _pretrain_fosp(args)
+    from farl_sim.safe_reach_tasks import SAFE_REACH
+
+    if args.task in SAFE_REACH:
+        raise ValueError(
+            f"{args.task}: FARL pre-trains from task, recovery and failure demos; SafeReach has FOSP's mix: "
+            "use --method fosp"
+        )
     if args.only_world_model:
         return _retrain_world_model(args)
     t0 = time.perf_counter()
@@ -311,7 +337,37 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain_fosp(args: argparse.Namespace) -> int:
+    from farl_bringup.fosp_pipeline import pretrain_fosp
+    from farl_learning.fosp import FOSPConfig
+
+    cfg = FOSPConfig().scaled(args.scale)
+    doc = pretrain_fosp(args.task, args.demos, args.out, cfg, seed=args.seed)
+    ev = doc["offline_eval"]
+    print(
+        f"FOSP pre-trained {args.task} from {doc['transitions']} transitions ({doc['episodes']} episodes), "
+        f"{cfg.offline_steps} steps in {doc['train_s']:.0f} s -> {args.out}"
+    )
+    print(f"  offline policy: J_r {ev['J_r']:.2f}, J_c {ev['J_c']:.2f}, success {ev['success']:.0%}")
+    return 0
+
+
+def _finetune_fosp(args: argparse.Namespace) -> int:
+    from farl_bringup.fosp_pipeline import finetune_fosp
+
+    doc = finetune_fosp(args.run, args.steps, args.out, args.seed, expansion=not args.no_expansion)
+    b, a = doc["before"], doc["after"]
+    print(
+        f"{len(doc['episodes'])} episodes, {doc['steps']} steps ({doc['steps_per_s']:.0f} steps/s), "
+        f"cost regret rho_c {doc['cost_regret']:.4f}"
+    )
+    print(f"  J_r {b['J_r']:.2f} -> {a['J_r']:.2f}, J_c {b['J_c']:.2f} -> {a['J_c']:.2f}")
+    return 0
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    if args.method == "fosp":
+        return _finetune_fosp(args)
     from farl_bringup.pipeline import finetune
     from farl_common.config import task_config
     from farl_learning.ppo import PPOConfig
@@ -512,7 +568,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from farl_bringup.bench import CAMPAIGN, METHODS
+    from farl_sim.safe_reach_tasks import SAFE_REACH
     from farl_sim.tasks import TASKS
+
+    all_tasks = sorted([*TASKS, *SAFE_REACH])
 
     p = _Parser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
     _switch(p, "--debug", "show the traceback of an error, not just its line")
@@ -526,13 +585,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demos", help="generate scripted demonstrations (task, recovery, failure) as episode bags")
-    d.add_argument("--task", required=True, choices=sorted(TASKS), help="FailureBench task")
-    d.add_argument("--kind", required=True, choices=["task", "recovery", "failure", "all"], help="which demos")
+    d.add_argument("--task", required=True, choices=all_tasks, help="FailureBench task or SafeReach variant")
+    d.add_argument(
+        "--kind",
+        required=True,
+        choices=["task", "recovery", "failure", "all"],
+        help="which demos (SafeReach: all, the FOSP paper's mix of four kinds)",
+    )
     d.add_argument(
         "--episodes",
         type=at_least(1),
         default=None,
-        help="episodes per kind (default: task 20, recovery 120, failure 40)",
+        help="episodes per kind (default: task 20, recovery 120, failure 40); SafeReach: in all, split in the "
+        "paper's 120/30/40/10 proportions (default 200)",
     )
     d.add_argument("--out", required=True, help="folder for the bags (an interrupted set there is resumed)")
     d.add_argument("--seed", type=at_least(0), default=0, help="seed of the set")
@@ -562,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_sim)
 
     pt = sub.add_parser("pretrain", help="offline: task policy, recovery policy, world model, risk critics")
-    pt.add_argument("--task", required=True, choices=sorted(TASKS), help="FailureBench task")
+    pt.add_argument("--task", required=True, choices=all_tasks, help="FailureBench task or SafeReach variant")
+    pt.add_argument("--method", choices=["farl", "fosp"], default="farl", help="which method's offline stage")
     pt.add_argument("--demos", required=True, help="folder of demo bags (task, recovery and failure)")
     pt.add_argument("--out", required=True, help="run folder for the checkpoints")
     pt.add_argument(
@@ -582,6 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = sub.add_parser("finetune", help="online PPO from a pre-trained run, with or without the shield")
     ft.add_argument("--run", required=True, help="pre-trained run folder (farl pretrain --out)")
+    ft.add_argument(
+        "--method",
+        choices=["farl", "fosp"],
+        default="farl",
+        help="fosp: FOSP's online stage from a farl pretrain --method fosp run (the shield options do not apply)",
+    )
+    _switch(ft, "--no-expansion", "FOSP ablation: fine-tune the offline actor itself, without eq. 21's expansion")
     ft.add_argument("--steps", type=at_least(1), required=True, help="online environment steps in all")
     ft.add_argument(
         "--shield",

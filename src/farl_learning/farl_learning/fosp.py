@@ -225,7 +225,9 @@ class FOSPAgent:
             critic_loss = critic_loss + ((qc_re - yc).pow(2) * m).sum() / m.sum().clamp(min=1)
             # eq. 7: V^r and V^c as the kappa-expectile of Q over the data's actions and the imagined ones
             v_re, vc_re = self.critics.values(real_s)
-            critic_loss = critic_loss + fm.expectile_loss(q_im_t, v_im, c.kappa) + fm.expectile_loss(q_re_t, v_re, c.kappa)
+            critic_loss = (
+                critic_loss + fm.expectile_loss(q_im_t, v_im, c.kappa) + fm.expectile_loss(q_re_t, v_re, c.kappa)
+            )
             # a cost value is a pessimistic one: the expectile of -Q^c, so V^c leans to the costly actions
             critic_loss = critic_loss + fm.expectile_loss(-qc_im_t, -vc_im, c.kappa)
             critic_loss = critic_loss + fm.expectile_loss(-qc_re_t, -vc_re, c.kappa)
@@ -410,7 +412,9 @@ class FOSPPolicy:
             a_off = ag.offline_actor.sample(feat, self.deterministic, ag.gen)
             cand = torch.cat([a_off, a])  # (2, A): k = psi, psi'
             q, qc = ag.critics.qs(feat.expand(2, -1), cand)
-            p = fm.expansion_probabilities(fm.normalised_q(q, qc, self.q_max, self.c_max), ag.cfg.pex_inverse_temperature)
+            p = fm.expansion_probabilities(
+                fm.normalised_q(q, qc, self.q_max, self.c_max), ag.cfg.pex_inverse_temperature
+            )
             k = int(p.argmax()) if self.deterministic else int(torch.multinomial(p, 1, generator=ag.gen))
             a = cand[k : k + 1]
             self.picked_offline += int(k == 0)

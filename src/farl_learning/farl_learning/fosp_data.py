@@ -70,7 +70,7 @@ class SequenceBuffer:
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         if self._cache is None:
-            f = lambda x: torch.as_tensor(np.asarray(x, np.float32))  # noqa: E731
+            f = lambda x: torch.as_tensor(np.asarray(x, np.float32))
             self._cache = {
                 "obs": f(self.obs),
                 "prev_action": f(self.prev_action),

@@ -161,7 +161,7 @@ class RSSM(nn.Module):
             zs.append(z)
             posts.append(post)
             priors.append(prior)
-        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        stack = lambda xs: torch.stack(xs, 1)
         return {"h": stack(hs), "z": stack(zs), "post": stack(posts), "prior": stack(priors)}
 
     @staticmethod
@@ -202,5 +202,11 @@ class RSSM(nn.Module):
         dyn = self._kl(out["post"].detach(), out["prior"]).clamp(min=self.cfg.free_nats).mean()
         rep = self._kl(out["post"], out["prior"].detach()).clamp(min=self.cfg.free_nats).mean()
         loss = recon + rew + cost + cont + self.cfg.kl_dynamics * dyn + self.cfg.kl_beta * rep
-        parts = {"recon": recon.item(), "reward": rew.item(), "cost": cost.item(), "cont": cont.item(), "kl": dyn.item()}
+        parts = {
+            "recon": recon.item(),
+            "reward": rew.item(),
+            "cost": cost.item(),
+            "cont": cont.item(),
+            "kl": dyn.item(),
+        }
         return loss, parts, out

@@ -40,7 +40,7 @@ def register_envs() -> None:
                 max_episode_steps=spec.horizon_steps,
                 disable_env_checker=True,
             )
-    from farl_sim.safe_reach import register_safe_reach
+    from farl_sim.safe_reach_tasks import register_safe_reach
 
     register_safe_reach()
 

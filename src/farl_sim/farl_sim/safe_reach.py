@@ -25,9 +25,8 @@ import functools
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import mujoco
@@ -37,6 +36,7 @@ from metaworld.asset_path_utils import full_V3_path_for
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
 from farl_common.obs_layout import OBS_DIM
+from farl_sim.safe_reach_tasks import SafeReachSpec, get_safe_reach
 
 ACTION_DIM = 4
 WORK_AREA_XY_M = (-0.125, 0.125, 0.55, 0.80)
@@ -50,50 +50,6 @@ REACH_XY_M = 0.035
 """The hand touches the target when its fingertips' centre is this close (xy) to the target's centre."""
 OBSTACLE_BODY = "farl_obstacle_{}"
 TARGET_BODY = "farl_target"
-
-ObstacleShape = Literal["box", "cylinder"]
-TargetShape = Literal["box", "cylinder"]
-
-
-@dataclass(frozen=True)
-class SafeReachSpec:
-    """One SafeReach variant."""
-
-    name: str
-    """Snake-case name (`safe_reach`)."""
-    obstacles: int = 2
-    obstacle_shape: ObstacleShape = "box"
-    obstacle_half_m: tuple[float, float, float] = (0.03, 0.0125, 0.04)
-    """Half extents (x, y, z) of a box obstacle; a cylinder's radius is the x half extent."""
-    target_shape: TargetShape = "box"
-    target_half_m: tuple[float, float, float] = (0.02, 0.02, 0.015)
-    horizon_steps: int = 80
-    jitter_m: float = 0.01
-    """Placement points are jittered by up to this much (uniform, xy) at each reset."""
-
-    @property
-    def env_id(self) -> str:
-        return "FOSP/" + "".join(w.capitalize() for w in self.name.split("_")) + "-v0"
-
-
-SAFE_REACH: dict[str, SafeReachSpec] = {
-    s.name: s
-    for s in (
-        SafeReachSpec("safe_reach"),
-        SafeReachSpec("safe_reach_cylinders", obstacle_shape="cylinder", obstacle_half_m=(0.025, 0.025, 0.04)),
-        SafeReachSpec("safe_reach_round_target", target_shape="cylinder", target_half_m=(0.025, 0.025, 0.015)),
-        SafeReachSpec("safe_reach_three_obstacles", obstacles=3),
-    )
-}
-"""The task and its transfer variants (FOSP Figure 6: obstacle shape, target shape, three obstacles)."""
-
-
-def get_safe_reach(name: str) -> SafeReachSpec:
-    for spec in SAFE_REACH.values():
-        if name in (spec.name, spec.env_id):
-            return spec
-    raise KeyError(f"unknown SafeReach variant {name!r}; choose one of {', '.join(SAFE_REACH)}")
-
 
 _OBSTACLE_XML = """
       <body name="{body}" pos="{x} {y} {hz}">
@@ -325,16 +281,3 @@ class SafeReachEnv(gym.Env):
 
     def close(self) -> None:
         self._mw.close()
-
-
-def register_safe_reach() -> None:
-    """Register `FOSP/SafeReach*-v0` with Gymnasium (idempotent)."""
-    for spec in SAFE_REACH.values():
-        if spec.env_id not in gym.registry:
-            gym.register(
-                id=spec.env_id,
-                entry_point="farl_sim.safe_reach:SafeReachEnv",
-                kwargs={"variant": spec.name},
-                max_episode_steps=spec.horizon_steps,
-                disable_env_checker=True,
-            )

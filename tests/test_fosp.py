@@ -1,0 +1,194 @@
+"""FOSP: each equation against a case computed by hand, the replay's alignment, the agent's acting and
+checkpoints, and the CLI's two stages on SafeReach at a small budget."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from farl_learning import fosp_math as fm
+from farl_learning.fosp import FOSPAgent, FOSPConfig, FOSPPolicy
+from farl_learning.fosp_data import SequenceBuffer
+from farl_learning.rssm import RSSMConfig
+
+
+def test_expectile_loss_weights_underestimates_by_kappa_and_overestimates_by_one_minus_kappa():
+    # diffs q - v = +1 (V below Q: weight kappa) and -1 (V above Q: weight 1 - kappa)
+    loss = fm.expectile_loss(torch.tensor([1.0, -1.0]), torch.tensor([0.0, 0.0]), kappa=0.8)
+    assert loss.item() == pytest.approx((0.8 * 1 + 0.2 * 1) / 2)
+    assert fm.expectile_loss(torch.tensor([3.0]), torch.tensor([1.0]), kappa=0.8).item() == pytest.approx(0.8 * 4)
+
+
+def test_lambda_returns_by_hand():
+    # R^2 = V(s2) = 4; R^1 = 0 + .5 (.5 * 4 + .5 * 4) = 2; R^0 = 1 + .5 (.5 * V(s1) + .5 * R^1) = 1 + .5 (1 + 1) = 2
+    rewards, values = torch.tensor([1.0, 0.0]), torch.tensor([2.0, 4.0])
+    out = fm.lambda_returns(rewards, values, torch.ones(2), gamma=0.5, lam=0.5)
+    assert out.tolist() == pytest.approx([2.0, 2.0])
+    # the first step ends the episode: nothing is bootstrapped past it
+    cut = fm.lambda_returns(rewards, values, torch.tensor([0.0, 1.0]), gamma=0.5, lam=0.5)
+    assert cut.tolist() == pytest.approx([1.0, 2.0])
+    # lam = 0 is one-step TD, lam = 1 the discounted sum to the horizon plus V(s^H)
+    assert fm.lambda_returns(rewards, values, torch.ones(2), 0.5, 0.0).tolist() == pytest.approx([2.0, 2.0])
+    assert fm.lambda_returns(rewards, values, torch.ones(2), 0.5, 1.0).tolist() == pytest.approx([1 + 0.25 * 4, 2.0])
+
+
+def test_reachability_recursion_is_the_max_of_violation_now_and_discounted_later():
+    out = fm.reachability_target(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.5, 0.5, 0.0]), gamma_u=0.99)
+    assert out.tolist() == pytest.approx([1.0, 0.495, 0.0])
+    # unrolled along a trajectory that violates at its third state: u = gamma_u^(steps to the violation)
+    u = torch.tensor(0.0)
+    for viol in (1.0, 0.0, 0.0):
+        u = fm.reachability_target(torch.tensor(viol), u, 0.9)
+    assert u.item() == pytest.approx(0.81)
+
+
+def test_augmented_lagrangian_penalty_eq17_both_branches_and_the_multiplier_step_eq27():
+    active = fm.augmented_lagrangian_penalty(torch.tensor([0.5]), lam_p=0.01, mu=1e-6)
+    assert active.item() == pytest.approx(0.01 * 0.5 + 1e-6 / 4 * 0.25)
+    # lambda_p + mu/2 V^c = 0.01 - 0.5 < 0: the constant branch -lambda_p^2 / mu
+    inactive = fm.augmented_lagrangian_penalty(torch.tensor([-1.0]), lam_p=0.01, mu=1.0)
+    assert inactive.item() == pytest.approx(-1e-4)
+    assert fm.lagrange_multiplier_step(0.01, 1e-6, 0.5) == pytest.approx(0.01 + 2.5e-7)
+    assert fm.lagrange_multiplier_step(0.01, 1.0, -1.0) == 0.0
+
+
+def test_offline_actor_weights_eq19_by_hand_and_capped():
+    w = fm.offline_actor_weights(torch.tensor(0.1), torch.tensor(0.2), torch.tensor(0.25), 10, 10, max_weight=100)
+    assert w.item() == pytest.approx(0.75 * math.e + 0.25 * math.exp(-2))
+    # u = 1: only the cost advantage counts; a cheap action (A^c < 0) gets the larger weight
+    cheap = fm.offline_actor_weights(torch.tensor(5.0), torch.tensor(-0.1), torch.tensor(1.0), 10, 10, 100)
+    assert cheap.item() == pytest.approx(math.e)
+    big = fm.offline_actor_weights(torch.tensor(1.0), torch.tensor(0.0), torch.tensor(0.0), 10, 10, max_weight=100)
+    assert big.item() == 100.0
+
+
+def test_online_actor_weights_eq23_by_hand():
+    w = fm.online_actor_weights(torch.tensor(0.1), torch.tensor(0.2), torch.tensor(0.25), 10, 10)
+    assert w.item() == pytest.approx(0.75 * 10 * 0.1 - 0.25 * 10 * 0.2)
+
+
+def test_expansion_selection_eq21_22_by_hand():
+    assert fm.normalised_q(torch.tensor(2.0), torch.tensor(1.0), 4.0, 2.0).item() == pytest.approx(0.0)
+    p = fm.expansion_probabilities(torch.tensor([0.0, 0.1]), inverse_temperature=10.0)
+    assert p.tolist() == pytest.approx([1 / (1 + math.e), math.e / (1 + math.e)])
+    assert fm.discounted_bound(1.0, 0.5, 2) == pytest.approx(1.75)
+
+
+def test_the_replay_pairs_each_state_with_the_action_reward_and_cost_that_led_to_it():
+    buf = SequenceBuffer(obs_dim=2, act_dim=1)
+    obs = np.array([[0, 0], [1, 1], [2, 2]], np.float32)
+    buf.add_episode(obs, np.array([[0.5], [-0.5]]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), terminated=True)
+    buf.add_episode(obs, np.array([[0.1], [0.2]]), np.zeros(2), np.zeros(2), terminated=False)
+    assert len(buf) == 6 and buf.episodes == 2
+    assert buf.first == [True, False, False, True, False, False]
+    assert [a[0] for a in buf.prev_action[:3]] == pytest.approx([0.0, 0.5, -0.5])
+    assert buf.reward[:3] == [0.0, 0.0, 1.0] and buf.cost[:3] == [0.0, 1.0, 0.0]
+    assert buf.cont == [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]  # only a terminated episode's last state ends it
+    batch = buf.sample(4, 3, torch.Generator().manual_seed(0))
+    assert batch["obs"].shape == (4, 3, 2) and batch["first"][:, 0].all()
+    with pytest.raises(ValueError, match="NaN"):
+        buf.add_episode(obs * np.nan, np.zeros((2, 1)), np.zeros(2), np.zeros(2), terminated=False)
+    with pytest.raises(ValueError, match="T\\+1 states"):
+        buf.add_episode(obs[:2], np.zeros((2, 1)), np.zeros(2), np.zeros(2), terminated=False)
+
+
+def _tiny_config(**kw) -> FOSPConfig:
+    wm = RSSMConfig(deter=32, latents=4, classes=4, hidden=32)
+    return FOSPConfig(world_model=wm, hidden=32, batch_size=4, batch_length=8, horizon=3, imagine_starts=8, **kw)
+
+
+def _random_buffer(episodes: int = 6, steps: int = 12, seed: int = 0) -> SequenceBuffer:
+    rng = np.random.default_rng(seed)
+    buf = SequenceBuffer(obs_dim=5, act_dim=2)
+    for _ in range(episodes):
+        buf.add_episode(
+            rng.normal(size=(steps + 1, 5)),
+            rng.uniform(-1, 1, size=(steps, 2)),
+            (rng.random(steps) < 0.1).astype(float),
+            (rng.random(steps) < 0.2).astype(float),
+            terminated=bool(rng.random() < 0.5),
+        )
+    return buf
+
+
+def test_a_train_step_moves_the_lagrange_multiplier_by_eq27_and_online_starts_a_new_actor():
+    agent = FOSPAgent(5, 2, _tiny_config(), seed=0)
+    before = agent.lambda_p
+    log = agent.train_step(_random_buffer())
+    assert agent.lambda_p == pytest.approx(max(0.0, before + 0.5 * agent.mu / (1 + 5e-9) * log["v_cost"]), rel=1e-6)
+    old = [p.clone() for p in agent.actor.parameters()]
+    agent.start_online()
+    assert agent.offline_actor is not None
+    assert all(torch.equal(a, b) for a, b in zip(old, agent.offline_actor.parameters(), strict=True))
+    assert not all(p.requires_grad for p in agent.offline_actor.parameters())
+    agent.train_step(_random_buffer())  # the frozen actor is not trained
+    assert all(torch.equal(a, b) for a, b in zip(old, agent.offline_actor.parameters(), strict=True))
+
+
+def test_without_expansion_online_fine_tunes_the_offline_actor_itself():
+    agent = FOSPAgent(5, 2, _tiny_config(expansion=False), seed=0)
+    agent.start_online()
+    assert agent.offline_actor is None
+
+
+def test_the_policy_takes_the_action_whose_normalised_q_is_higher(monkeypatch):
+    agent = FOSPAgent(5, 2, _tiny_config(), seed=0)
+    agent.start_online()
+    pol = FOSPPolicy(agent, horizon_steps=10, deterministic=True)
+    # the offline actor's candidate (row 0) has the higher Q~: eq. 21's likelier choice is the offline one
+    monkeypatch.setattr(agent.critics, "qs", lambda f, a: (torch.tensor([5.0, 0.0]), torch.tensor([0.0, 0.0])))
+    for _ in range(3):
+        pol(np.zeros(5))
+    assert pol.picked_offline == 3
+    # ...and with the new actor's cost far higher, still the offline one; cheaper and better: the new one
+    monkeypatch.setattr(agent.critics, "qs", lambda f, a: (torch.tensor([0.0, 5.0]), torch.tensor([0.0, 0.0])))
+    pol.reset()
+    pol(np.zeros(5))
+    assert pol.picked_offline == 0
+    with pytest.raises(ValueError, match="NaN"):
+        pol(np.full(5, np.nan))
+
+
+def test_a_checkpoint_restores_the_same_actions(tmp_path):
+    agent = FOSPAgent(5, 2, _tiny_config(), seed=0)
+    agent.train_step(_random_buffer())
+    agent.start_online()
+    agent.save(tmp_path / "fosp.pt", task="x")
+    back, extra = FOSPAgent.load(tmp_path / "fosp.pt")
+    assert extra == {"task": "x"}
+    obs = np.random.default_rng(1).normal(size=(4, 5))
+    a = [FOSPPolicy(agent, 10, True)(o) for o in obs]
+    b = [FOSPPolicy(back, 10, True)(o) for o in obs]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="pretrain --method fosp"):
+        FOSPAgent.load(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable FOSP checkpoint"):
+        FOSPAgent.load(tmp_path / "bad.pt")
+
+
+def test_cli_demos_pretrain_and_finetune_fosp_on_safe_reach(tmp_path, capsys):
+    import json
+
+    from farl_bringup.cli import main
+
+    demos, run = tmp_path / "demos", tmp_path / "run"
+    assert main(["demos", "--task", "safe_reach", "--kind", "all", "--episodes", "10", "--out", str(demos)]) == 0
+    assert "reached_safe 6, neither 2, touched_reached 2, touched_missed 1" in capsys.readouterr().out
+    assert main(["pretrain", "--method", "fosp", "--task", "safe_reach", "--demos", str(demos), "--out", str(run),
+                 "--scale", "0.005"]) == 0  # fmt: skip
+    assert "offline policy: J_r" in capsys.readouterr().out
+    assert main(["finetune", "--method", "fosp", "--run", str(run), "--steps", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "cost regret rho_c" in out
+    doc = json.loads((run / "finetune_fosp_s0" / "online.json").read_text())
+    assert doc["steps"] >= 100 and len(doc["episodes"]) >= 2
+    regret = sum(e["cost"] for e in doc["episodes"]) / doc["steps"]
+    assert doc["cost_regret"] == pytest.approx(regret)
+    assert main(["finetune", "--method", "fosp", "--run", str(tmp_path), "--steps", "10"]) == 2
+    assert "not a finished FOSP run" in capsys.readouterr().err
+    assert main(["pretrain", "--task", "safe_reach", "--demos", str(demos), "--out", str(tmp_path / "x")]) == 2
+    assert "use --method fosp" in capsys.readouterr().err
