@@ -10,7 +10,7 @@ import farl_sim  # noqa: F401  (registers the ids)
 from farl_common.bags import load_dataset, read_episode
 from farl_common.obs_layout import GOAL_XY, OBJECT_XY, OBSTACLE_XY
 from farl_sim.safe_reach import SafeReachEnv, get_safe_reach
-from farl_sim.safe_reach_demos import generate_safe_reach_demos
+from farl_sim.safe_reach_demos import generate_safe_reach_demos, label_of
 from farl_sim.safe_reach_experts import DRIVERS, safe_expert
 from farl_sim.safe_reach_tasks import SAFE_REACH
 
@@ -100,6 +100,15 @@ def test_with_three_obstacles_the_state_holds_the_two_nearest_the_hand():
         e.close()
 
 
+def test_the_four_labels_are_what_an_episode_did():
+    assert [label_of(t, r) for t, r in ((False, True), (False, False), (True, True), (True, False))] == [
+        "reached_safe",
+        "neither",
+        "touched_reached",
+        "touched_missed",
+    ]
+
+
 def test_demos_come_in_the_asked_mix_labelled_by_what_happened_and_resume(tmp_path):
     counts = {"reached_safe": 2, "neither": 1, "touched_reached": 1, "touched_missed": 1}
     s = generate_safe_reach_demos(tmp_path, counts, seed=3, progress=False)
@@ -109,8 +118,7 @@ def test_demos_come_in_the_asked_mix_labelled_by_what_happened_and_resume(tmp_pa
             ep = read_episode(p)
             touched, reached = bool(ep.cost.sum() > 0), bool(ep.reward.sum() > 0)
             assert ep.kind == ("failure" if touched else "task")
-            assert label == {(False, True): "reached_safe", (False, False): "neither",
-                             (True, True): "touched_reached", (True, False): "touched_missed"}[(touched, reached)]  # fmt: skip
+            assert label == label_of(touched, reached)
     assert len(load_dataset(tmp_path).episodes) == 5
     # an interrupted set (one bag lost) completes to the same episodes
     first = sorted(s.written["reached_safe"])[1]
