@@ -87,6 +87,8 @@ def test_the_replay_pairs_each_state_with_the_action_reward_and_cost_that_led_to
     assert [a[0] for a in buf.prev_action[:3]] == pytest.approx([0.0, 0.5, -0.5])
     assert buf.reward[:3] == [0.0, 0.0, 1.0] and buf.cost[:3] == [0.0, 1.0, 0.0]
     assert buf.cont == [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]  # only a terminated episode's last state ends it
+    # eq. 22's normalisers: episode 1 earns 0.5 * 1 (its reward comes on the second step) and costs 1
+    assert buf.discounted_maxima(gamma=0.5) == pytest.approx((0.5, 1.0))
     batch = buf.sample(4, 3, torch.Generator().manual_seed(0))
     assert batch["obs"].shape == (4, 3, 2) and batch["first"][:, 0].all()
     with pytest.raises(ValueError, match="NaN"):
@@ -177,7 +179,7 @@ def test_cli_demos_pretrain_and_finetune_fosp_on_safe_reach(tmp_path, capsys):
 
     demos, run = tmp_path / "demos", tmp_path / "run"
     assert main(["demos", "--task", "safe_reach", "--kind", "all", "--episodes", "10", "--out", str(demos)]) == 0
-    assert "reached_safe 6, neither 2, touched_reached 2, touched_missed 1" in capsys.readouterr().out
+    assert "reached_safe 6, neither 2, touched_reached 2, touched_missed 1, recovery 2" in capsys.readouterr().out
     assert main(["pretrain", "--method", "fosp", "--task", "safe_reach", "--demos", str(demos), "--out", str(run),
                  "--scale", "0.005"]) == 0  # fmt: skip
     assert "offline policy: J_r" in capsys.readouterr().out
@@ -190,5 +192,3 @@ def test_cli_demos_pretrain_and_finetune_fosp_on_safe_reach(tmp_path, capsys):
     assert doc["cost_regret"] == pytest.approx(regret)
     assert main(["finetune", "--method", "fosp", "--run", str(tmp_path), "--steps", "10"]) == 2
     assert "not a finished FOSP run" in capsys.readouterr().err
-    assert main(["pretrain", "--task", "safe_reach", "--demos", str(demos), "--out", str(tmp_path / "x")]) == 2
-    assert "use --method fosp" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from farl_bringup.bench_fosp import FOSP_METHODS, cost_regret_of, run_fosp, write_result
 from farl_common.shield_settings import CRITICS, CalibrationSettings, ShieldSettings
 
 DEMO_SEED = 0
@@ -50,7 +51,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "farl_anchor": {"shield": "world_model", "recovery": "policy", "lagrangian": False, "ppo": {"anchor_coef": 0.1}},
     "uni_o4": {"shield": "none", "recovery": "policy", "lagrangian": False},
     "ppo_lag": {"shield": "none", "recovery": "policy", "lagrangian": True},
+    **{name: {"fosp": changes} for name, changes in FOSP_METHODS.items()},
 }
+"""FARL, its baselines and ablations, and FOSP with its ablations (`bench_fosp.FOSP_METHODS`)."""
 
 
 @dataclass
@@ -64,8 +67,8 @@ class BenchConfig:
     method_seeds: dict[str, int] = field(default_factory=dict)
     """Seeds of the methods that differ from `seeds` (the paper's campaign: 5 for farl and uni_o4,
     3 for the ablations)."""
-    demo_episodes: tuple[int, int, int] = (20, 120, 40)
-    """Task, recovery and failure demonstrations."""
+    demo_episodes: tuple[int, int, int] | None = None
+    """Task, recovery and failure demonstrations; None: the task's own (`demos_for`)."""
     pretrain_scale: float = 1.0
     """Multiplies every pre-training gradient-step budget."""
     policy_failures: int | None = None
@@ -91,6 +94,15 @@ class BenchConfig:
         pre = PretrainConfig().scaled(self.pretrain_scale, self.policy_failures)
         pre.world_model = replace(pre.world_model, constraint_reach=self.constraint_reach)
         return pre
+
+    def demos_for(self, task: str) -> tuple[int, int, int]:
+        """FailureBench: 20 task, 120 recovery, 40 failure demos. SafeReach: the FOSP paper's 200 (150 that
+        touch nothing, 50 that touch) and 40 recoveries."""
+        from farl_sim.safe_reach_tasks import SAFE_REACH
+
+        if self.demo_episodes is not None:
+            return self.demo_episodes
+        return (150, 40, 50) if task in SAFE_REACH else (20, 120, 40)
 
     def seeds_of(self, method: str) -> int:
         return self.method_seeds.get(method, self.seeds)
@@ -142,7 +154,7 @@ def _prepare_task(
     try:
         check_run(run)
     except IncompleteRun:
-        for kind, n in zip(("task", "recovery", "failure"), cfg.demo_episodes, strict=True):
+        for kind, n in zip(("task", "recovery", "failure"), cfg.demos_for(task), strict=True):
             generate_demos(task, kind, n, demos, seed=demo_seed, progress=progress, resume=True)
         pretrain(task, demos, run, cfg.pretrain_config(), seed=demo_seed, progress=progress)
     calib_path = run / "shield.json"
@@ -176,6 +188,10 @@ def _run_one(
     if threads is not None:
         use_threads(threads)
     m = METHODS[method]
+    if "fosp" in m:
+        result = run_fosp(task, tdir, method, seed, cfg, progress, {"machine": _machine()})
+        write_result(_result_path(tdir, method, seed), result)
+        return result
     t0 = time.perf_counter()
     pdir = tdir / cfg.pretraining(seed)
     shield = None
@@ -221,6 +237,7 @@ def finetune_summary(task: str, trainer: Any, eval_episodes: int) -> dict[str, A
         "failure_episodes": int(sum(e["failure"] for e in eps)),
         "train_return_last20pct": float(np.mean([e["return"] for e in tail])),
         "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
+        "cost_regret": float(sum(e.get("cost", 0.0) for e in eps) / max(1, trainer.steps)),
         "after": evaluate(task, trainer.policy, eval_episodes),
         "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
     }
@@ -540,8 +557,8 @@ def _fewer_or_more(reduction: float) -> str:
 def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     lines = [
         "| task | method | seeds | failure episodes | train return (last 20%) | eval return before -> after | "
-        "eval failure rate after | swaps/episode |",
-        "|---|---|---|---|---|---|---|---|",
+        "eval failure rate after | eval cost J_c after | cost regret rho_c | swaps/episode |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes, reductions, configs, collapsed, counted = [], [], set(), [], 0
     for task, entry in results.items():
@@ -564,9 +581,12 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
             er = _agg(entry, m, lambda r: r["after"]["return"])
             ef = _agg(entry, m, lambda r: r["after"]["failure_rate"])
             sw = _agg(entry, m, lambda r: r["swaps_per_episode"])
+            jc = _agg(entry, m, lambda r: r["after"].get("cost", float("nan")))
+            rho = _agg(entry, m, cost_regret_of)
             lines.append(
-                f"| {task} | {m} | {len(runs)} | {f[0]:.1f} ± {f[1]:.1f} | {tr[0]:.0f} ± {tr[1]:.0f} | "
-                f"{before:.0f} -> {er[0]:.0f} ± {er[1]:.0f} | {ef[0]:.2f} | {sw[0]:.2f} |"
+                f"| {task} | {m} | {len(runs)} | {f[0]:.1f} ± {f[1]:.1f} | {_num(tr[0])} ± {_num(tr[1])} | "
+                f"{_num(before)} -> {_num(er[0])} ± {_num(er[1])} | {ef[0]:.2f} | {_num(jc[0])} | {rho[0]:.4f} | "
+                f"{sw[0]:.2f} |"
             )
         farl = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "farl"]
         base = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "uni_o4"]
@@ -602,6 +622,14 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
+def _num(x: float) -> str:
+    """A return or cost as the table shows it: whole numbers for FailureBench's hundreds, two decimals for
+    SafeReach's 0-1 returns and few-step costs."""
+    if not np.isfinite(x):
+        return "—"
+    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
 def _smoothed(returns: np.ndarray, width: int = 10) -> np.ndarray:
     """The running mean of `width` episodes (as many as there are, at the start)."""
     cum = np.cumsum(returns)
@@ -631,7 +659,8 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
     colours = dict(
         zip(
             METHODS,
-            ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:blue", "tab:green"),
+            ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:blue", "tab:green")
+            + ("tab:cyan", "tab:olive", "tab:gray", "gold", "navy"),
             strict=True,
         )
     )

@@ -17,7 +17,7 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     from farl_sim.demos import DEFAULT_EPISODES, generate_demos
     from farl_sim.safe_reach_tasks import SAFE_REACH
 
-    if args.task in SAFE_REACH:
+    if args.task in SAFE_REACH and args.kind == "all":
         return _safe_reach_demos(args)
     kinds = ["task", "recovery", "failure"] if args.kind == "all" else [args.kind]
     for kind in kinds:
@@ -36,15 +36,20 @@ def _cmd_demos(args: argparse.Namespace) -> int:
 def _safe_reach_demos(args: argparse.Namespace) -> int:
     from farl_sim.safe_reach_demos import PAPER_MIX, generate_safe_reach_demos
 
-    if args.kind != "all":
-        raise ValueError(f"{args.task}: SafeReach demos come as the FOSP paper's mix of four kinds; use --kind all")
     total = args.episodes or sum(PAPER_MIX.values())
-    counts = {k: max(1, round(v * total / sum(PAPER_MIX.values()))) for k, v in PAPER_MIX.items()}
+    scale = total / sum(PAPER_MIX.values())
+    counts = {k: max(1, round(v * scale)) for k, v in PAPER_MIX.items()}
+    counts["recovery"] = max(1, round(SAFE_REACH_RECOVERY_SHARE * total))
     t0 = time.perf_counter()
     summary = generate_safe_reach_demos(args.out, counts, args.task, seed=args.seed, storage=args.storage)
     mix = ", ".join(f"{k} {len(v)}" for k, v in summary.written.items())
     print(f"{sum(counts.values())} episode bags in {args.out} ({mix}; {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+SAFE_REACH_RECOVERY_SHARE = 0.2
+"""`farl demos --task safe_reach --kind all` adds recovery demos (FARL's third kind) beside the paper's mix,
+a fifth as many as the mix holds."""
 
 
 def _prepare_run(cfg, scale: float, explicit: bool) -> None:
@@ -308,13 +313,6 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     if args.method == "fosp":
         return _pretrain_fosp(args)
-    from farl_sim.safe_reach_tasks import SAFE_REACH
-
-    if args.task in SAFE_REACH:
-        raise ValueError(
-            f"{args.task}: FARL pre-trains from task, recovery and failure demos; SafeReach has FOSP's mix: "
-            "use --method fosp"
-        )
     if args.only_world_model:
         return _retrain_world_model(args)
     t0 = time.perf_counter()
@@ -348,7 +346,10 @@ def _pretrain_fosp(args: argparse.Namespace) -> int:
         f"FOSP pre-trained {args.task} from {doc['transitions']} transitions ({doc['episodes']} episodes), "
         f"{cfg.offline_steps} steps in {doc['train_s']:.0f} s -> {args.out}"
     )
-    print(f"  offline policy: J_r {ev['J_r']:.2f}, J_c {ev['J_c']:.2f}, success {ev['success']:.0%}")
+    print(
+        f"  offline policy: J_r {ev['return']:.2f}, J_c {ev['cost']:.2f}, failure episodes {ev['failure_rate']:.0%}, "
+        f"success {ev['success_rate']:.0%}"
+    )
     return 0
 
 
@@ -361,7 +362,10 @@ def _finetune_fosp(args: argparse.Namespace) -> int:
         f"{len(doc['episodes'])} episodes, {doc['steps']} steps ({doc['steps_per_s']:.0f} steps/s), "
         f"cost regret rho_c {doc['cost_regret']:.4f}"
     )
-    print(f"  J_r {b['J_r']:.2f} -> {a['J_r']:.2f}, J_c {b['J_c']:.2f} -> {a['J_c']:.2f}")
+    print(
+        f"  J_r {b['return']:.2f} -> {a['return']:.2f}, J_c {b['cost']:.2f} -> {a['cost']:.2f}, "
+        f"failure episodes {b['failure_rate']:.0%} -> {a['failure_rate']:.0%}"
+    )
     return 0
 
 
@@ -590,14 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         required=True,
         choices=["task", "recovery", "failure", "all"],
-        help="which demos (SafeReach: all, the FOSP paper's mix of four kinds)",
+        help="which demos (SafeReach, all: the FOSP paper's mix of four kinds, plus recovery demos for FARL)",
     )
     d.add_argument(
         "--episodes",
         type=at_least(1),
         default=None,
-        help="episodes per kind (default: task 20, recovery 120, failure 40); SafeReach: in all, split in the "
-        "paper's 120/30/40/10 proportions (default 200)",
+        help="episodes per kind (default: task 20, recovery 120, failure 40); SafeReach --kind all: the paper's "
+        "mix in all, split 120/30/40/10 (default 200), and a fifth as many recovery demos",
     )
     d.add_argument("--out", required=True, help="folder for the bags (an interrupted set there is resumed)")
     d.add_argument("--seed", type=at_least(0), default=0, help="seed of the set")

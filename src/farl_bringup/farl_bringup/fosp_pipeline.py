@@ -58,6 +58,8 @@ def pretrain_fosp(
     buf = SequenceBuffer.from_dataset(ds)
     cfg.world_model.binary_reward = bool(((ds.reward == 0) | (ds.reward == 1)).all())
     agent = FOSPAgent(buf.obs_dim, buf.act_dim, cfg, seed=seed)
+    make, horizon = task_env_factory(task)
+    agent.set_bounds(buf, horizon)
     bar = tqdm(total=cfg.offline_steps, desc=f"FOSP offline ({task})", unit="step", disable=not progress)
 
     def tick(k: int, log: dict[str, float]) -> None:
@@ -70,7 +72,6 @@ def pretrain_fosp(
         logs = pretrain_offline(agent, buf, cfg.offline_steps, tick)
     finally:
         bar.close()
-    make, horizon = task_env_factory(task)
     agent.save(out / CHECKPOINT, task=task)
     doc = {
         "task": task,
@@ -106,8 +107,10 @@ def finetune_fosp(
     expansion: bool = True,
     train_per_episode: int | None = None,
     progress: bool = True,
+    eval_episodes: int = EVAL_EPISODES,
 ) -> dict[str, Any]:
-    """Algorithm 1, lines 12-24, from a FOSP run, for `steps` environment steps."""
+    """Algorithm 1, lines 12-24, from a FOSP run, for `steps` environment steps; the policy is evaluated
+    on `eval_episodes` fixed seeds before and after."""
     run = Path(run)
     meta = check_fosp_run(run)
     task = meta["task"]
@@ -118,7 +121,7 @@ def finetune_fosp(
         agent.cfg.train_per_episode = train_per_episode
     buf = SequenceBuffer.from_dataset(load_dataset(meta["demos"]))
     make, horizon = task_env_factory(task)
-    before = meta.get("offline_eval") or evaluate(agent, make, EVAL_EPISODES, EVAL_SEED, horizon)
+    before = evaluate(agent, make, eval_episodes, EVAL_SEED, horizon)
     bar = tqdm(total=steps, desc=f"FOSP online ({task})", unit="step", disable=not progress)
 
     def on_episode(rec: dict[str, Any]) -> None:
@@ -141,7 +144,7 @@ def finetune_fosp(
         "steps_per_s": sum(r["steps"] for r in records) / wall,
         "cost_regret": records[-1]["cost_regret"] if records else 0.0,
         "before": before,
-        "after": evaluate(agent, make, EVAL_EPISODES, EVAL_SEED, horizon),
+        "after": evaluate(agent, make, eval_episodes, EVAL_SEED, horizon),
         "episodes": records,
     }
     _write_json(out / "online.json", doc)

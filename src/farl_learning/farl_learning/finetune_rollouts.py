@@ -128,7 +128,7 @@ class PPOTrainer:
 
     @staticmethod
     def _new_stats() -> dict[str, Any]:
-        return {"return": 0.0, "swaps": 0, "success": False, "takeover_steps": 0}
+        return {"return": 0.0, "cost": 0.0, "broke": False, "swaps": 0, "success": False, "takeover_steps": 0}
 
     def collect(self) -> list[Trajectory]:
         cfg = self.cfg
@@ -186,14 +186,18 @@ class PPOTrainer:
                 st["return"] += float(r)
                 st["swaps"] += int(res.swapped[j])
                 st["success"] |= bool(info["success"])
+                # a FailureBench failure ends its episode; a SafeReach touch does not, so it is kept here
+                st["broke"] |= bool(info["failure"])
+                st["cost"] += float(info["cost"])
                 if term or trunc:
                     t.terminated, t.last_obs = bool(term), nobs
-                    broke, intervened = bool(info["failure"]), st["takeover_steps"] > 0
+                    broke, intervened = st["broke"], st["takeover_steps"] > 0
                     self.episodes.append(
                         {
                             "episode": len(self.episodes),
                             "step": self.steps,
                             "return": st["return"],
+                            "cost": st["cost"],
                             "failure": broke or intervened,  # an IR failure: broken, or a person stepped in
                             "broke": broke,
                             "takeover_steps": st["takeover_steps"],
@@ -264,30 +268,38 @@ def evaluate(
     policy: GaussianPolicy,
     episodes: int = 10,
     seed: int = 10_000,
-    horizon_steps: int = 200,
+    horizon_steps: int | None = None,
     action_filter: ActionFilter | None = None,
 ) -> dict[str, float]:
-    """Deterministic (mean-action) episodes: mean return, failure and success rates."""
+    """Deterministic (mean-action) episodes: mean return (FOSP's J_r), mean cost (J_c), failure and success
+    rates (a success is the goal reached with nothing broken)."""
     from farl_sim import make_env
 
     env = make_env(task, horizon_steps=horizon_steps)
     filt = action_filter or NoFilter()
-    rets, fails, succ = [], [], []
+    rets, fails, succ, costs = [], [], [], []
     for e in range(episodes):
         obs, _ = env.reset(seed=seed + e)
-        total, success, failed = 0.0, False, False
+        total, cost, success, failed = 0.0, 0.0, False, False
         while True:
             a = policy.act(torch.as_tensor(obs[None], dtype=torch.float32), deterministic=True).numpy()
             a = a.astype(np.float64)
             a = filt.filter(obs[None], a).executed[0]
             obs, r, term, trunc, info = env.step(a)
             total += r
+            cost += float(info["cost"])
             success |= info["success"]
             failed |= info["failure"]
             if term or trunc:
                 break
         rets.append(total)
+        costs.append(cost)
         fails.append(failed)
         succ.append(success and not failed)
     env.close()
-    return {"return": float(np.mean(rets)), "failure_rate": float(np.mean(fails)), "success_rate": float(np.mean(succ))}
+    return {
+        "return": float(np.mean(rets)),
+        "cost": float(np.mean(costs)),
+        "failure_rate": float(np.mean(fails)),
+        "success_rate": float(np.mean(succ)),
+    }

@@ -166,6 +166,8 @@ class FOSPAgent:
         self.offline_actor: Actor | None = None  # the frozen pi_psi, once online
         self.lambda_p, self.mu = cfg.lambda_p0, cfg.mu0
         self.steps = {"offline": 0, "online": 0}
+        self.q_max: float | None = None  # eq. 22's normalisers, from the demonstrations (`set_bounds`)
+        self.c_max: float | None = None
         self._make_optimisers()
 
     def _make_optimisers(self) -> None:
@@ -175,6 +177,16 @@ class FOSPAgent:
         self.critic_opt = torch.optim.Adam(crit, lr=c.ac_lr)
         self.u_opt = torch.optim.Adam(self.critics.u.parameters(), lr=c.ref_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.ac_lr)
+
+    def set_bounds(self, buf: SequenceBuffer, horizon_steps: int) -> None:
+        """Eq. 22's Q^* and C^*. The paper bounds them by sum_t gamma^t r_max; farl takes the largest
+        discounted return and cost of a demonstration where the data has any (a departure): SafeReach's
+        reward comes once and ends the episode, so its returns are at most 1 where the paper's bound is
+        about 71, and Q / 71 would flatten every choice of eq. 21 to a coin toss."""
+        r, c = buf.discounted_maxima(self.cfg.gamma)
+        bound = fm.discounted_bound(1.0, self.cfg.gamma, horizon_steps)
+        self.q_max = r if r > 1e-6 else bound
+        self.c_max = c if c > 1e-6 else bound
 
     # one gradient step (Algorithm 1, lines 3-11 and 17-24) ----------------------------------------
     def train_step(self, buf: SequenceBuffer) -> dict[str, float]:
@@ -338,6 +350,8 @@ class FOSPAgent:
             "slow": self.slow.state_dict(),
             "lambda_p": self.lambda_p,
             "mu": self.mu,
+            "q_max": self.q_max,
+            "c_max": self.c_max,
             "steps": dict(self.steps),
         }
 
@@ -370,6 +384,7 @@ class FOSPAgent:
             agent.offline_actor.requires_grad_(False)
         agent.actor.load_state_dict(sd["actor"])
         agent.lambda_p, agent.mu, agent.steps = sd["lambda_p"], sd["mu"], dict(sd["steps"])
+        agent.q_max, agent.c_max = sd.get("q_max"), sd.get("c_max")
         agent._make_optimisers()
         return agent, dict(sd.get("extra") or {})
 
@@ -385,9 +400,9 @@ class FOSPPolicy:
 
     def __init__(self, agent: FOSPAgent, horizon_steps: int, deterministic: bool = False) -> None:
         self.agent, self.deterministic = agent, deterministic
-        c = agent.cfg
-        self.q_max = fm.discounted_bound(1.0, c.gamma, horizon_steps)
-        self.c_max = fm.discounted_bound(1.0, c.gamma, horizon_steps)
+        bound = fm.discounted_bound(1.0, agent.cfg.gamma, horizon_steps)
+        self.q_max = agent.q_max or bound
+        self.c_max = agent.c_max or bound
         self.reset()
 
     def reset(self) -> None:
@@ -461,7 +476,9 @@ def run_episode(env, policy: FOSPPolicy, seed: int) -> dict[str, Any]:
 
 
 def evaluate(agent: FOSPAgent, make_env: EnvFactory, episodes: int, seed: int, horizon: int) -> dict[str, float]:
-    """J_r, J_c (FOSP Appendix D.2), success and failure-episode rates over `episodes` fixed seeds."""
+    """Deterministic episodes on `episodes` fixed seeds, in `farl_learning.finetune_rollouts.evaluate`'s
+    terms: mean return (FOSP's J_r), mean cost (J_c), failure-episode rate and success rate (the goal
+    reached with nothing broken)."""
     env = make_env()
     pol = agent.policy(horizon, deterministic=True)
     try:
@@ -470,10 +487,10 @@ def evaluate(agent: FOSPAgent, make_env: EnvFactory, episodes: int, seed: int, h
         env.close()
     n = max(1, len(eps))
     return {
-        "J_r": sum(e["return"] for e in eps) / n,
-        "J_c": sum(e["cost"] for e in eps) / n,
-        "success": sum(e["success"] for e in eps) / n,
-        "failure_episodes": sum(e["failure"] for e in eps) / n,
+        "return": sum(e["return"] for e in eps) / n,
+        "cost": sum(e["cost"] for e in eps) / n,
+        "failure_rate": sum(e["failure"] for e in eps) / n,
+        "success_rate": sum(e["success"] and not e["failure"] for e in eps) / n,
     }
 
 

@@ -65,6 +65,23 @@ class SequenceBuffer:
             buf.add_episode(obs, ds.action[m], ds.reward[m], ds.cost[m], bool(ds.done[m][-1]))
         return buf
 
+    def discounted_maxima(self, gamma: float) -> tuple[float, float]:
+        """The largest discounted return and discounted cost of any episode held (eq. 22's Q^* and C^*,
+        measured rather than bounded)."""
+        best_r = best_c = 0.0
+        ret = cost = 0.0
+        disc = 1.0
+        for t in range(len(self)):
+            if self.first[t]:
+                best_r, best_c = max(best_r, ret), max(best_c, cost)
+                ret = cost = 0.0
+                disc = 1.0
+                continue
+            ret += disc * self.reward[t]
+            cost += disc * self.cost[t]
+            disc *= gamma
+        return max(best_r, ret), max(best_c, cost)
+
     def __len__(self) -> int:
         return len(self.obs)
 

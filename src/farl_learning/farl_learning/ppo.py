@@ -81,7 +81,8 @@ class PPOConfig:
     cost_limit: float = 0.1
     """PPO-Lagrangian: allowed failures per episode."""
     lagrange_lr: float = 0.05
-    horizon_steps: int = 200
+    horizon_steps: int | None = None
+    """Episode length; None: the task's own (200 for FailureBench, 80 for SafeReach)."""
     seed: int = 0
     rate_hz: float = 5.0
     """Control rate: the clock a scripted person's reaction and release times run on."""

@@ -46,10 +46,13 @@ def register_envs() -> None:
 
 
 def make_env(task: str, horizon_steps: int | None = None, check: bool = False, **kwargs) -> gym.Env:
-    """`gym.make` of a FailureBench task by name or id. `horizon_steps` shortens or lengthens the
-    episode (the time limit and MetaWorld's path length alike); `check` turns gymnasium's env checker
-    on. The FailureBench env itself (`hazard_distance_m`, `spec_task`, MuJoCo data) is `env.unwrapped`."""
-    spec = get_task(task)
+    """`gym.make` of a FailureBench task by name or id, or of a SafeReach variant by name. `horizon_steps`
+    shortens or lengthens the episode (the time limit and MetaWorld's path length alike); `check` turns
+    gymnasium's env checker on. The FailureBench env itself (`hazard_distance_m`, `spec_task`, MuJoCo data)
+    is `env.unwrapped`."""
+    from farl_sim.safe_reach_tasks import SAFE_REACH, get_safe_reach
+
+    spec = get_safe_reach(task) if task in SAFE_REACH else get_task(task)
     horizon = horizon_steps or spec.horizon_steps
     return gym.make(
         spec.env_id, max_episode_steps=horizon, horizon_steps=horizon, disable_env_checker=not check, **kwargs

@@ -147,6 +147,15 @@ def generate_demos(
     extends a smaller one) in `out_dir`: the bags already there are kept and the next attempt is the
     one after the last written, so the result is the set an uninterrupted run would have written.
     """
+    from farl_sim.safe_reach_tasks import SAFE_REACH
+
+    if task in SAFE_REACH:  # FOSP's task: its own drivers and the paper's mix (`safe_reach_demos`)
+        from farl_sim.safe_reach_demos import generate_safe_reach_kind
+
+        factor = (config or DemoConfig()).max_attempts_factor
+        return generate_safe_reach_kind(
+            task, kind, episodes, out_dir, seed, storage, progress, policy, policy_label, allow_fewer, factor
+        )
     spec = get_task(task)
     if kind not in KINDS:
         raise ValueError(f"demo kind must be one of {KINDS}, got {kind!r}")

@@ -178,6 +178,35 @@ def into_obstacle(spec: SafeReachSpec, rng: np.random.Generator) -> Policy:
     return act
 
 
+NEAR_M = 0.045
+"""A hand whose centre is this close to an obstacle's footprint is near it (the closed gripper's half
+width is about 3 cm, so 1-2 cm short of touching)."""
+
+
+def near_an_obstacle(spec: SafeReachSpec, obs: np.ndarray, within_m: float = NEAR_M) -> bool:
+    """The hand is within `within_m` of an obstacle's footprint (from the observation)."""
+    hand = _hand_tip(obs)[:2]
+    grown = Planner(spec, clearance_m=within_m)
+    return bool(grown._blocked(hand[None], obstacle_footprints(obs))[0])
+
+
+def back_off(spec: SafeReachSpec) -> Policy:
+    """FARL's recovery for SafeReach: straight away from the nearest obstacle until 6 cm clear, then hold."""
+    goal = {"xy": None}
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        hand = _hand_tip(obs)
+        if goal["xy"] is None:
+            centre = min((c for c, _ in obstacle_footprints(obs)), key=lambda c: float(np.linalg.norm(c - hand[:2])))
+            away = hand[:2] - centre
+            away /= max(float(np.linalg.norm(away)), 1e-9)
+            x0, x1, y0, y1 = WORK_AREA_XY_M
+            goal["xy"] = np.clip(hand[:2] + 0.06 * away, [x0, y0], [x1, y1])
+        return _move(hand, goal["xy"])
+
+    return act
+
+
 DRIVERS: dict[str, Callable[[SafeReachSpec, np.random.Generator], Policy]] = {
     "reached_safe": lambda spec, rng: safe_expert(spec),
     "neither": short_of_target,
