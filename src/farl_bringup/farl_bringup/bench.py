@@ -659,8 +659,10 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
     colours = dict(
         zip(
             METHODS,
-            ("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:blue", "tab:green")
-            + ("tab:cyan", "tab:olive", "tab:gray", "gold", "navy"),
+            (
+                *("tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:blue", "tab:green"),
+                *("tab:cyan", "tab:olive", "tab:gray", "gold", "navy"),
+            ),
             strict=True,
         )
     )

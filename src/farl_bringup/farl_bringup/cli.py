@@ -781,7 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--seed", type=at_least(0), default=0, help="training seed")
     pc.set_defaults(fn=_cmd_perception)
 
-    b = sub.add_parser("bench", help="FailureBench comparison: demos, pretrain, fine-tune each method and seed")
+    b = sub.add_parser(
+        "bench", help="FailureBench and SafeReach comparison: demos, pretrain, fine-tune each method and seed"
+    )
     _switch(
         b,
         "--campaign",
@@ -790,9 +792,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--tasks",
-        type=names_of(sorted(TASKS)),
+        type=names_of(all_tasks),
         default=None,
-        help=f"comma-separated, of {', '.join(sorted(TASKS))} (default: fragile_push_wall)",
+        help=f"comma-separated, of {', '.join(all_tasks)} (default: fragile_push_wall)",
     )
     b.add_argument(
         "--methods",

@@ -52,13 +52,14 @@ class FOSPConfig:
     imagine_starts: int = 64
     """Posterior states of each batch that imagination starts from, drawn at random (DreamerV3 starts
     from all B x T; a quarter of them keeps a step within two CPU cores' reach)."""
-    wm_lr: float = 1e-4
-    """l_wm (Table 4)."""
-    ac_lr: float = 3e-5
-    """l_ac, critics and actor (Table 4)."""
-    ref_lr: float = 5e-5
-    """l_r, the reachability function: faster than the critics and actor, slower than the multipliers
-    (Appendix B)."""
+    wm_lr: float = 3e-4
+    """l_wm (Table 4: 1e-4; x3 for a budget of thousands of steps, not a million)."""
+    ac_lr: float = 3e-4
+    """l_ac, critics and actor (Table 4: 3e-5; x10: at Table 4's rate a few thousand steps leave the
+    actor close to where it started)."""
+    ref_lr: float = 5e-4
+    """l_r, the reachability function (Table 4: 5e-5, x10): faster than the critics and actor, slower
+    than the multipliers (Appendix B)."""
     gamma: float = 0.997
     """Discount (Table 4)."""
     lambda_reward: float = 0.95
@@ -69,6 +70,11 @@ class FOSPConfig:
     """AWR temperature on the reward advantage (eq. 19, Table 4)."""
     beta2: float = 10.0
     """AWR temperature on the cost advantage (eq. 19, Table 4)."""
+    advantage_scale: bool = True
+    """Divide each advantage by a running mean of its absolute size before eq. 19/23's temperatures (in the
+    spirit of DreamerV3's return normalisation; not in the paper): SafeReach's 0/1 rewards give
+    advantages of a few hundredths, which exp(10 A) cannot tell apart, and the actor would clone the
+    whole demonstration mix, touches included."""
     max_weight: float = 100.0
     """Cap on each exponential weight of eq. 19 (not in the paper; AWR's usual guard)."""
     gamma_u: float = 0.99
@@ -166,6 +172,8 @@ class FOSPAgent:
         self.offline_actor: Actor | None = None  # the frozen pi_psi, once online
         self.lambda_p, self.mu = cfg.lambda_p0, cfg.mu0
         self.steps = {"offline": 0, "online": 0}
+        self.adv_scale = {"reward": 1.0, "cost": 1.0}  # running mean |A| (`advantage_scale`)
+        self._scale_seen: set[str] = set()
         self.q_max: float | None = None  # eq. 22's normalisers, from the demonstrations (`set_bounds`)
         self.c_max: float | None = None
         self._make_optimisers()
@@ -283,6 +291,15 @@ class FOSPAgent:
             return torch.zeros(feat.shape[:-1])
         return self.critics.reach(feat)
 
+    def _scaled(self, adv: torch.Tensor, which: str) -> torch.Tensor:
+        if not self.cfg.advantage_scale:
+            return adv
+        size = float(adv.abs().mean())
+        # the first batch sets the scale, later ones move it slowly
+        self.adv_scale[which] = size if which not in self._scale_seen else 0.99 * self.adv_scale[which] + 0.01 * size
+        self._scale_seen.add(which)
+        return adv / max(self.adv_scale[which], 1e-3)
+
     def _actor_loss(
         self, real_s: torch.Tensor, real_a: torch.Tensor, same: torch.Tensor, im_s: torch.Tensor, online: bool
     ) -> tuple[torch.Tensor, float]:
@@ -293,7 +310,8 @@ class FOSPAgent:
                 a = self.actor.sample(im_s, gen=self.gen)
                 q, qc = self.critics.qs(im_s, a)
                 v, vc = self.critics.values(im_s)
-                w = fm.online_actor_weights(q - v, qc - vc, self._gate(im_s), c.beta1, c.beta2)
+                adv_r, adv_c = self._scaled(q - v, "reward"), self._scaled(qc - vc, "cost")
+                w = fm.online_actor_weights(adv_r, adv_c, self._gate(im_s), c.beta1, c.beta2)
                 w = w / w.abs().mean().clamp(min=1e-6)
             d = self.actor.dist(im_s)
             logp = d.log_prob(a).sum(-1)
@@ -309,7 +327,8 @@ class FOSPAgent:
                 else fm.augmented_lagrangian_penalty(vc, self.lambda_p, self.mu)
             )
             # eq. 16's feasible part is A^r - Phi(V^c): Phi shifts the reward advantage state by state
-            w = fm.offline_actor_weights(q - v - phi, qc - vc, gate, c.beta1, c.beta2, c.max_weight)
+            adv_r, adv_c = self._scaled(q - v - phi, "reward"), self._scaled(qc - vc, "cost")
+            w = fm.offline_actor_weights(adv_r, adv_c, gate, c.beta1, c.beta2, c.max_weight)
             w = w * same.float()
         d = self.actor.dist(real_s)
         logp = d.log_prob(real_a.clamp(-0.999, 0.999)).sum(-1)
@@ -350,6 +369,7 @@ class FOSPAgent:
             "slow": self.slow.state_dict(),
             "lambda_p": self.lambda_p,
             "mu": self.mu,
+            "adv_scale": dict(self.adv_scale),
             "q_max": self.q_max,
             "c_max": self.c_max,
             "steps": dict(self.steps),
@@ -385,6 +405,8 @@ class FOSPAgent:
         agent.actor.load_state_dict(sd["actor"])
         agent.lambda_p, agent.mu, agent.steps = sd["lambda_p"], sd["mu"], dict(sd["steps"])
         agent.q_max, agent.c_max = sd.get("q_max"), sd.get("c_max")
+        if sd.get("adv_scale"):
+            agent.adv_scale, agent._scale_seen = dict(sd["adv_scale"]), set(sd["adv_scale"])
         agent._make_optimisers()
         return agent, dict(sd.get("extra") or {})
 
@@ -419,7 +441,9 @@ class FOSPPolicy:
         if not torch.isfinite(x).all():
             raise ValueError("a state with NaN or infinite values: FOSP does not act on it")
         first = torch.tensor([self.first])
-        self.h, self.z, _, _ = ag.wm.obs_step(self.h, self.z, self.prev, ag.wm.embed(x), first, self.deterministic)
+        # the latent is drawn as in training even when acting deterministically: the actor and critics
+        # never saw the posterior's most likely classes alone, only draws
+        self.h, self.z, _, _ = ag.wm.obs_step(self.h, self.z, self.prev, ag.wm.embed(x), first)
         self.first = False
         feat = ag.wm.feat(self.h, self.z)
         a = ag.actor.sample(feat, self.deterministic, ag.gen)
