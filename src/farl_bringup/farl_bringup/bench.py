@@ -190,6 +190,7 @@ def _run_one(
     m = METHODS[method]
     if "fosp" in m:
         result = run_fosp(task, tdir, method, seed, cfg, progress, {"machine": _machine()})
+        result["config"] = {**_result_config(cfg, None, task), **result["config"]}
         write_result(_result_path(tdir, method, seed), result)
         return result
     t0 = time.perf_counter()
@@ -210,7 +211,7 @@ def _run_one(
     result = {
         "method": method,
         "seed": seed,
-        "config": {**_result_config(cfg, shield), "ppo": m.get("ppo", {})},
+        "config": {**_result_config(cfg, shield, task), "ppo": m.get("ppo", {})},
         "pretraining": {"folder": cfg.pretraining(seed), "demo_seed": cfg.demo_seed(seed)},
         "before": json.loads((pdir / "before.json").read_text()),
         **finetune_summary(task, trainer, cfg.eval_episodes),
@@ -480,12 +481,13 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
     recorded, `table` (summary_table's), the plots."""
     tasks = [t for t in results if t != "config"]
     runs = [r for t in tasks for r in results[t]["methods"].values()]
-    cfg = runs[0]["config"] if runs else {}
+    # the bench's own settings, from a run that recorded them (results from before FOSP's runs did not)
+    cfg = next((r["config"] for r in runs if "pretrain_scale" in r.get("config", {})), {})
     seeds = {m: sum(r["method"] == m for r in runs) for m in methods}
     scales = sorted({r["config"].get("pretrain_scale") for r in runs if r.get("config")} - {None})
     steps = sorted({r["config"].get("steps") for r in runs if r.get("config")} - {None})
     calib = cfg.get("calibration") or {}
-    demos = cfg.get("demo_episodes") or ["?", "?", "?"]
+    demos = cfg.get("demo_episodes") or (list(BenchConfig().demos_for(tasks[0])) if tasks else ["?", "?", "?"])
     method_list = ",".join(f"{m}:{n}" for m, n in seeds.items())
     per_seed = bool(cfg.get("pretrain_per_seed", False))  # results made before the option shared one
     command = (
@@ -505,7 +507,7 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
             f"{calib.get('lookahead_steps', '?')} steps); then {', '.join(f'{x:,}' for x in steps) or '?'} online "
             f"steps of each method and seed from that pre-training, its policy evaluated alone on "
             f"{cfg.get('eval_episodes', '?')} episodes before and after. "
-            f"Seeds: {', '.join(f'{m} {n}' for m, n in seeds.items())}.",
+            f"Seeds: {', '.join(f'{m} {n}' for m, n in seeds.items())}.{_fosp_protocol(runs)}",
             "",
             "**Reproduce** (resumable; `--report` rebuilds this page, the table and the plots):",
             "",
@@ -523,15 +525,29 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
     )
 
 
+def _fosp_protocol(runs: list[dict[str, Any]]) -> str:
+    fosp = [r["config"] for r in runs if "fosp" in r.get("config", {})]
+    if not fosp:
+        return ""
+    offline = sorted({c.get("offline_steps") for c in fosp} - {None})
+    online = sorted({c.get("train_per_episode") for c in fosp} - {None})
+    return (
+        f" FOSP pre-trains on the same demonstrations for {', '.join(map(str, offline))} gradient steps and "
+        f"trains {', '.join(map(str, online))} steps after each online episode (world model, critics, "
+        "reachability function and actor, as the FOSP page describes)."
+    )
+
+
 def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:
     vals = [key(r) for r in entry["methods"].values() if r["method"] == method]
     return (float(np.mean(vals)), float(np.std(vals))) if vals else (float("nan"), float("nan"))
 
 
-def _result_config(cfg: BenchConfig, shield: ShieldSettings | None) -> dict[str, Any]:
-    """What one result was produced with: the budgets, and the shield exactly as it ran."""
+def _result_config(cfg: BenchConfig, shield: ShieldSettings | None, task: str) -> dict[str, Any]:
+    """What one result was produced with: the budgets, the task's demonstrations, and the shield exactly
+    as it ran."""
     c = {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "method_seeds", "shield")}
-    return {**c, "shield": asdict(shield) if shield is not None else None}
+    return {**c, "demo_episodes": list(cfg.demos_for(task)), "shield": asdict(shield) if shield is not None else None}
 
 
 def failure_ratio_interval(
