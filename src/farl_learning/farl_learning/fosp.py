@@ -200,7 +200,7 @@ class FOSPAgent:
     def train_step(self, buf: SequenceBuffer) -> dict[str, float]:
         c = self.cfg
         batch = buf.sample(c.batch_size, c.batch_length, self.gen)
-        wm_loss, log, post = self.wm.loss(batch)  # eq. 1
+        wm_loss, log, post = self.wm.loss(batch, self.gen)  # eq. 1
         self._step(self.wm_opt, wm_loss, self.wm.parameters())
         feat = self.wm.feat(post["h"], post["z"]).detach()  # (B, T, F)
 
@@ -213,7 +213,7 @@ class FOSPAgent:
         with torch.no_grad():
             for _ in range(c.horizon):
                 a = actor.sample(feats[-1], gen=self.gen)
-                h, z, _ = self.wm.img_step(h, z, a)
+                h, z, _ = self.wm.img_step(h, z, a, self.gen)
                 acts.append(a)
                 feats.append(self.wm.feat(h, z))
             im_feat, im_act = torch.stack(feats), torch.stack(acts)  # (H+1, N, F), (H, N, A)
@@ -353,8 +353,8 @@ class FOSPAgent:
         self.actor = Actor(feat, self.act_dim, self.cfg.hidden, self.cfg.layers)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.cfg.ac_lr)
 
-    def policy(self, horizon_steps: int, deterministic: bool = False) -> FOSPPolicy:
-        return FOSPPolicy(self, horizon_steps, deterministic)
+    def policy(self, horizon_steps: int, deterministic: bool = False, seed: int = 0) -> FOSPPolicy:
+        return FOSPPolicy(self, horizon_steps, deterministic, seed)
 
     # checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -420,8 +420,9 @@ class FOSPPolicy:
     recurrent), and with expansion each action is drawn between the frozen offline actor's and the new
     actor's by eq. 21 (the likelier one when deterministic)."""
 
-    def __init__(self, agent: FOSPAgent, horizon_steps: int, deterministic: bool = False) -> None:
+    def __init__(self, agent: FOSPAgent, horizon_steps: int, deterministic: bool = False, seed: int = 0) -> None:
         self.agent, self.deterministic = agent, deterministic
+        self.gen = torch.Generator().manual_seed(seed)  # its own: acting never shifts training's draws
         bound = fm.discounted_bound(1.0, agent.cfg.gamma, horizon_steps)
         self.q_max = agent.q_max or bound
         self.c_max = agent.c_max or bound
@@ -443,18 +444,18 @@ class FOSPPolicy:
         first = torch.tensor([self.first])
         # the latent is drawn as in training even when acting deterministically: the actor and critics
         # never saw the posterior's most likely classes alone, only draws
-        self.h, self.z, _, _ = ag.wm.obs_step(self.h, self.z, self.prev, ag.wm.embed(x), first)
+        self.h, self.z, _, _ = ag.wm.obs_step(self.h, self.z, self.prev, ag.wm.embed(x), first, self.gen)
         self.first = False
         feat = ag.wm.feat(self.h, self.z)
-        a = ag.actor.sample(feat, self.deterministic, ag.gen)
+        a = ag.actor.sample(feat, self.deterministic, self.gen)
         if ag.offline_actor is not None:
-            a_off = ag.offline_actor.sample(feat, self.deterministic, ag.gen)
+            a_off = ag.offline_actor.sample(feat, self.deterministic, self.gen)
             cand = torch.cat([a_off, a])  # (2, A): k = psi, psi'
             q, qc = ag.critics.qs(feat.expand(2, -1), cand)
             p = fm.expansion_probabilities(
                 fm.normalised_q(q, qc, self.q_max, self.c_max), ag.cfg.pex_inverse_temperature
             )
-            k = int(p.argmax()) if self.deterministic else int(torch.multinomial(p, 1, generator=ag.gen))
+            k = int(p.argmax()) if self.deterministic else int(torch.multinomial(p, 1, generator=self.gen))
             a = cand[k : k + 1]
             self.picked_offline += int(k == 0)
         self.prev = a
@@ -547,7 +548,7 @@ def finetune_online(
     frozen offline actor."""
     agent.start_online()
     env = make_env()
-    pol = agent.policy(horizon)
+    pol = agent.policy(horizon, seed=seed)
     records: list[dict[str, Any]] = []
     done_steps, total_cost, k = 0, 0.0, 0
     t0 = time.perf_counter()

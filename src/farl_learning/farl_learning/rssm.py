@@ -100,12 +100,15 @@ class RSSM(nn.Module):
         probs = (1 - self.cfg.unimix) * F.softmax(logits, -1) + self.cfg.unimix / self.cfg.classes
         return probs.log()
 
-    def _sample(self, logits: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def _sample(
+        self, logits: torch.Tensor, deterministic: bool = False, gen: torch.Generator | None = None
+    ) -> torch.Tensor:
         probs = logits.exp()
         if deterministic:
             idx = probs.argmax(-1)
         else:
-            idx = torch.distributions.Categorical(probs=probs).sample()
+            flat = probs.detach().reshape(-1, self.cfg.classes)
+            idx = torch.multinomial(flat, 1, generator=gen).reshape(probs.shape[:-1])
         one_hot = F.one_hot(idx, self.cfg.classes).float()
         z = one_hot + probs - probs.detach()  # straight-through gradient
         return z.reshape(*z.shape[:-2], self.cfg.stoch)
@@ -119,12 +122,12 @@ class RSSM(nn.Module):
         return e
 
     def img_step(
-        self, h: torch.Tensor, z: torch.Tensor, action: torch.Tensor, deterministic: bool = False
+        self, h: torch.Tensor, z: torch.Tensor, action: torch.Tensor, gen: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One imagined step: h' = f(h, z, a), z' ~ p(z' | h'). Returns h', z' and the prior's logits."""
         h = self.gru(self.img_in(torch.cat([z, action], -1)), h)
         logits = self._dist_logits(self.prior_net(h))
-        return h, self._sample(logits, deterministic), logits
+        return h, self._sample(logits, gen=gen), logits
 
     def obs_step(
         self,
@@ -133,14 +136,15 @@ class RSSM(nn.Module):
         prev_action: torch.Tensor,
         embed: torch.Tensor,
         first: torch.Tensor,
-        deterministic: bool = False,
+        gen: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Filter one observation in: the state is zeroed where an episode starts (`first`)."""
         keep = (~first).float().unsqueeze(-1)
         h, z, prev_action = h * keep, z * keep, prev_action * keep
-        h, _, prior_logits = self.img_step(h, z, prev_action)
+        h = self.gru(self.img_in(torch.cat([z, prev_action], -1)), h)
+        prior_logits = self._dist_logits(self.prior_net(h))
         post_logits = self._dist_logits(self.post_net(torch.cat([h, embed], -1)))
-        return h, self._sample(post_logits, deterministic), post_logits, prior_logits
+        return h, self._sample(post_logits, gen=gen), post_logits, prior_logits
 
     def observe(
         self,
@@ -149,6 +153,7 @@ class RSSM(nn.Module):
         first: torch.Tensor,
         image: torch.Tensor | None = None,
         start: tuple[torch.Tensor, torch.Tensor] | None = None,
+        gen: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """Posterior states along (B, T) sequences; returns h, z (B, T, ...) and both KL terms' logits."""
         batch, steps = obs.shape[:2]
@@ -156,7 +161,7 @@ class RSSM(nn.Module):
         h, z = start if start is not None else self.initial(batch)
         hs, zs, posts, priors = [], [], [], []
         for t in range(steps):
-            h, z, post, prior = self.obs_step(h, z, prev_action[:, t], embed[:, t], first[:, t])
+            h, z, post, prior = self.obs_step(h, z, prev_action[:, t], embed[:, t], first[:, t], gen)
             hs.append(h)
             zs.append(z)
             posts.append(post)
@@ -184,11 +189,13 @@ class RSSM(nn.Module):
     def _kl(self, lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
         return (lhs.exp() * (lhs - rhs)).sum(-1).sum(-1)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor], gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
         """Eq. 1 on a batch of sequences (obs, prev_action, reward, cost, cont, first: (B, T, ...)):
         reconstruction, reward, cost and continue likelihoods plus the balanced KL. Returns the loss, its
         parts, and the posterior states for the actor-critic to start from."""
-        out = self.observe(batch["obs"], batch["prev_action"], batch["first"], batch.get("image"))
+        out = self.observe(batch["obs"], batch["prev_action"], batch["first"], batch.get("image"), gen=gen)
         feat = self.feat(out["h"], out["z"])
         recon = (self.decoder(feat) - symlog(batch["obs"])).pow(2).sum(-1).mean()
         bce = F.binary_cross_entropy_with_logits

@@ -31,18 +31,20 @@ def register_envs() -> None:
 
     The env checker is off by default (it re-checks every step's spaces); `make_env(..., check=True)`
     and the tests turn it on."""
-    for spec in TASKS.values():
-        if spec.env_id not in gym.registry:
-            gym.register(
-                id=spec.env_id,
-                entry_point="farl_sim.failure_env:FailureBenchEnv",
-                kwargs={"task": spec.name},
-                max_episode_steps=spec.horizon_steps,
-                disable_env_checker=True,
-            )
-    from farl_sim.safe_reach_tasks import register_safe_reach
+    from farl_sim.safe_reach_tasks import SAFE_REACH
 
-    register_safe_reach()
+    for spec in TASKS.values():
+        _register(spec.env_id, "farl_sim.failure_env:FailureBenchEnv", {"task": spec.name}, spec.horizon_steps)
+    for spec in SAFE_REACH.values():
+        _register(spec.env_id, "farl_sim.safe_reach:SafeReachEnv", {"variant": spec.name}, spec.horizon_steps)
+
+
+def _register(env_id: str, entry_point: str, kwargs: dict, steps: int) -> None:
+    # the entry point is a string: MetaWorld and MuJoCo load on gym.make, not on import
+    if env_id not in gym.registry:
+        gym.register(
+            id=env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=steps, disable_env_checker=True
+        )
 
 
 def make_env(task: str, horizon_steps: int | None = None, check: bool = False, **kwargs) -> gym.Env:

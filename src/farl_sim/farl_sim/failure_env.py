@@ -17,20 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import mujoco
 import numpy as np
-from gymnasium import spaces
 from metaworld.envs.sawyer_push_v3 import SawyerPushEnvV3
 from metaworld.envs.sawyer_push_wall_v3 import SawyerPushWallEnvV3
 from metaworld.envs.sawyer_soccer_v3 import SawyerSoccerEnvV3
 
-from farl_common.obs_layout import OBJECT_XY, OBS_DIM
+from farl_common.obs_layout import OBJECT_XY
 from farl_sim.hazards import hazard_distance_m
+from farl_sim.metaworld_task import MetaWorldTask
 from farl_sim.scene_assets import VASE_BODY, obstructed_push_xml
 from farl_sim.tasks import TaskSpec, get_task
-
-ACTION_DIM = 4
 
 # Vase placement: on the start-goal segment, this far along it, so a straight push meets it.
 _VASE_ALONG = 0.5
@@ -134,7 +131,7 @@ def _body_geoms(model: mujoco.MjModel, body_name: str, with_children: bool = Tru
     return ids
 
 
-class FailureBenchEnv(gym.Env):
+class FailureBenchEnv(MetaWorldTask):
     """A FailureBench task as a gymnasium environment."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
@@ -149,23 +146,13 @@ class FailureBenchEnv(gym.Env):
         image_height: int = 240,
     ) -> None:
         self.spec_task = task if isinstance(task, TaskSpec) else get_task(task)
-        self.horizon_steps = horizon_steps or self.spec_task.horizon_steps
-        if not 1 <= self.horizon_steps <= 500:
-            raise ValueError(f"horizon_steps must be in [1, 500] (MetaWorld's limit), got {self.horizon_steps}")
         base = _BASES[self.spec_task.name]
         self.render_mode = render_mode
-        self._mw = base(render_mode=render_mode, camera_name=camera_name, width=image_width, height=image_height)
-        # MetaWorld hides the goal unless a benchmark task says otherwise; we want it seen.
-        self._mw._partially_observable = False
-        # step() clips observations to a cached space built while the goal was hidden (zeros).
-        self._mw.__dict__.pop("sawyer_observation_space", None)
-        self._mw._set_task_called = True
+        mw = base(render_mode=render_mode, camera_name=camera_name, width=image_width, height=image_height)
+        self._wrap(mw, horizon_steps or self.spec_task.horizon_steps)
         self._mw._freeze_rand_vec = False
         self._mw.seeded_rand_vec = True
-        self._mw.max_path_length = self.horizon_steps
         self._mw.seed(0)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
         model = self._mw.model
         self._object_geoms = _body_geoms(model, "soccer_ball" if self.spec_task.name == "bounded_soccer" else "obj")
         self._hazard_geoms: set[int] = set()
@@ -193,10 +180,7 @@ class FailureBenchEnv(gym.Env):
     def step(self, action: np.ndarray):
         if self._last_obs is None:
             raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (ACTION_DIM,) or not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be {ACTION_DIM} finite floats, got {a!r}")
-        obs, reward, _, truncated, mw_info = self._mw.step(np.clip(a, -1.0, 1.0).astype(np.float32))
+        obs, reward, _, truncated, mw_info = self._mw.step(self._checked(action))
         self._steps += 1
         failure = self.in_failure(obs)
         success = bool(mw_info["success"]) and not failure
@@ -210,14 +194,6 @@ class FailureBenchEnv(gym.Env):
         self._last_obs = obs
         truncated = bool(truncated or self._steps >= self.horizon_steps) and not failure
         return obs.copy(), float(reward), failure, truncated, info
-
-    def render(self):
-        if self.render_mode != "rgb_array":
-            raise RuntimeError("create the env with render_mode='rgb_array' to render frames")
-        return self._mw.render()
-
-    def close(self) -> None:
-        self._mw.close()
 
     # failure detection -------------------------------------------------------------------------
     def in_failure(self, obs: np.ndarray) -> bool:

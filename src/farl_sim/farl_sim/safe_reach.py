@@ -22,23 +22,18 @@ obstacles. Each is its own Gymnasium id (`FOSP/SafeReach-v0`, `FOSP/SafeReachCyl
 from __future__ import annotations
 
 import functools
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
-from metaworld.asset_path_utils import full_V3_path_for
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
-from farl_common.obs_layout import OBS_DIM
+from farl_sim.metaworld_task import MetaWorldTask
 from farl_sim.safe_reach_tasks import SafeReachSpec, get_safe_reach
+from farl_sim.scene_assets import metaworld_scene, write_scene
 
-ACTION_DIM = 4
 WORK_AREA_XY_M = (-0.125, 0.125, 0.55, 0.80)
 """(x_min, x_max, y_min, y_max): the 25 x 25 cm work area the hand stays in."""
 HAND_Z_M = (0.07, 0.085)
@@ -74,13 +69,7 @@ def _size(shape: str, half: tuple[float, float, float]) -> str:
 def safe_reach_xml(spec: SafeReachSpec) -> str:
     """Path of the variant's scene: reach-v3's arm and table without its puck, plus the target and the
     obstacles, written once per process into a private folder linked to MetaWorld's assets."""
-    assets = Path(full_V3_path_for("sawyer_xyz/sawyer_reach_v3.xml")).parent.parent
-    root = Path(tempfile.mkdtemp(prefix="farl_safe_reach_"))
-    for sub in ("scene", "objects", "textures"):
-        if (assets / sub).exists():
-            os.symlink(assets / sub, root / sub)
-    (root / "sawyer_xyz").mkdir()
-    text = (assets / "sawyer_xyz" / "sawyer_reach_v3.xml").read_text()
+    text = metaworld_scene("sawyer_reach_v3.xml")
     text, n = re.subn(r'<body name="obj".*?</body>', "", text, count=1, flags=re.S)
     if n != 1 or "</worldbody>" not in text:
         raise RuntimeError("MetaWorld's reach-v3 scene changed shape: no puck body or </worldbody>")
@@ -105,9 +94,7 @@ def safe_reach_xml(spec: SafeReachSpec) -> str:
             )
         )
     text = text.replace("</worldbody>", "".join(parts) + "    </worldbody>", 1)
-    out = root / "sawyer_xyz" / f"farl_{spec.name}.xml"
-    out.write_text(text)
-    return str(out)
+    return write_scene("sawyer_reach_v3.xml", f"farl_{spec.name}.xml", text)
 
 
 class _SafeReachScene(SawyerXYZEnv):
@@ -194,12 +181,10 @@ def _robot_geoms(model: mujoco.MjModel) -> set[int]:
     return out
 
 
-class SafeReachEnv(gym.Env):
+class SafeReachEnv(MetaWorldTask):
     """SafeReach as a Gymnasium environment. Each step's `info` holds `cost` (1 while an obstacle is
     touched), `failure` (the same, as FailureBench's readers expect), `success` (the target touched)
     and `touched` (an obstacle touched at any step so far)."""
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
         self,
@@ -211,17 +196,9 @@ class SafeReachEnv(gym.Env):
         image_height: int = 240,
     ) -> None:
         self.spec_task = get_safe_reach(variant)
-        self.horizon_steps = horizon_steps or self.spec_task.horizon_steps
-        if not 1 <= self.horizon_steps <= 500:
-            raise ValueError(f"horizon_steps must be in [1, 500], got {self.horizon_steps}")
         self.render_mode = render_mode
-        self._mw = _SafeReachScene(self.spec_task, render_mode, camera_name, image_width, image_height)
-        self._mw._partially_observable = False
-        self._mw.__dict__.pop("sawyer_observation_space", None)
-        self._mw._set_task_called = True
-        self._mw.max_path_length = self.horizon_steps
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float64)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
+        mw = _SafeReachScene(self.spec_task, render_mode, camera_name, image_width, image_height)
+        self._wrap(mw, horizon_steps or self.spec_task.horizon_steps)
         model = self._mw.model
         self._robot = _robot_geoms(model)
         names = [f"{OBSTACLE_BODY.format(i)}_geom" for i in range(self.spec_task.obstacles)]
@@ -241,10 +218,7 @@ class SafeReachEnv(gym.Env):
     def step(self, action: np.ndarray):
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (ACTION_DIM,) or not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be {ACTION_DIM} finite floats, got {a!r}")
-        obs, _, _, truncated, _ = self._mw.step(np.clip(a, -1.0, 1.0).astype(np.float32))
+        obs, _, _, truncated, _ = self._mw.step(self._checked(action))
         self._steps += 1
         touching = self.touching_obstacle()
         self._touched |= touching
@@ -273,11 +247,3 @@ class SafeReachEnv(gym.Env):
     def obstacle_poses(self) -> np.ndarray:
         """Every obstacle's pose, (n, 7), the unseen third one included."""
         return self._mw.obstacle_poses()
-
-    def render(self):
-        if self.render_mode != "rgb_array":
-            raise RuntimeError("create the env with render_mode='rgb_array' to render frames")
-        return self._mw.render()
-
-    def close(self) -> None:
-        self._mw.close()

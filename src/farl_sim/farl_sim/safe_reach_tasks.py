@@ -1,12 +1,10 @@
-"""The SafeReach variants by name, and their Gymnasium registration, without importing MuJoCo (the CLI
-and `farl_sim`'s import read them; `safe_reach.py` builds the scenes)."""
+"""The SafeReach variants by name, without importing MuJoCo (the CLI and `farl_sim.register_envs` read
+them; `safe_reach.py` builds the scenes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-import gymnasium as gym
 
 ObstacleShape = Literal["box", "cylinder"]
 TargetShape = Literal["box", "cylinder"]
@@ -50,16 +48,3 @@ def get_safe_reach(name: str) -> SafeReachSpec:
         if name in (spec.name, spec.env_id):
             return spec
     raise KeyError(f"unknown SafeReach variant {name!r}; choose one of {', '.join(SAFE_REACH)}")
-
-
-def register_safe_reach() -> None:
-    """Register `FOSP/SafeReach*-v0` with Gymnasium (idempotent; the env module loads on `gym.make`)."""
-    for spec in SAFE_REACH.values():
-        if spec.env_id not in gym.registry:
-            gym.register(
-                id=spec.env_id,
-                entry_point="farl_sim.safe_reach:SafeReachEnv",
-                kwargs={"variant": spec.name},
-                max_episode_steps=spec.horizon_steps,
-                disable_env_checker=True,
-            )

@@ -26,16 +26,29 @@ _VASE_XML = """
 """
 
 
-@functools.cache
-def obstructed_push_xml(radius_m: float, half_height_m: float) -> str:
-    """Path of push-v3's scene with a static vase body, created once per process."""
-    assets = Path(full_V3_path_for("sawyer_xyz/sawyer_push_v3.xml")).parent.parent
+def write_scene(base: str, name: str, text: str) -> str:
+    """Write `text`, a scene made from MetaWorld's `base` (`sawyer_push_v3.xml`), as `name` in a private
+    folder beside links to MetaWorld's assets, so its relative includes resolve; returns its path."""
+    assets = Path(full_V3_path_for(f"sawyer_xyz/{base}")).parent.parent
     root = Path(tempfile.mkdtemp(prefix="farl_scene_"))
     for sub in ("scene", "objects", "textures"):
         if (assets / sub).exists():
             os.symlink(assets / sub, root / sub)
     (root / "sawyer_xyz").mkdir()
-    text = (assets / "sawyer_xyz" / "sawyer_push_v3.xml").read_text()
+    out = root / "sawyer_xyz" / name
+    out.write_text(text)
+    return str(out)
+
+
+def metaworld_scene(base: str) -> str:
+    """The text of one of MetaWorld's Sawyer scenes."""
+    return Path(full_V3_path_for(f"sawyer_xyz/{base}")).read_text()
+
+
+@functools.cache
+def obstructed_push_xml(radius_m: float, half_height_m: float) -> str:
+    """Path of push-v3's scene with a static vase body, created once per process."""
+    text = metaworld_scene("sawyer_push_v3.xml")
     vase = _VASE_XML.format(
         body=VASE_BODY,
         radius=radius_m,
@@ -47,6 +60,4 @@ def obstructed_push_xml(radius_m: float, half_height_m: float) -> str:
     if "</worldbody>" not in text:
         raise RuntimeError("MetaWorld's push-v3 scene changed shape: no </worldbody> to add the vase to")
     text = text.replace("</worldbody>", vase + "    </worldbody>", 1)
-    out = root / "sawyer_xyz" / "farl_obstructed_push.xml"
-    out.write_text(text)
-    return str(out)
+    return write_scene("sawyer_push_v3.xml", "farl_obstructed_push.xml", text)
