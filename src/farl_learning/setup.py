@@ -20,6 +20,8 @@ setup(
         "console_scripts": [
             "policy_node = farl_learning.executables:policy_node",
             "learner_node = farl_learning.executables:learner_node",
+            "fosp_policy_node = farl_learning.executables:fosp_policy_node",
+            "fosp_learner_node = farl_learning.executables:fosp_learner_node",
         ]
     },
 )

@@ -77,12 +77,50 @@ def _prepare_run(cfg, scale: float, explicit: bool) -> None:
     calibrate_shield(run, held, cfg.shield.settings(), calib)
 
 
-def _pretrain_default(cfg, run: Path, demos: Path, scale: float) -> None:
-    from farl_bringup.pipeline import PretrainConfig, pretrain
-    from farl_sim.demos import DEFAULT_EPISODES, generate_demos
+def _prepare_fosp_run(cfg, scale: float, explicit: bool, fresh: bool) -> None:
+    """FOSP's graph needs a finished FOSP run: the main job makes its default one from SafeReach's demo mix
+    (or the task's demos); an explicit `--run` must exist. `fresh` drops the online agent."""
+    from farl_bringup.fosp_pipeline import check_fosp_run, pretrain_fosp
+    from farl_bringup.graph_spec import fosp_run_dir
+    from farl_learning.fosp import FOSPConfig
+    from farl_learning.fosp_learner_node import ONLINE
+    from farl_learning.run_manifest import IncompleteRun
 
+    run = Path(fosp_run_dir(cfg))
+    try:
+        check_fosp_run(run)
+    except IncompleteRun:
+        if explicit:
+            raise
+        demos = run.parent / "demos"
+        print(f"no FOSP run at {run}: generating demos in {demos} and pre-training FOSP first (budget x{scale:g})")
+        _default_demos(cfg, demos)
+        pretrain_fosp(cfg.task, demos, run, FOSPConfig().scaled(scale), seed=cfg.episodes.seed)
+    online = run / ONLINE
+    if fresh and online.exists():
+        online.unlink()
+        print(f"--fresh: dropped {online}; online learning starts from the pre-trained agent")
+    elif online.exists():
+        print(f"online learning goes on from {online} (--fresh starts from the pre-trained agent)")
+
+
+def _default_demos(cfg, demos: Path) -> None:
+    from farl_sim.demos import DEFAULT_EPISODES, generate_demos
+    from farl_sim.safe_reach_demos import PAPER_MIX, generate_safe_reach_demos
+    from farl_sim.safe_reach_tasks import SAFE_REACH
+
+    if cfg.task in SAFE_REACH:
+        counts = {**PAPER_MIX, "recovery": round(SAFE_REACH_RECOVERY_SHARE * sum(PAPER_MIX.values()))}
+        generate_safe_reach_demos(demos, counts, cfg.task, seed=cfg.episodes.seed)
+        return
     for kind, n in DEFAULT_EPISODES.items():
         generate_demos(cfg.task, kind, n, demos, seed=cfg.episodes.seed, resume=True)
+
+
+def _pretrain_default(cfg, run: Path, demos: Path, scale: float) -> None:
+    from farl_bringup.pipeline import PretrainConfig, pretrain
+
+    _default_demos(cfg, demos)
     pre = PretrainConfig().scaled(scale)
     # Behaviour cloning is cheap and is what makes the policy reach the puck at all: keep it at 1000
     # steps per member (500 were measured to leave a policy that never touches the puck).
@@ -111,6 +149,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         cfg.learner.run_dir = args.run
     if args.person:
         cfg.teleop.takeover, cfg.teleop.device = True, "scripted"
+    if cfg.policy.kind == "fosp":
+        if args.run:
+            cfg.learner.fosp_run_dir = args.run
+        _prepare_fosp_run(cfg, args.pretrain_scale, explicit=bool(args.run), fresh=args.fresh)
     if cfg.policy.kind == "learned":
         _prepare_run(cfg, args.pretrain_scale, explicit=bool(args.run))
         _say_where_learning_starts(cfg, args.fresh)
@@ -123,7 +165,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         shield = f", shield {sh.critic} (eps_safe {sh.eps_safe:.3f} from {sh.eps_source})"
     print(
         f"farl sim {cfg.task}: {_count(n, 'episode')}, {cfg.policy.kind} policy{shield}"
-        f"{', learner on' if cfg.policy.kind == 'learned' else ''}, {cfg.rate_hz:g} Hz simulated, "
+        f"{', learner on' if cfg.policy.kind in ('learned', 'fosp') else ''}, {cfg.rate_hz:g} Hz simulated, "
         f"bags -> {cfg.recorder.out_dir.replace('{task}', cfg.task)}"
     )
     t0 = time.perf_counter()
@@ -576,6 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     from farl_sim.tasks import TASKS
 
     all_tasks = sorted([*TASKS, *SAFE_REACH])
+    sim_tasks = sorted([*TASKS, "safe_reach"])  # the tasks with a config file
 
     p = _Parser(prog="farl", description="Failure-aware robot learning on ROS 2 (FARL).")
     _switch(p, "--debug", "show the traceback of an error, not just its line")
@@ -609,8 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=_cmd_demos)
 
     s = sub.add_parser("sim", help="run the mocked sim graph of a task in process")
-    s.add_argument("--task", choices=sorted(TASKS), default=None, help="FailureBench task (default: fragile_push_wall)")
-    s.add_argument("task_name", nargs="?", choices=sorted(TASKS), default=None, help=argparse.SUPPRESS)
+    s.add_argument(
+        "--task", choices=sim_tasks, default=None, help="FailureBench task or safe_reach (default: fragile_push_wall)"
+    )
+    s.add_argument("task_name", nargs="?", choices=sim_tasks, default=None, help=argparse.SUPPRESS)
     _switch(s, "--fresh", "start online learning from the pre-trained policy (drops the run's online_policy.pt)")
     s.add_argument(
         "--episodes", type=at_least(1), default=None, help="episodes to run (default: the config's episodes.count)"
@@ -618,8 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=at_least(0), default=None, help="seed of the first episode (default: the config's)")
     s.add_argument("--config", default=None, help="config file (default: config/<task>.yaml)")
     s.add_argument("--out", default=None, help="bag folder (default: the config's recorder.out_dir)")
-    s.add_argument("--policy", choices=["scripted", "learned"], default=None, help="override the config's policy.kind")
-    s.add_argument("--run", default=None, help="pre-training run folder (default: the config's learner.run_dir)")
+    s.add_argument(
+        "--policy", choices=["scripted", "learned", "fosp"], default=None, help="override the config's policy.kind"
+    )
+    s.add_argument(
+        "--run",
+        default=None,
+        help="pre-training run folder (default: the config's learner.run_dir, or learner.fosp_run_dir for fosp)",
+    )
     _switch(s, "--person", "a scripted person takes over near the hazard (teleop.takeover with device scripted)")
     view_option(s)
     s.add_argument(

@@ -19,11 +19,10 @@ from typing import Any
 from tqdm import tqdm
 
 from farl_common.bags import load_dataset
-from farl_learning.fosp import CHECKPOINT, FOSPAgent, FOSPConfig, evaluate, finetune_online, pretrain_offline
+from farl_learning.fosp import CHECKPOINT, RUN_FILE, FOSPAgent, FOSPConfig, evaluate, finetune_online, pretrain_offline
 from farl_learning.fosp_data import SequenceBuffer
 from farl_learning.run_manifest import IncompleteRun
 
-RUN_FILE = "fosp_run.json"
 EVAL_EPISODES = 20
 EVAL_SEED = 10_000
 

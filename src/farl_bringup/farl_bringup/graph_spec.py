@@ -15,11 +15,15 @@ from typing import Any
 from farl_common.config import ConfigError, FarlConfig, ShieldSection
 from farl_common.recorder_node import EpisodeRecorderNode, RecorderParams
 from farl_common.runtime.node import Node, NodeError
+from farl_learning.fosp_learner_node import ONLINE as FOSP_ONLINE
+from farl_learning.fosp_learner_node import FOSPLearnerNode, FOSPLearnerParams
+from farl_learning.fosp_policy_node import FOSPPolicyNode, FOSPPolicyParams
 from farl_learning.learner_node import LearnerNode, LearnerParams, online_checkpoint
 from farl_learning.policy_node import PolicyNode, PolicyParams
 from farl_perception.perception_node import PerceptionNode, PerceptionParams
 from farl_robot.robot_node import RobotNode, RobotParams, check_real_params
 from farl_safety_shield.shield_node import ShieldNode, ShieldParams
+from farl_sim.safe_reach_tasks import SAFE_REACH
 from farl_sim.scripted_policy_node import ScriptedPolicyNode, ScriptedPolicyParams
 from farl_sim.tasks import get_task
 from farl_teleop.teleop_node import TeleopNode, TeleopParams
@@ -71,7 +75,7 @@ ROLES = ("all", "robot", "learner")
 """How the launch argument `role` splits the learned graph between two machines: `learner` runs the
 recorder (its own bags, recorded from the topics) and the learner; `robot` runs everything else; `all`
 runs both on one."""
-LEARNER_SIDE = ("episode_recorder_node", "learner_node")
+LEARNER_SIDE = ("episode_recorder_node", "learner_node", "fosp_learner_node")
 
 
 def for_role(cfg: FarlConfig, specs: list[NodeSpec], role: str) -> list[NodeSpec]:
@@ -82,9 +86,9 @@ def for_role(cfg: FarlConfig, specs: list[NodeSpec], role: str) -> list[NodeSpec
         raise ConfigError(f"role:={role}: choose {', '.join(ROLES)}")
     if role == "all":
         return specs
-    if cfg.policy.kind != "learned":
+    if cfg.policy.kind not in ("learned", "fosp"):
         raise ConfigError(
-            f"role:={role} splits the learned graph between a robot PC and a learner PC; policy {cfg.policy.kind} "
+            f"role:={role} splits a learning graph between a robot PC and a learner PC; policy {cfg.policy.kind} "
             "has no learner: run it with role:=all"
         )
     learner = role == "learner"
@@ -166,6 +170,8 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
             task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s
         )
         return [*specs, NodeSpec("farl_sim", "scripted_policy_node", ScriptedPolicyNode, policy, policy_topics)]
+    if cfg.policy.kind == "fosp":
+        return _fosp_graph(cfg, specs, s, policy_topics)
     run = run_dir(cfg)
     online = cfg.policy.checkpoint or str(online_checkpoint(run))
     learner = LearnerParams(
@@ -192,10 +198,29 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     return specs
 
 
+def _fosp_graph(cfg: FarlConfig, specs: list[NodeSpec], s: int, policy_topics: dict[str, str]) -> list[NodeSpec]:
+    """FOSP's graph: its learner trains on the recorded episodes and publishes its agent, its policy node
+    acts (expansion included); FOSP's safety is in its policy, so no shield stands between."""
+    run = fosp_run_dir(cfg)
+    online = cfg.policy.checkpoint or f"{run}/{FOSP_ONLINE}"
+    learner = FOSPLearnerParams(run_dir=run, bag_dir=bag_dir(cfg), checkpoint=online, seed=s)
+    specs.append(NodeSpec("farl_learning", "fosp_learner_node", FOSPLearnerNode, learner, dict(cfg.topics)))
+    specs[1].params.wait_for_learner = True
+    policy = FOSPPolicyParams(
+        checkpoint=online, initial_checkpoint=f"{run}/fosp.pt", horizon_steps=cfg.robot.horizon_steps, seed=s
+    )
+    specs.append(NodeSpec("farl_learning", "fosp_policy_node", FOSPPolicyNode, policy, policy_topics))
+    return specs
+
+
+def fosp_run_dir(cfg: FarlConfig) -> str:
+    return cfg.learner.fosp_run_dir.replace("{task}", cfg.task)
+
+
 def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
     """The robot node's parameters; a real-arm config is checked here, before anything starts."""
     r, sc = cfg.robot, cfg.scene
-    if r.backend == "sim":
+    if r.backend == "sim" and cfg.task not in SAFE_REACH:
         get_task(cfg.task)  # an unknown task fails here, before anything starts
     # RobotParams extends the robot section and the scene section (its keys prefixed scene_).
     params = RobotParams(
@@ -220,6 +245,10 @@ def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
 
 def sim_object_names(task: str) -> list[str]:
     """What a camera finds in a FailureBench scene: the pushed object, and the vase where there is one."""
+    if task in SAFE_REACH:
+        raise ConfigError(
+            f"{task}: perception in simulation finds FailureBench's objects; set perception.enabled false"
+        )
     return ["object", "obstacle"] if get_task(task).hazard == "vase" else ["object"]
 
 

@@ -1,11 +1,11 @@
 """Launch description of a task's graph (used by launch/<task>.launch.py under ROS 2 Jazzy).
 
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
-`shield`, `policy` (learned | scripted | teleop), `kind`, `device`, `takeover`, `episodes`,
+`shield`, `policy` (learned | scripted | teleop | fosp), `kind`, `device`, `takeover`, `episodes`,
 `out_dir`, `camera` (realsense | topics), `record_images`, `namespace`, `role` (all | robot |
 learner). `policy:=teleop` records demonstrations
 of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take over from the
-policy. `mode:=sim` (the default) runs the FailureBench scene; `mode:=real` reads
+policy; `policy:=fosp` runs FOSP's policy and learner. `mode:=sim` (the default) runs the task's MuJoCo scene; `mode:=real` reads
 `config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot
 node has run its episodes and exits, or any node exits, the whole launch shuts down (`role:=learner`
 has no robot node: it runs until Ctrl-C, waiting for episodes while the robot side is away); a node that
@@ -36,7 +36,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "config": ("", "task config file (default: this package's config for the task and mode)"),
     "robot_ip": ("", "real mode: the robot's FCI address (default: the config's robot.robot_ip)"),
     "shield": ("", "world_model | q_risk | reachability | none (default: the config's)"),
-    "policy": ("", "learned | scripted | teleop (default: the config's; teleop records demonstrations)"),
+    "policy": ("", "learned | scripted | teleop | fosp (default: the config's; teleop records demonstrations)"),
     "kind": ("task", "policy:=teleop: the demonstrations' kind, task | recovery | failure"),
     "device": ("", "spacemouse | keyboard | scripted (default: the config's teleop.device)"),
     "takeover": ("", "true: a person may take over from the policy (default: the config's teleop.takeover)"),
@@ -66,6 +66,7 @@ def absolute_paths(cfg: FarlConfig, base: str | Path) -> list[tuple[str, str]]:
     base = Path(base)
     fields = [
         ("run", cfg.learner, "run_dir"),
+        ("FOSP run", cfg.learner, "fosp_run_dir"),
         ("bags", cfg.recorder, "out_dir"),
         ("policy checkpoint", cfg.policy, "checkpoint"),
         ("calibration", cfg.perception, "calibration"),
@@ -113,8 +114,8 @@ def launch_config(task: str, args: dict[str, str], config_dir: str | Path) -> Fa
         else:
             raise ConfigError(f"shield:={shield}: choose world_model, q_risk, reachability or none")
     if policy := args.get("policy"):
-        if policy not in ("learned", "scripted", "teleop"):
-            raise ConfigError(f"policy:={policy}: choose learned, scripted or teleop")
+        if policy not in ("learned", "scripted", "teleop", "fosp"):
+            raise ConfigError(f"policy:={policy}: choose learned, scripted, teleop or fosp")
         cfg.policy.kind = policy  # type: ignore[assignment]
     if cfg.policy.kind == "teleop":
         kind = args.get("kind") or "task"
@@ -152,12 +153,15 @@ def preflight(cfg: FarlConfig) -> None:
     """The files the graph cannot start without, checked before any node starts, so a launch from the
     wrong folder or without a pre-training ends in one line naming the file, not in one traceback per
     node (each node would fail on its own, in whatever order their imports finish)."""
-    from farl_bringup.graph_spec import run_dir
+    from farl_bringup.graph_spec import fosp_run_dir, run_dir
 
     missing: list[tuple[str, str, str]] = []
     if cfg.policy.kind == "learned":
         policy = Path(run_dir(cfg)) / "task_policy.pt"
         missing.append(("the pre-trained task policy", str(policy), "farl pretrain, or farl sim once"))
+    if cfg.policy.kind == "fosp":
+        run = Path(fosp_run_dir(cfg)) / "fosp_run.json"
+        missing.append(("the FOSP run", str(run), "farl pretrain --method fosp, or farl sim --policy fosp once"))
     pc = cfg.perception
     if pc.enabled and cfg.robot.backend == "franky" and pc.source in ("realsense", "topics"):
         if not pc.calibration:

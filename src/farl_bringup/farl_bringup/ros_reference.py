@@ -28,6 +28,8 @@ QOS = {
 def executables() -> list[tuple[str, str, type[Node]]]:
     """(package, executable, node class) of every farl ROS 2 executable."""
     from farl_common.recorder_node import EpisodeRecorderNode
+    from farl_learning.fosp_learner_node import FOSPLearnerNode
+    from farl_learning.fosp_policy_node import FOSPPolicyNode
     from farl_learning.learner_node import LearnerNode
     from farl_learning.policy_node import PolicyNode
     from farl_perception.perception_node import PerceptionNode
@@ -45,6 +47,8 @@ def executables() -> list[tuple[str, str, type[Node]]]:
         ("farl_perception", "perception_node", PerceptionNode),
         ("farl_teleop", "teleop_node", TeleopNode),
         ("farl_sim", "scripted_policy_node", ScriptedPolicyNode),
+        ("farl_learning", "fosp_policy_node", FOSPPolicyNode),
+        ("farl_learning", "fosp_learner_node", FOSPLearnerNode),
     ]
 
 

@@ -126,8 +126,10 @@ class PerceptionConfig:
 
 @dataclass
 class PolicyConfig:
-    kind: Literal["scripted", "learned", "teleop"] = param(
-        "scripted", doc="scripted expert, a checkpoint, or a person recording demonstrations (farl record)"
+    kind: Literal["scripted", "learned", "teleop", "fosp"] = param(
+        "scripted",
+        doc="scripted expert, FARL's task policy (learned), FOSP's agent (fosp), or a person recording "
+        "demonstrations (farl record)",
     )
     checkpoint: str = param("", doc="policy checkpoint file, for kind=learned")
     action_noise_std: float = param(0.0, lo=0.0, hi=2.0, unitless=True, doc="Gaussian noise on actions")
@@ -174,6 +176,9 @@ class ShieldConfig(ShieldSection):
 @dataclass
 class LearnerConfig:
     run_dir: str = param("runs/{task}/run", doc="pre-training run folder (farl pretrain --out)")
+    fosp_run_dir: str = param(
+        "runs/{task}/fosp", doc="FOSP's run folder, for policy.kind fosp (farl pretrain --method fosp)"
+    )
     min_new_steps: int = param(
         0,
         lo=0,

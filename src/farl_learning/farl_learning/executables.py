@@ -5,3 +5,5 @@ from farl_common.executable import node_main
 
 policy_node = node_main("farl_learning.policy_node", "PolicyNode")
 learner_node = node_main("farl_learning.learner_node", "LearnerNode")
+fosp_policy_node = node_main("farl_learning.fosp_policy_node", "FOSPPolicyNode")
+fosp_learner_node = node_main("farl_learning.fosp_learner_node", "FOSPLearnerNode")

@@ -35,6 +35,8 @@ from farl_learning.nets import LOG_STD_MAX, LOG_STD_MIN, mlp, polyak
 from farl_learning.rssm import RSSM, RSSMConfig
 
 CHECKPOINT = "fosp.pt"
+RUN_FILE = "fosp_run.json"
+"""What `farl pretrain --method fosp` writes last: a run folder without it is unfinished."""
 
 
 @dataclass
@@ -383,6 +385,16 @@ class FOSPAgent:
         tmp.replace(path)
         return path
 
+    @property
+    def label(self) -> str:
+        """The label of the actions this agent plays (`fosp:<fingerprint>` of everything acting uses)."""
+        from farl_learning.checkpoint import weights_fingerprint
+
+        parts = {"wm": self.wm, "actor": self.actor, "critics": self.critics}
+        if self.offline_actor is not None:
+            parts["offline_actor"] = self.offline_actor
+        return f"fosp:{weights_fingerprint(nn.ModuleDict(parts))}"
+
     @classmethod
     def load(cls, path: str | Path) -> tuple[FOSPAgent, dict[str, Any]]:
         path = Path(path)
@@ -392,6 +404,11 @@ class FOSPAgent:
             sd = torch.load(path, weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unpickling failure is a damaged file to the user
             raise ValueError(f"{path}: not a readable FOSP checkpoint ({err.__class__.__name__}: {err})") from None
+        return cls.from_state(sd), dict(sd.get("extra") or {})
+
+    @classmethod
+    def from_state(cls, sd: dict[str, Any]) -> FOSPAgent:
+        """An agent from `state_dict()`'s keys (a file's, or a PolicyWeights message's)."""
         cfg_d = dict(sd["config"])
         cfg = FOSPConfig(**{**cfg_d, "world_model": RSSMConfig(**cfg_d["world_model"])})
         agent = cls(sd["obs_dim"], sd["act_dim"], cfg)
@@ -408,7 +425,7 @@ class FOSPAgent:
         if sd.get("adv_scale"):
             agent.adv_scale, agent._scale_seen = dict(sd["adv_scale"]), set(sd["adv_scale"])
         agent._make_optimisers()
-        return agent, dict(sd.get("extra") or {})
+        return agent
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
@@ -434,6 +451,15 @@ class FOSPPolicy:
         self.first = True
         self.picked_offline = 0
         self.steps = 0
+        self._before: tuple[Any, ...] | None = None
+
+    def undo(self) -> None:
+        """Forget the last step, so the same state can be answered again (a state sent twice)."""
+        if self._before is not None:
+            self.h, self.z, self.prev, self.first, self.steps, gen_state, picked = self._before
+            self.gen.set_state(gen_state)
+            self.picked_offline = picked
+            self._before = None
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -441,6 +467,7 @@ class FOSPPolicy:
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
         if not torch.isfinite(x).all():
             raise ValueError("a state with NaN or infinite values: FOSP does not act on it")
+        self._before = (self.h, self.z, self.prev, self.first, self.steps, self.gen.get_state(), self.picked_offline)
         first = torch.tensor([self.first])
         # the latent is drawn as in training even when acting deterministically: the actor and critics
         # never saw the posterior's most likely classes alone, only draws

@@ -100,7 +100,13 @@ class MetaWorldExpert:
 
 
 def task_expert(task: str | TaskSpec) -> Policy:
-    """The scripted expert that solves `task` without failing most of the time."""
+    """The scripted expert that solves `task` without failing most of the time (SafeReach's too)."""
+    from farl_sim.safe_reach_tasks import SAFE_REACH
+
+    if isinstance(task, str) and task in SAFE_REACH:
+        from farl_sim.safe_reach_experts import safe_expert
+
+        return safe_expert(SAFE_REACH[task])
     spec = task if isinstance(task, TaskSpec) else get_task(task)
     if spec.name == "fragile_push_wall":
         return MetaWorldExpert(SawyerPushWallV3Policy())

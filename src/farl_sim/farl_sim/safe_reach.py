@@ -43,6 +43,8 @@ TARGET_POINTS_XY_M = ((-0.08, 0.765), (0.0, 0.765), (0.08, 0.765))
 OBSTACLE_POINTS_XY_M = ((-0.07, 0.635), (0.0, 0.635), (0.07, 0.635), (-0.07, 0.69), (0.0, 0.69), (0.07, 0.69))
 REACH_XY_M = 0.035
 """The hand touches the target when its fingertips' centre is this close (xy) to the target's centre."""
+HAND_HALF_WIDTH_M = 0.03
+"""Half the closed gripper's width, for the hand's clearance to an obstacle."""
 OBSTACLE_BODY = "farl_obstacle_{}"
 TARGET_BODY = "farl_target"
 
@@ -213,7 +215,7 @@ class SafeReachEnv(MetaWorldTask):
             self._mw._rng = np.random.default_rng(int(seed))
         obs, _ = self._mw.reset()
         self._steps, self._touched, self._started = 0, False, True
-        return obs.copy(), {"cost": 0.0, "touched": False}
+        return obs.copy(), {"cost": 0.0, "touched": False, "hazard_distance_m": self.hazard_distance_m()}
 
     def step(self, action: np.ndarray):
         if not self._started:
@@ -229,6 +231,7 @@ class SafeReachEnv(MetaWorldTask):
             "success": success,
             "touched": self._touched,
             "target_distance_m": self.target_distance_m(),
+            "hazard_distance_m": self.hazard_distance_m(),
         }
         truncated = bool(truncated or self._steps >= self.horizon_steps) and not success
         return obs.copy(), float(success), success, truncated, info
@@ -240,6 +243,26 @@ class SafeReachEnv(MetaWorldTask):
             if (g1 in self._obstacle_geoms and g2 in self._robot) or (g2 in self._obstacle_geoms and g1 in self._robot):
                 return True
         return False
+
+    def hazard_distance_m(self) -> float:
+        """Clearance between the hand (a 3 cm half width round its fingertips' centre) and the nearest
+        obstacle's footprint; negative means touching or inside."""
+        hand = self._mw.tcp_center[:2]
+        spec = self.spec_task
+        best = np.inf
+        for pose in self.obstacle_poses():
+            x, y, z, w = pose[3:]
+            yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+            d = hand - pose[:2]
+            if spec.obstacle_shape == "cylinder":
+                gap = float(np.linalg.norm(d)) - spec.obstacle_half_m[0]
+            else:
+                c, s_ = np.cos(yaw), np.sin(yaw)
+                local = np.array([d[0] * c + d[1] * s_, -d[0] * s_ + d[1] * c])
+                out = np.maximum(np.abs(local) - np.array(spec.obstacle_half_m[:2]), 0.0)
+                gap = float(np.linalg.norm(out))
+            best = min(best, gap)
+        return float(best - HAND_HALF_WIDTH_M)
 
     def target_distance_m(self) -> float:
         return float(np.linalg.norm(self._mw.tcp_center[:2] - self._mw._target_pos[:2]))
