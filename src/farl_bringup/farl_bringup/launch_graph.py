@@ -3,9 +3,9 @@
 Arguments (each documented in `LAUNCH_ARGUMENTS`): `mode` (sim | real), `config`, `robot_ip`,
 `shield`, `policy` (learned | scripted | teleop | fosp), `kind`, `device`, `takeover`, `episodes`,
 `out_dir`, `camera` (realsense | topics), `record_images`, `namespace`, `role` (all | robot |
-learner). `policy:=teleop` records demonstrations
-of `kind` with the SpaceMouse (or keyboard); `takeover:=true` lets a person take over from the
-policy; `policy:=fosp` runs FOSP's policy and learner. `mode:=sim` (the default) runs the task's MuJoCo scene; `mode:=real` reads
+learner). `policy:=teleop` records demonstrations of `kind` with the SpaceMouse (or keyboard);
+`takeover:=true` lets a person take over from the policy; `policy:=fosp` runs FOSP's policy and
+learner. `mode:=sim` (the default) runs the task's MuJoCo scene; `mode:=real` reads
 `config/franka_<task>.yaml` and starts the franky driver instead of the sim robot. When the robot
 node has run its episodes and exits, or any node exits, the whole launch shuts down (`role:=learner`
 has no robot node: it runs until Ctrl-C, waiting for episodes while the robot side is away); a node that
