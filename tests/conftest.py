@@ -35,6 +35,24 @@ SMALL = os.environ.get("FARL_SLOW_BUDGET", "small") == "small"
 
 
 @pytest.fixture(scope="session")
+def tiny_fosp_run(tmp_path_factory):
+    """A FOSP run on a few SafeReach demos with a tiny world model: a real agent, quick to make."""
+    from farl_bringup.fosp_pipeline import pretrain_fosp
+    from farl_learning.fosp import FOSPConfig
+    from farl_learning.rssm import RSSMConfig
+    from farl_sim.safe_reach_demos import generate_safe_reach_demos
+
+    root = tmp_path_factory.mktemp("fosp")
+    counts = {"reached_safe": 3, "neither": 1, "touched_reached": 1, "touched_missed": 1}
+    generate_safe_reach_demos(root / "demos", counts, progress=False)
+    wm = RSSMConfig(deter=32, latents=4, classes=4, hidden=32)
+    cfg = FOSPConfig(world_model=wm, hidden=32, batch_size=4, batch_length=8, horizon=3, imagine_starts=8)
+    cfg.offline_steps, cfg.train_per_episode = 5, 2
+    pretrain_fosp("safe_reach", root / "demos", root / "run", cfg, progress=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
 def tiny_run(demo_dir, tmp_path_factory):
     """A pre-training run on the small demo set with tiny budgets: real checkpoints, quick to make."""
     from farl_bringup.pipeline import PretrainConfig, pretrain

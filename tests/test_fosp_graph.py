@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from farl_bringup.fosp_pipeline import pretrain_fosp
 from farl_bringup.graph_spec import graph_spec
 from farl_bringup.sim_graph import run_sim
 from farl_common import messages as M
@@ -16,23 +15,14 @@ from farl_common.config import task_config
 from farl_common.obs_layout import OBS_LAYOUT
 from farl_common.runtime.inprocess import InProcessRuntime
 from farl_learning.checkpoint import CheckpointError
-from farl_learning.fosp import FOSPAgent, FOSPConfig
+from farl_learning.fosp import FOSPAgent
 from farl_learning.fosp_policy_node import FOSPPolicyNode, FOSPPolicyParams
 from farl_learning.fosp_weights import fosp_from_weights, fosp_weights_message
-from farl_learning.rssm import RSSMConfig
-from farl_sim.safe_reach_demos import generate_safe_reach_demos
 
 
-@pytest.fixture(scope="module")
-def fosp_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fosp")
-    counts = {"reached_safe": 3, "neither": 1, "touched_reached": 1, "touched_missed": 1}
-    generate_safe_reach_demos(root / "demos", counts, progress=False)
-    wm = RSSMConfig(deter=32, latents=4, classes=4, hidden=32)
-    cfg = FOSPConfig(world_model=wm, hidden=32, batch_size=4, batch_length=8, horizon=3, imagine_starts=8)
-    cfg.offline_steps, cfg.train_per_episode = 5, 2
-    pretrain_fosp("safe_reach", root / "demos", root / "run", cfg, progress=False)
-    return root / "run"
+@pytest.fixture
+def fosp_run(tiny_fosp_run):
+    return tiny_fosp_run
 
 
 def fosp_config(tmp_path, run, horizon=20):

@@ -288,3 +288,28 @@ def test_robot_and_learner_roles_train_across_two_process_groups_with_no_shared_
     assert not (sides["robot_pc"] / "bags").exists() and not (sides["robot_pc"] / "run" / "online_policy.pt").exists()
     assert "episode_recorder" not in text and "learner_node" not in text
     assert "robot_node" not in learner.text and "policy_node" not in learner.text
+
+
+def test_the_fosp_graph_runs_in_processes_and_learns_from_the_episodes_it_records(
+    launchable, domain, tiny_fosp_run, tmp_path
+) -> None:
+    """policy:=fosp on SafeReach: the FOSP learner trains on episode 0's bag and publishes its agent, which
+    the FOSP policy node loads and plays episode 1 with; the recorder writes both bags."""
+    run = Path(shutil.copytree(tiny_fosp_run, tmp_path / "fosp_run"))
+    cfg = yaml.safe_load((REPO / "config" / "safe_reach.yaml").read_text())
+    cfg["robot"]["horizon_steps"] = 15
+    cfg["learner"]["fosp_run_dir"] = str(run)
+    cfg["recorder"]["out_dir"] = str(tmp_path / "bags")
+    path = tmp_path / "safe_reach.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    launch = Launch(cwd, f"config:={path}", "policy:=fosp", "episodes:=2", task="safe_reach")
+    assert launch.wait(240) == 0, launch.text[-4000:]
+    text = launch.text
+    assert_clean(text)
+    recorded = [read_episode(b) for b in bags(tmp_path / "bags")]
+    assert [e.policy_version for e in recorded] == [0, 1]
+    assert all(e.policy.startswith("fosp:") and len(e) > 0 for e in recorded)
+    assert "FOSP trained on 1 new episode(s) -> version 1" in text and "policy version 1 loaded" in text
+    assert (run / "online_fosp.pt").is_file()
