@@ -424,3 +424,60 @@ def test_a_gripper_error_is_a_robot_error(sim_ip) -> None:
     with pytest.raises(RobotError, match=r"gripper error: .*grasp"):
         d.execute(np.zeros(3), 1.0)
     d.close()
+
+
+def test_the_real_safe_reach_rules_run_an_episode_against_franky_sim(sim_ip) -> None:
+    """config/franka_safe_reach.yaml's scene on the arm: the obstacles fill the state's object slots and
+    the perceived target its goal; the hand reaching the target ends the episode with reward 1, and an
+    obstacle near the hand costs 1 that step without ending it."""
+    from pathlib import Path
+
+    from farl_bringup.graph_spec import graph_spec
+    from farl_common import messages as M
+    from farl_common.config import load_config
+    from farl_common.messages import header
+    from farl_common.obs_layout import field_slice
+    from farl_robot.robot_node import real_rules
+
+    goal_slot = field_slice("goal_pos_m")
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "franka_safe_reach.yaml")
+    cfg.robot.robot_ip = "172.16.0.2"
+    params = next(s for s in graph_spec(cfg) if s.executable == "robot_node").params
+    rules = real_rules(params)
+    assert rules.reach_target == "target" and rules.hazard == "obstacles"
+    with InProcessRuntime() as rt:
+        d, _ = driver(sim_ip, connect=False)
+        home = hand_pose(np.array(HOME))[:3, 3]
+        p = RobotParams(
+            task="franka_safe_reach", backend="franky", robot_ip=sim_ip, episodes=2, horizon_steps=30,
+            realtime_kernel=False, use_gripper=False,
+            workspace_min_m=list(home - np.array([0.2, 0.2, 0.2])), workspace_max_m=list(home + 0.2),
+        )  # fmt: skip
+        node = rt.add(RobotNode(p, driver=(d, PerceivedScene(rules))), {})
+        cap = rt.add(Capture(), {})
+
+        def see(obstacle_a, obstacle_b, target):
+            xyz = np.array([obstacle_a, obstacle_b, target], float)
+            node.on_objects(
+                rt.msgs.new(
+                    T.OBJECTS, header=header(rt.msgs, rt.now_ns, "base"), names=list(cfg.scene.objects),
+                    positions_m=xyz.reshape(-1), confidence=np.full(3, 0.9), age_s=np.zeros(3),
+                )
+            )  # fmt: skip
+
+        near, far = home + np.array([0.0, 0.04, 0.0]), home + np.array([0.0, 0.3, 0.0])
+        target = home + np.array([0.025, -0.15, 0.0])
+        see(near, far, target)
+        tick(rt, node)
+        state = M.state_values(cap.states[-1])
+        np.testing.assert_allclose(state[goal_slot], target, atol=1e-6)
+        see(near, far, target)
+        tick(rt, node, [0, -1, 0, 0], cap)  # away from the near obstacle, a centimetre
+        node.driver.robot.join_motion()
+        first = cap.feedback[-1]
+        assert first.cost == 1.0 and not first.terminated  # the hand is still at the obstacle: it goes on
+        target = node.driver.read().pos_m + np.array([0.02, 0.0, 0.0])  # now within reach of the hand
+        see(far, far + np.array([0.1, 0.0, 0.0]), target)
+        tick(rt, node, [0, 0, 0, 0], cap)
+        last = cap.feedback[-1]
+        assert last.terminated and last.reward == 1.0 and last.success and last.cost == 0.0

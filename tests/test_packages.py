@@ -102,7 +102,7 @@ def test_bringup_installs_launch_and_config_from_inside_the_package():
     try:
         from glob import glob
 
-        assert len(glob("launch/*.launch.py")) == 6 and len(glob("config/*.yaml")) == 9
+        assert len(glob("launch/*.launch.py")) == 6 and len(glob("config/*.yaml")) == 10
     finally:
         os.chdir(here)
     for name in ("launch", "config"):

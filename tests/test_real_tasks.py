@@ -67,7 +67,7 @@ def test_launch_arguments() -> None:
         ({"mode": "rael"}, "choose sim or real"),
         ({"shield": "magic"}, "choose world_model"),
         ({"episodes": "-2"}, "at least 1"),
-        ({"policy": "random"}, "choose learned, scripted or teleop"),
+        ({"policy": "random"}, "choose learned, scripted, teleop or fosp"),
         ({"policy": "teleop", "kind": "online"}, "task, recovery or failure"),
         ({"device": "joystick"}, "choose spacemouse"),
         ({"takeover": "yes"}, "true or false"),

@@ -28,8 +28,10 @@ REAL_TASKS = {
     "fragile_push_wall": "franka_fragile_push_wall",
     "disturbed_push": "franka_disturbed_push",
     "bounded_soccer": "franka_bounded_soccer",
+    "safe_reach": "franka_safe_reach",
 }
-"""The paper's real-robot tasks (Sec. VI.C.1) and the FailureBench task each one's launch file shares."""
+"""The papers' real-robot tasks (FARL Sec. VI.C.1, FOSP's SafeReach) and the sim task each one's launch
+file shares."""
 
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "mode": ("sim", "sim: FailureBench in MuJoCo; real: a Panda through franky (config/franka_<task>.yaml)"),

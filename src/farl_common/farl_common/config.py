@@ -80,11 +80,21 @@ class RobotConfig:
 class SceneConfig:
     """A real task's rules on perceived object positions, in the robot base frame (robot.backend: franky)."""
 
-    objects: list[str] = param(["object"], doc="perceived objects: the pushed object, then the obstacle if any")
+    objects: list[str] = param(
+        ["object"],
+        doc="perceived objects: the pushed object, then the obstacle if any (obstacles: the two obstacles, "
+        "then the target)",
+    )
     goal_m: list[float] = param([0.5, 0.2, 0.02], doc="goal position of the pushed object")
-    success_radius_m: float = param(0.05, lo=0.005, hi=0.5, doc="the object this close to the goal (xy) is a success")
+    success_radius_m: float = param(
+        0.05, lo=0.005, hi=0.5, doc="the object (obstacles: the hand) this close to the goal (xy) is a success"
+    )
     object_timeout_s: float = param(0.6, lo=0.05, hi=10.0, doc="the arm holds when an object was seen longer ago")
-    hazard: Literal["none", "wall", "boundary", "obstacle"] = param("none", doc="what an IR failure is made of")
+    hazard: Literal["none", "wall", "boundary", "obstacle", "obstacles"] = param(
+        "none",
+        doc="what an IR failure is made of; obstacles: SafeReach, the hand near either of two obstacles costs 1 "
+        "a step, and the hand reaching the third object (the target) ends the episode with reward 1",
+    )
     hazard_min_m: list[float] = param([0.0, 0.0, 0.0], doc="wall box / boundary rectangle lower corner")
     hazard_max_m: list[float] = param([0.0, 0.0, 0.0], doc="wall box / boundary rectangle upper corner")
     obstacle_radius_m: float = param(0.04, lo=0.0, hi=0.5, doc="radius of the moving obstacle")

@@ -7,6 +7,11 @@
   obstacle is the second perceived object).
 - Franka Bounded Soccer: kick the ball to the goal; the ball leaving the xy rectangle
   `hazard_min_m`..`hazard_max_m` is an IR failure (`hazard: boundary`).
+- SafeReach (FOSP Appendix D.1): reach a perceived target without touching two perceived obstacles
+  (`hazard: obstacles`; objects: the two obstacles, then the target). The hand within
+  `obstacle_radius_m` + its own radius of an obstacle costs 1 on that step (the episode goes on, as the
+  paper labels contact); the hand within `success_radius_m` (xy) of the target ends the episode with
+  reward 1. The target fills the state's goal slot.
 
 A person can also mark the episode a failure (or a success) from teleop: `mark()`.
 
@@ -51,6 +56,8 @@ class RealTaskRules:
             raise ValueError("scene.objects: name at least the pushed object")
         if self.hazard == "obstacle" and len(self.objects) < 2:
             raise ValueError("scene.objects: hazard 'obstacle' needs a second object (the obstacle)")
+        if self.hazard == "obstacles" and len(self.objects) != 3:
+            raise ValueError("scene.objects: hazard 'obstacles' (SafeReach) needs two obstacles, then the target")
         if self.hazard in ("wall", "boundary"):
             lo, hi = np.asarray(self.hazard_min_m, float), np.asarray(self.hazard_max_m, float)
             if lo.shape != (3,) or hi.shape != (3,) or np.any(lo[:2] >= hi[:2]):
@@ -70,7 +77,15 @@ class RealTaskRules:
             if obs[HAND_Z] < self.low_hand_z_m:
                 d = min(d, float(np.linalg.norm(obs[HAND_XY] - obstacle) - self.obstacle_radius_m - self.hand_radius_m))
             return d
+        if self.hazard == "obstacles":
+            gaps = [np.linalg.norm(obs[HAND_XY] - obs[s]) for s in (OBJECT_XY, OBSTACLE_XY)]
+            return float(min(gaps) - self.obstacle_radius_m - self.hand_radius_m)
         return float("inf")
+
+    @property
+    def reach_target(self) -> str:
+        """The perceived object the hand must reach (SafeReach's target); empty for the pushing tasks."""
+        return self.objects[2] if self.hazard == "obstacles" else ""
 
 
 class PerceivedScene(Scene):
@@ -97,7 +112,7 @@ class PerceivedScene(Scene):
         self.operator_mark = outcome
 
     def check_fresh(self, now_ns: int) -> None:
-        self.objects.check_fresh(self.rules.objects[:2], self.rules.object_timeout_s, now_ns)
+        self.objects.check_fresh(self.rules.objects[:3], self.rules.object_timeout_s, now_ns)
 
     def observe(self, hand: HandState, now_ns: int) -> np.ndarray:
         self.check_fresh(now_ns)
@@ -106,10 +121,14 @@ class PerceivedScene(Scene):
         current = np.concatenate([hand.pos_m, [hand.gripper_open], slots[0], second])
         prev = self.previous if self.previous is not None else current
         self.previous = current
-        return np.concatenate([current, prev, np.asarray(self.rules.goal_m, dtype=np.float64)])
+        target = self.rules.reach_target
+        goal = self.objects.position(target) if target else np.asarray(self.rules.goal_m, dtype=np.float64)
+        return np.concatenate([current, prev, goal])
 
     def evaluate(self, obs: np.ndarray) -> StepOutcome:
         r = self.rules
+        if r.reach_target:
+            return self._reach(obs)
         d_hand = float(np.linalg.norm(obs[HAND] - obs[OBJECT]))
         d_goal = float(np.linalg.norm(obs[OBJECT_XY] - obs[GOAL_XY]))
         clearance = r.hazard_distance_m(obs)
@@ -122,5 +141,21 @@ class PerceivedScene(Scene):
             failure=failure,
             success=success,
             terminated=failure,
+            hazard_distance_m=clearance,
+        )
+
+    def _reach(self, obs: np.ndarray) -> StepOutcome:
+        """SafeReach: cost 1 while the hand is at an obstacle; reward 1, and the end, on reaching the target."""
+        r = self.rules
+        clearance = r.hazard_distance_m(obs)
+        touching = clearance < 0.0 or self.operator_mark == "failure"
+        reached = float(np.linalg.norm(obs[HAND_XY] - obs[GOAL_XY])) <= r.success_radius_m
+        success = (reached or self.operator_mark == "success") and not touching
+        return StepOutcome(
+            reward=float(reached or self.operator_mark == "success"),
+            cost=float(touching),
+            failure=touching,
+            success=success,
+            terminated=reached or self.operator_mark != "",
             hazard_distance_m=clearance,
         )
