@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from farl_common.bags import BagError, iter_bag_paths, load_dataset, read_episode
-from farl_common.runtime.node import Node, NodeError, Output, entry_point
-from farl_common.shared_inputs import EPISODE_RECORDED_INPUT, POLICY_WEIGHTS_INPUT
+from farl_common.runtime.node import Node, NodeError, entry_point
+from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
 from farl_learning.fosp import CHECKPOINT, RUN_FILE, FOSPAgent
 from farl_learning.fosp_data import SequenceBuffer
 from farl_learning.fosp_weights import fosp_weights_message
+from farl_learning.learner_node import LEARNER_OUTPUTS
 
 ONLINE = "online_fosp.pt"
 
@@ -44,10 +45,7 @@ class FOSPLearnerNode(Node):
     name = "learner"
     Params = FOSPLearnerParams
     inputs = (EPISODE_RECORDED_INPUT,)
-    outputs = (
-        Output("policy_version", "std_msgs/msg/UInt32", qos="events"),
-        Output("policy_weights", POLICY_WEIGHTS_INPUT.typename, qos="latest"),
-    )
+    outputs = LEARNER_OUTPUTS
 
     def on_start(self) -> None:
         p = self.params

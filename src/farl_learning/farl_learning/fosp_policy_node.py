@@ -16,12 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from farl_common.acting_node import ActingNode
 from farl_common.runtime.node import NodeError, entry_point
-from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT
-from farl_learning.checkpoint import CheckpointError
 from farl_learning.fosp import FOSPAgent
 from farl_learning.fosp_weights import fosp_from_weights
+from farl_learning.policy_node import LearnerFollower
 
 
 @dataclass
@@ -39,10 +37,8 @@ class FOSPPolicyParams:
     seed: int = field(default=0, metadata={"doc": "seed of the latent draws, action noise and eq. 21's choice"})
 
 
-class FOSPPolicyNode(ActingNode):
-    name = "policy"
+class FOSPPolicyNode(LearnerFollower):
     Params = FOSPPolicyParams
-    inputs = (*ActingNode.inputs, POLICY_WEIGHTS_INPUT)
 
     def on_start(self) -> None:
         p = self.params
@@ -53,7 +49,6 @@ class FOSPPolicyNode(ActingNode):
             raise NodeError(str(err)) from None  # no agent at start: the graph must not run blind
         self.version = int(extra.get("version", 0))
         self._use(agent)
-        self.reload_errors = 0
         self._last: tuple[int, int] | None = None
 
     def _use(self, agent: FOSPAgent) -> None:
@@ -62,26 +57,10 @@ class FOSPPolicyNode(ActingNode):
         self.obs_dim = agent.obs_dim
         self.policy = agent.policy(self.params.horizon_steps, self.params.deterministic, self.params.seed)
 
-    @property
-    def policy_version(self) -> int:
-        return self.version
-
-    @property
-    def policy_label(self) -> str:
-        return self.label
-
-    def on_weights(self, msg: Any) -> None:
-        if (int(msg.version), str(msg.label)) == (self.version, self.label):
-            return
-        try:
-            agent, self.version, _ = fosp_from_weights(msg, self.obs_dim)
-        except CheckpointError as err:
-            self.reload_errors += 1
-            self.log("error", f"keeping FOSP agent version {self.version}: {err}")
-            return
+    def take_weights(self, msg: Any) -> None:
+        agent, self.version, _ = fosp_from_weights(msg, self.obs_dim)
         self._use(agent)  # the next state starts a fresh latent state with it
         self._last = None
-        self.log("info", f"policy version {self.version} loaded")
 
     def on_state(self, msg: Any) -> None:
         key = (int(msg.episode), int(msg.step))

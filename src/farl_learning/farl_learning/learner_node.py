@@ -55,14 +55,18 @@ def online_checkpoint(run_dir: str, checkpoint: str = "") -> Path:
     return Path(checkpoint) if checkpoint else Path(run_dir) / "online_policy.pt"
 
 
+LEARNER_OUTPUTS = (
+    Output("policy_version", "std_msgs/msg/UInt32", qos="events"),
+    Output("policy_weights", POLICY_WEIGHTS_INPUT.typename, qos="latest"),
+)
+"""What a learner node answers with: its version after each recorded bag, and its newest policy."""
+
+
 class LearnerNode(Node):
     name = "learner"
     Params = LearnerParams
     inputs = (EPISODE_RECORDED_INPUT,)
-    outputs = (
-        Output("policy_version", "std_msgs/msg/UInt32", qos="events"),
-        Output("policy_weights", POLICY_WEIGHTS_INPUT.typename, qos="latest"),
-    )
+    outputs = LEARNER_OUTPUTS
 
     def on_start(self) -> None:
         p = self.params

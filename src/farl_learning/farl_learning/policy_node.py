@@ -36,10 +36,45 @@ class PolicyParams:
     seed: int = field(default=0, metadata={"doc": "action-noise seed"})
 
 
-class PolicyNode(ActingNode):
+class LearnerFollower(ActingNode):
+    """Base of the policy nodes that act with what their learner publishes on `policy_weights`: each
+    new policy is taken whenever it is not the one acting now (a restarted learner may start again from
+    an earlier version, and it is the learner that says which policy learns); one that cannot be
+    trusted is refused in one line and the current one acts on."""
+
     name = "policy"
-    Params = PolicyParams
     inputs = (*ActingNode.inputs, POLICY_WEIGHTS_INPUT)
+    version = 0
+    label = ""
+    reload_errors = 0
+
+    @property
+    def policy_version(self) -> int:
+        return self.version
+
+    @property
+    def policy_label(self) -> str:
+        return self.label
+
+    def take_weights(self, msg: Any) -> None:
+        """Act with the message's policy from now on (version and label included); CheckpointError where
+        it cannot be trusted."""
+        raise NotImplementedError
+
+    def on_weights(self, msg: Any) -> None:
+        if (int(msg.version), str(msg.label)) == (self.version, self.label):
+            return
+        try:
+            self.take_weights(msg)
+        except CheckpointError as err:
+            self.reload_errors += 1
+            self.log("error", f"keeping policy version {self.version}: {err}")
+            return
+        self.log("info", f"policy version {self.version} loaded")
+
+
+class PolicyNode(LearnerFollower):
+    Params = PolicyParams
 
     def on_start(self) -> None:
         path = self.params.checkpoint
@@ -51,28 +86,9 @@ class PolicyNode(ActingNode):
         self.version = int(data.get("version", 0))
         self.obs_dim = int(data["obs_dim"])
         self.gen = torch.Generator().manual_seed(self.params.seed)
-        self.reload_errors = 0
 
-    @property
-    def policy_version(self) -> int:
-        return self.version
-
-    @property
-    def policy_label(self) -> str:
-        return self.label
-
-    def on_weights(self, msg: Any) -> None:
-        """The learner's policy: taken whenever it is not the one acting now (a restarted learner may
-        start again from an earlier version, and it is the learner that says which policy learns)."""
-        if (int(msg.version), str(msg.label)) == (self.version, self.label):
-            return
-        try:
-            self.policy, self.version, self.label = policy_from_weights(msg, self.obs_dim)
-        except CheckpointError as err:
-            self.reload_errors += 1
-            self.log("error", f"keeping policy version {self.version}: {err}")
-            return
-        self.log("info", f"policy version {self.version} loaded")
+    def take_weights(self, msg: Any) -> None:
+        self.policy, self.version, self.label = policy_from_weights(msg, self.obs_dim)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs_t = torch.as_tensor(obs[None], dtype=torch.float32)
