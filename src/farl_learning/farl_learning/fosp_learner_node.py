@@ -107,6 +107,7 @@ class FOSPLearnerNode(Node):
                 continue
             obs = np.concatenate([ep.obs, ep.next_obs[-1:]])
             self.buffer.add_episode(obs, ep.action, ep.reward, ep.cost, bool(ep.done[-1]))
+            self.agent.steps["online"] += len(ep)  # online from now on, with or without expansion
             new += 1
         if new:
             for _ in range(new * self.agent.cfg.train_per_episode):
