@@ -444,7 +444,7 @@ def run_done(task: str, method: str, seed: int, r: dict[str, Any]) -> str:
     """The progress line of a finished run."""
     return (
         f"{task} {method} seed {seed}: {r['failure_episodes']} failure episodes, "
-        f"eval return {r['after']['return']:.0f}, {r['seconds'] / 60:.1f} min"
+        f"eval return {_num(r['after']['return'])}, {r['seconds'] / 60:.1f} min"
     )
 
 
