@@ -84,7 +84,7 @@ def claims(results: dict, task: str) -> tuple[str, dict]:
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/safe_reach")
     task = sys.argv[2] if len(sys.argv) > 2 else "safe_reach"
-    text, figures = claims(json.loads((out / "results.json").read_text()), task)
+    text, _ = claims(json.loads((out / "results.json").read_text()), task)
     (out / "claims.md").write_text(text)
     print(text)
 

@@ -192,3 +192,30 @@ def test_cli_demos_pretrain_and_finetune_fosp_on_safe_reach(tmp_path, capsys):
     assert doc["cost_regret"] == pytest.approx(regret)
     assert main(["finetune", "--method", "fosp", "--run", str(tmp_path), "--steps", "10"]) == 2
     assert "not a finished FOSP run" in capsys.readouterr().err
+
+
+def test_the_claims_check_says_plainly_whether_each_claim_held():
+    """bench/fosp_claims.py on hand-made runs: expansion held when the first 10 online episodes return
+    what the offline policy did; safety held when the cost per episode falls to near zero."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "bench" / "fosp_claims.py"
+    spec = importlib.util.spec_from_file_location("fosp_claims", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(method, before, returns, costs):
+        curve = [[80 * (k + 1), r, int(c > 0)] for k, (r, c) in enumerate(zip(returns, costs, strict=True))]
+        return {"method": method, "before": {"return": before}, "curve": curve, "online_cost_per_episode": costs}
+
+    held = run("fosp", 0.5, [0.5] * 20, [2.0] * 10 + [0.0] * 10)
+    dropped = run("fosp_no_expansion", 0.5, [0.0] * 20, [2.0] * 20)
+    text, figures = module.claims({"safe_reach": {"methods": {"a": held, "b": dropped}}}, "safe_reach")
+    assert (
+        "**Expansion** (no initial drop): held." in text and "**Safety** (online cost falls toward zero): held." in text
+    )
+    assert figures["fosp_no_expansion"]["first_return"] == 0.0
+    worse = run("fosp", 0.5, [0.0] * 20, [1.0] * 20)
+    text, _ = module.claims({"safe_reach": {"methods": {"a": worse}}}, "safe_reach")
+    assert "(no initial drop): did not hold" in text and "(online cost falls toward zero): did not hold" in text
