@@ -254,3 +254,24 @@ def test_the_detector_variants_calibrate_as_the_shield_and_sample_eq_10s_expecta
     for reduce in ("mean", "max"):
         sampled = module.SampledRisk(critic, samples=3, reduce=reduce).risk(obs, act)
         assert torch.allclose(sampled, reference, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_fosp_runs_beside_farl_on_safe_reach_with_its_cost_figures(tmp_path):
+    """`farl bench --tasks safe_reach --methods fosp,farl`: FOSP pre-trains on the seed's own demos (the
+    same bags as FARL's pre-training) and its result has FARL's figures plus J_c and rho_c; the report
+    has both rows and FOSP's protocol."""
+    cfg = small_bench(160, demo_episodes=(3, 2, 2), pretrain_scale=0.01)
+    run_bench(["safe_reach"], ["fosp", "farl"], tmp_path, cfg, progress=False)
+    entry = json.loads((tmp_path / "results.json").read_text())["safe_reach"]
+    by_method = {r["method"]: r for r in entry["methods"].values()}
+    fosp, farl = by_method["fosp"], by_method["farl"]
+    assert fosp["steps"] >= 160 and fosp["episodes"] == len(fosp["curve"]) == len(fosp["online_cost_per_episode"])
+    assert fosp["cost_regret"] == pytest.approx(sum(fosp["online_cost_per_episode"]) / fosp["steps"])
+    assert fosp["failure_episodes"] == sum(f for _, _, f in fosp["curve"])
+    assert {"return", "cost", "failure_rate", "success_rate"} <= set(fosp["after"]) | set(farl["after"])
+    assert (tmp_path / "safe_reach" / "pretrain" / "seed0" / "fosp_run" / "fosp_run.json").is_file()
+    assert fosp["config"]["pretrain_scale"] == 0.01 and fosp["config"]["demo_episodes"] == [3, 2, 2]
+    page = (tmp_path / "report.md").read_text()
+    assert "| safe_reach | fosp |" in page and "| safe_reach | farl |" in page
+    assert "FOSP pre-trains on the same demonstrations for 30 gradient steps" in page
