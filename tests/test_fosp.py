@@ -219,3 +219,24 @@ def test_the_claims_check_says_plainly_whether_each_claim_held():
     worse = run("fosp", 0.5, [0.0] * 20, [1.0] * 20)
     text, _ = module.claims({"safe_reach": {"methods": {"a": worse}}}, "safe_reach")
     assert "(no initial drop): did not hold" in text and "(online cost falls toward zero): did not hold" in text
+
+
+def test_the_world_model_reads_64x64_images_beside_the_state_and_refuses_to_run_without_them():
+    from farl_learning.rssm import RSSM
+
+    wm = RSSM(5, 2, RSSMConfig(deter=16, latents=2, classes=3, hidden=16, image_size=64))
+    batch = {
+        "obs": torch.zeros(2, 4, 5),
+        "image": torch.randint(0, 255, (2, 4, 3, 64, 64), dtype=torch.uint8),
+        "prev_action": torch.zeros(2, 4, 2),
+        "first": torch.tensor([[True, False, False, False]] * 2),
+        "reward": torch.zeros(2, 4),
+        "cost": torch.zeros(2, 4),
+        "cont": torch.ones(2, 4),
+    }
+    loss, _, post = wm.loss(batch)
+    loss.backward()
+    assert post["h"].shape == (2, 4, 16) and torch.isfinite(loss)
+    assert wm.image_encoder is not None and wm.image_encoder.out.weight.grad is not None
+    with pytest.raises(ValueError, match="reads images"):
+        wm.loss({k: v for k, v in batch.items() if k != "image"})
