@@ -28,16 +28,18 @@ def claims(results: dict, task: str) -> tuple[str, dict]:
         if not runs:
             continue
         before = [r["before"]["return"] for r in runs]
-        first_ret, first_cost, last_cost = [], [], []
+        first_ret, last_ret, first_cost, last_cost = [], [], [], []
         for r in runs:
             curve = r["curve"]  # [step, return, failure] per episode
             costs = r.get("online_cost_per_episode") or [f for _, _, f in curve]
             first_ret.append(np.mean([c[1] for c in curve[:WINDOW]]))
+            last_ret.append(np.mean([c[1] for c in curve[-WINDOW:]]))
             first_cost.append(np.mean(costs[:WINDOW]))
             last_cost.append(np.mean(costs[-WINDOW:]))
         figures[method] = {
             "before": float(np.mean(before)),
             "first_return": float(np.mean(first_ret)),
+            "last_return": float(np.mean(last_ret)),
             "first_cost": float(np.mean(first_cost)),
             "last_cost": float(np.mean(last_cost)),
             "seeds": len(runs),
@@ -76,7 +78,8 @@ def claims(results: dict, task: str) -> tuple[str, dict]:
         lines.append("")
         lines.append(
             f"**Safety** (online cost falls toward zero): {verdict}. Cost per episode "
-            f"{fosp['first_cost']:.2f} over the first {WINDOW} online episodes, {fosp['last_cost']:.2f} over the last."
+            f"{fosp['first_cost']:.2f} over the first {WINDOW} online episodes, {fosp['last_cost']:.2f} over the last; "
+            f"the return per episode went from {fosp['first_return']:.2f} to {fosp['last_return']:.2f} meanwhile."
         )
     return "\n".join(lines) + "\n", figures
 

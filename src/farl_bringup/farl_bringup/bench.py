@@ -591,7 +591,7 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
             for r, b in zip(runs, befores, strict=True):
                 counted += 1
                 if r["after"]["return"] < COLLAPSE_FRACTION * b:
-                    collapsed.append(f"{task} {m} seed {r['seed']} ({b:.0f} -> {r['after']['return']:.0f})")
+                    collapsed.append(f"{task} {m} seed {r['seed']} ({_num(b)} -> {_num(r['after']['return'])})")
             f = _agg(entry, m, lambda r: r["failure_episodes"])
             tr = _agg(entry, m, lambda r: r["train_return_last20pct"])
             er = _agg(entry, m, lambda r: r["after"]["return"])
