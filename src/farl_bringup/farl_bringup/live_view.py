@@ -2,6 +2,7 @@
 
 `farl sim --view`, `farl record --view` and `farl replay --view` log, on the timeline `step` of each
 episode:
+
 - `scene/envelope`: the hard envelope's box; `scene/hazard`: the wall (Fragile Push Wall) or the
   vase (Disturbed and Obstructed Push); `scene/hand`, `scene/hand_trail`, `scene/object` and
   `scene/goal` from the state, in the world frame (metres);

@@ -1,11 +1,12 @@
 """FOSP (Cao et al., "Fine-tuning Offline Safe Policy through World Models"), Algorithm 1, top to bottom.
 
-Offline (lines 2-11), per gradient step on a batch of demonstration sequences:
-  world model by eq. 1 (`rssm.RSSM.loss`); H-step imagined rollouts of the actor from the posterior
-  states (eq. 6); TD(lambda) targets from imagined rewards and costs (eq. 8); in-sample expectile
-  values V^r, V^c (eq. 7); critics Q^r, Q^c on the imagined returns plus the data's one-step targets
-  (eq. 9-11); the reachability function u (eq. 30); the safe actor by the advantage-weighted closed
-  form with the augmented-Lagrangian penalty (eq. 16-20); the multipliers (eq. 27).
+Offline (lines 2-11), per gradient step on a batch of demonstration sequences: the world model by
+eq. 1 (`rssm.RSSM.loss`); H-step imagined rollouts of the actor from the posterior states (eq. 6);
+TD(lambda) targets from imagined rewards and costs (eq. 8); in-sample expectile values V^r, V^c
+(eq. 7); critics Q^r, Q^c on the imagined returns plus the data's one-step targets (eq. 9-11); the
+reachability function u (eq. 30); the safe actor by the advantage-weighted closed form with the
+augmented-Lagrangian penalty (eq. 16-20); the multipliers (eq. 27).
+
 Online (lines 12-24): the offline actor is frozen and a new one trained; at each step the executed
 action is drawn between the two by eq. 21; each episode joins the replay and everything but the
 frozen actor keeps training, the new actor with eq. 23's weights on its own imagined actions.

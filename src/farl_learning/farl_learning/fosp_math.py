@@ -9,7 +9,7 @@ import torch
 
 
 def expectile_loss(q: torch.Tensor, v: torch.Tensor, kappa: float) -> torch.Tensor:
-    """Eq. 7: |kappa - 1{q - v < 0}| (q - v)^2, averaged. With kappa > 0.5 it pushes V towards an upper
+    """Eq. 7: abs(kappa - 1{q - v < 0}) (q - v)^2, averaged. With kappa > 0.5 it pushes V towards an upper
     expectile of Q over the actions it is given (IQL's in-sample value), so V never needs Q at actions
     the data does not hold."""
     diff = q - v

@@ -1,6 +1,7 @@
 """The shield's look-ahead as `visualization_msgs/MarkerArray`, for RViz2, Foxglove and farl's live view.
 
 Each decision of the world-model critic replaces three markers in the state's frame (`world`):
+
 - `imagined_path` (LINE_STRIP) and `imagined_states` (SPHERE_LIST): the hand's path through the H
   states the world model imagines (eq. 10's rollout: the proposed action, then the task policy's),
   each vertex coloured by the risk summed up to it, from green (none) to red (eps_safe or more);
