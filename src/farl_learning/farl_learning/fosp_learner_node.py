@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from farl_common.bags import BagError, iter_bag_paths, load_dataset, read_episode
+from farl_common.bags import BagError, load_dataset
 from farl_common.runtime.node import Node, NodeError, entry_point
 from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
 from farl_learning.fosp import CHECKPOINT, RUN_FILE, FOSPAgent
 from farl_learning.fosp_data import SequenceBuffer
 from farl_learning.fosp_weights import fosp_weights_message
-from farl_learning.learner_node import LEARNER_OUTPUTS
+from farl_learning.learner_node import LEARNER_OUTPUTS, read_new_episodes
 
 ONLINE = "online_fosp.pt"
 
@@ -92,17 +92,12 @@ class FOSPLearnerNode(Node):
 
     def on_episode_recorded(self, msg: Any) -> None:
         bag_dir = Path(self.params.bag_dir)
+        if not bag_dir.exists():
+            self.log("error", f"a bag was recorded ({msg.data}), but the bag folder {bag_dir} does not exist")
+            self._announce()
+            return
         new = 0
-        for bag in iter_bag_paths(bag_dir) if bag_dir.exists() else []:
-            if bag.name in self.seen:
-                continue
-            self.seen.add(bag.name)
-            try:
-                ep = read_episode(bag)
-            except BagError as err:
-                self.bad_bags.append(str(err))
-                self.log("error", f"skipping bag: {err}")
-                continue
+        for ep in read_new_episodes(bag_dir, self.seen, self.bad_bags, self.log):
             if ep.kind != "online" or len(ep) == 0:
                 continue
             obs = np.concatenate([ep.obs, ep.next_obs[-1:]])

@@ -20,6 +20,7 @@ version meant for it. An unreadable bag is reported and skipped, not retried.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,20 @@ class LearnerParams:
     epochs: int = field(default=PPOConfig.epochs, metadata={"doc": "PPO epochs per update (PPOConfig.epochs)", "lo": 1})
     anchor_coef: float = same_as(LearnerConfig, "anchor_coef")
     seed: int = field(default=0, metadata={"doc": "minibatch shuffling seed"})
+
+
+def read_new_episodes(bag_dir: Path, seen: set[str], bad: list[str], log: Callable[[str, str], None]) -> Iterator[Any]:
+    """Each bag under `bag_dir` not in `seen` (which it adds to), read; one that cannot be read is
+    reported in `bad` and the log and skipped, not retried. Both learner nodes read their episodes so."""
+    for bag in iter_bag_paths(bag_dir):
+        if bag.name in seen:
+            continue
+        seen.add(bag.name)
+        try:
+            yield read_episode(bag)
+        except BagError as err:
+            bad.append(str(err))
+            log("error", f"skipping bag: {err}")
 
 
 def online_checkpoint(run_dir: str, checkpoint: str = "") -> Path:
@@ -137,16 +152,7 @@ class LearnerNode(Node):
             self._announce()
             return
         label = self.label
-        for bag in iter_bag_paths(bag_dir):
-            if bag.name in self.seen:
-                continue
-            self.seen.add(bag.name)
-            try:
-                ep = read_episode(bag)
-            except BagError as err:
-                self.bad_bags.append(str(err))
-                self.log("error", f"skipping bag: {err}")
-                continue
+        for ep in read_new_episodes(bag_dir, self.seen, self.bad_bags, self.log):
             if not self._on_policy(ep, label):
                 continue
             not_own = ep.swapped | ep.intervened  # neither the shield's nor a person's actions are the policy's
