@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from farl_bringup.bench_fosp import FOSP_METHODS, cost_regret_of, run_fosp, write_result
+from farl_bringup.bench_fosp import FOSP_METHODS, cost_regret_of, run_fosp
 from farl_common.shield_settings import CRITICS, CalibrationSettings, ShieldSettings
 
 DEMO_SEED = 0
@@ -191,8 +191,7 @@ def _run_one(
     if "fosp" in m:
         result = run_fosp(task, tdir, method, seed, cfg, progress, {"machine": _machine()})
         result["config"] = {**_result_config(cfg, None, task), **result["config"]}
-        write_result(_result_path(tdir, method, seed), result)
-        return result
+        return _keep_result(tdir, method, seed, result)
     t0 = time.perf_counter()
     pdir = tdir / cfg.pretraining(seed)
     shield = None
@@ -219,6 +218,10 @@ def _run_one(
         "machine": _machine(),
     }
     trainer.close()
+    return _keep_result(tdir, method, seed, result)
+
+
+def _keep_result(tdir: Path, method: str, seed: int, result: dict[str, Any]) -> dict[str, Any]:
     path = _result_path(tdir, method, seed)
     path.parent.mkdir(exist_ok=True)
     _write_json(path, result)

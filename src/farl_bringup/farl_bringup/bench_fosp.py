@@ -7,7 +7,6 @@ pre-training; the one without expansion shares FOSP's.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -98,10 +97,3 @@ def cost_regret_of(result: dict[str, Any]) -> float:
     if "curve" not in result or not result.get("steps"):
         return float("nan")
     return float(sum(f for _, _, f in result["curve"]) / result["steps"])
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    tmp.replace(path)

@@ -19,9 +19,17 @@ from typing import Any
 from tqdm import tqdm
 
 from farl_common.bags import load_dataset
-from farl_learning.fosp import CHECKPOINT, RUN_FILE, FOSPAgent, FOSPConfig, evaluate, finetune_online, pretrain_offline
+from farl_learning.fosp import (
+    CHECKPOINT,
+    RUN_FILE,
+    FOSPAgent,
+    FOSPConfig,
+    check_fosp_run,
+    evaluate,
+    finetune_online,
+    pretrain_offline,
+)
 from farl_learning.fosp_data import SequenceBuffer
-from farl_learning.run_manifest import IncompleteRun
 
 EVAL_EPISODES = 20
 EVAL_SEED = 10_000
@@ -87,15 +95,6 @@ def pretrain_fosp(
     }
     _write_json(out / RUN_FILE, doc)
     return doc
-
-
-def check_fosp_run(run: str | Path) -> dict[str, Any]:
-    run = Path(run)
-    if not (run / RUN_FILE).is_file() or not (run / CHECKPOINT).is_file():
-        raise IncompleteRun(
-            f"{run}: not a finished FOSP run (no {RUN_FILE} and {CHECKPOINT}); run farl pretrain --method fosp"
-        )
-    return json.loads((run / RUN_FILE).read_text())
 
 
 def finetune_fosp(

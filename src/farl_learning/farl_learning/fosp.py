@@ -40,6 +40,19 @@ RUN_FILE = "fosp_run.json"
 """What `farl pretrain --method fosp` writes last: a run folder without it is unfinished."""
 
 
+def check_fosp_run(run: str | Path) -> dict[str, Any]:
+    """The run's `fosp_run.json` (task, seed, demos, settings); IncompleteRun, in one line, where the
+    folder is not a finished FOSP run."""
+    from farl_learning.run_manifest import IncompleteRun
+
+    run = Path(run)
+    if not (run / RUN_FILE).is_file() or not (run / CHECKPOINT).is_file():
+        raise IncompleteRun(
+            f"{run}: not a finished FOSP run (no {RUN_FILE} and {CHECKPOINT}); run farl pretrain --method fosp"
+        )
+    return json.loads((run / RUN_FILE).read_text())
+
+
 @dataclass
 class FOSPConfig:
     """FOSP's settings. Defaults are the paper's Table 4 where it gives one; where farl differs (network

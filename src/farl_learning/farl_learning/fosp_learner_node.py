@@ -12,7 +12,6 @@ robot waits for before the next episode. An unreadable bag is reported and skipp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 from farl_common.bags import BagError, load_dataset
 from farl_common.runtime.node import Node, NodeError, entry_point
 from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
-from farl_learning.fosp import CHECKPOINT, RUN_FILE, FOSPAgent
+from farl_learning.fosp import CHECKPOINT, FOSPAgent, check_fosp_run
 from farl_learning.fosp_data import SequenceBuffer
 from farl_learning.fosp_weights import fosp_weights_message
 from farl_learning.learner_node import LEARNER_OUTPUTS, read_new_episodes
@@ -51,9 +50,7 @@ class FOSPLearnerNode(Node):
         p = self.params
         run = Path(p.run_dir)
         self.path = Path(p.checkpoint) if p.checkpoint else run / ONLINE
-        if not (run / RUN_FILE).is_file():
-            raise NodeError(f"{run}: not a finished FOSP run (no {RUN_FILE}); run farl pretrain --method fosp")
-        meta = json.loads((run / RUN_FILE).read_text())
+        meta = check_fosp_run(run)  # an IncompleteRun is a NodeError: one line, and the node does not start
         try:
             if self.path.exists():
                 self.agent, extra = FOSPAgent.load(self.path)
@@ -73,7 +70,6 @@ class FOSPLearnerNode(Node):
             raise NodeError(f"the FOSP run's demonstrations are its replay's start: {err}") from None
         self.seen: set[str] = set()
         self.bad_bags: list[str] = []
-        self.added = 0
         if not self.path.exists():
             self._save()
         self.publish("policy_weights", fosp_weights_message(self.msgs, self.agent, self.version))
@@ -108,7 +104,6 @@ class FOSPLearnerNode(Node):
             for _ in range(new * self.agent.cfg.train_per_episode):
                 log = self.agent.train_step(self.buffer)
             self.version += 1
-            self.added += new
             self._save()
             self.publish("policy_weights", fosp_weights_message(self.msgs, self.agent, self.version))
             self.log(
