@@ -166,9 +166,10 @@ def generate_safe_reach_demos(
                 tries += 1
                 steps = RECOVERY_STEPS if label == "recovery" else spec.horizon_steps
                 got = _play(env, _Episode(spec, label, rng_seed, noise_std, policy), ep_seed, steps)
-                wanted = keep(got) if (policy is not None and keep is not None and got) else got == label
-                if policy is not None and keep is None:
-                    wanted = got is not None
+                if policy is None:
+                    wanted = got == label
+                else:
+                    wanted = got is not None and (keep is None or keep(got))
                 if not wanted:
                     continue
                 matched += 1
