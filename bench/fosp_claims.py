@@ -30,8 +30,8 @@ def claims(results: dict, task: str) -> tuple[str, dict]:
         before = [r["before"]["return"] for r in runs]
         first_ret, last_ret, first_cost, last_cost = [], [], [], []
         for r in runs:
-            curve = r["curve"]  # [step, return, failure] per episode
-            costs = r.get("online_cost_per_episode") or [f for _, _, f in curve]
+            curve = r["curve"]  # [step, return, failure, cost] per episode (older results: no cost)
+            costs = r.get("online_cost_per_episode") or [c[2] for c in curve]
             first_ret.append(np.mean([c[1] for c in curve[:WINDOW]]))
             last_ret.append(np.mean([c[1] for c in curve[-WINDOW:]]))
             first_cost.append(np.mean(costs[:WINDOW]))

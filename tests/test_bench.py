@@ -47,6 +47,8 @@ def test_small_bench_writes_results(tmp_path):
         assert r["steps"] >= steps and r["episodes"] == len(r["curve"]) > 0
         assert 0 <= r["failure_episodes"] <= r["episodes"]
         assert {"return", "failure_rate"} <= set(r["after"])
+        # each episode's cost is in its curve row, and rho_c is their sum over the steps
+        assert r["cost_regret"] == pytest.approx(sum(row[3] for row in r["curve"]) / r["steps"])
     assert entry["methods"]["uni_o4/0"]["swaps_per_episode"] == 0
     # each result says what produced it: budgets, and the shield exactly as it ran
     farl_cfg = entry["methods"]["farl/0"]["config"]
@@ -268,7 +270,8 @@ def test_fosp_runs_beside_farl_on_safe_reach_with_its_cost_figures(tmp_path):
     fosp, farl = by_method["fosp"], by_method["farl"]
     assert fosp["steps"] >= 160 and fosp["episodes"] == len(fosp["curve"]) == len(fosp["online_cost_per_episode"])
     assert fosp["cost_regret"] == pytest.approx(sum(fosp["online_cost_per_episode"]) / fosp["steps"])
-    assert fosp["failure_episodes"] == sum(f for _, _, f in fosp["curve"])
+    assert fosp["failure_episodes"] == sum(row[2] for row in fosp["curve"])
+    assert [row[3] for row in fosp["curve"]] == fosp["online_cost_per_episode"]
     assert {"return", "cost", "failure_rate", "success_rate"} <= set(fosp["after"]) | set(farl["after"])
     assert (tmp_path / "safe_reach" / "pretrain" / "seed0" / "fosp_run" / "fosp_run.json").is_file()
     assert fosp["config"]["pretrain_scale"] == 0.01 and fosp["config"]["demo_episodes"] == [3, 2, 2]

@@ -243,7 +243,8 @@ def finetune_summary(task: str, trainer: Any, eval_episodes: int) -> dict[str, A
         "swaps_per_episode": float(np.mean([e["swaps"] for e in eps])),
         "cost_regret": float(sum(e.get("cost", 0.0) for e in eps) / max(1, trainer.steps)),
         "after": evaluate(task, trainer.policy, eval_episodes),
-        "curve": [[e["step"], e["return"], int(e["failure"])] for e in eps],
+        # per episode: steps so far, return, failure (0/1), cost J_c (FailureBench: its one failure step)
+        "curve": [[e["step"], e["return"], int(e["failure"]), e.get("cost", float(e["failure"]))] for e in eps],
     }
 
 
@@ -522,7 +523,7 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
             "",
             "![failure episodes per task and method](failure_episodes.png)",
             "",
-            "![return and cumulative failure episodes over fine-tuning](curves.png)",
+            "![return, cost per episode where recorded, and cumulative failure episodes over fine-tuning](curves.png)",
             "",
         ]
     )
@@ -705,25 +706,40 @@ def plot_results(results: dict[str, Any], methods: list[str], out: Path) -> None
     fig.tight_layout()
     fig.savefig(out / "failure_episodes.png", dpi=110)
     plt.close(fig)
-    # Fig. 5 style: return and cumulative failures over fine-tuning steps, mean and band across seeds.
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.2 * len(tasks)), squeeze=False)
+
+    # Fig. 5 style: return and cumulative failures over fine-tuning steps, mean and band across seeds;
+    # where every run of a task records its episodes' cost, FOSP's Fig. 2 cost panel between them.
+    def curves(t: str, m: str) -> list[np.ndarray]:
+        runs = [np.asarray(r["curve"], dtype=float) for r in results[t]["methods"].values() if r["method"] == m]
+        return [c for c in runs if len(c)]
+
+    with_cost = {
+        t: all(c.shape[1] > 3 for m in methods for c in curves(t, m)) and any(curves(t, m) for m in methods)
+        for t in tasks
+    }
+    cols = 3 if any(with_cost.values()) else 2
+    fig, axes = plt.subplots(len(tasks), cols, figsize=(5 * cols, 3.2 * len(tasks)), squeeze=False)
     for i, t in enumerate(tasks):
+        panels = [(axes[i, 0], 1, _smoothed), (axes[i, cols - 1], 2, np.cumsum)]
+        if with_cost[t]:
+            panels.insert(1, (axes[i, 1], 3, _smoothed))
+        elif cols == 3:
+            axes[i, 1].set_axis_off()
         for m in methods:
-            runs = [np.asarray(r["curve"], dtype=float) for r in results[t]["methods"].values() if r["method"] == m]
-            runs = [c for c in runs if len(c)]
+            runs = curves(t, m)
             if not runs:
                 continue
-            returns = [(c[:, 0], _smoothed(c[:, 1])) for c in runs]
-            failures = [(c[:, 0], np.cumsum(c[:, 2])) for c in runs]
-            for ax, per_seed in ((axes[i, 0], returns), (axes[i, 1], failures)):
-                grid, mean, std = _across_seeds(per_seed)
+            for ax, col, how in panels:
+                grid, mean, std = _across_seeds([(c[:, 0], how(c[:, col])) for c in runs])
                 ax.plot(grid, mean, color=colours[m], label=f"{m} ({len(runs)} seeds)")
                 ax.fill_between(grid, mean - std, mean + std, color=colours[m], alpha=0.2, lw=0)
         axes[i, 0].set_title(f"{t}: return (10-episode mean)", fontsize=9)
-        axes[i, 1].set_title(f"{t}: cumulative failure episodes", fontsize=9)
+        if with_cost[t]:
+            axes[i, 1].set_title(f"{t}: cost per episode J_c (10-episode mean)", fontsize=9)
+        axes[i, cols - 1].set_title(f"{t}: cumulative failure episodes", fontsize=9)
         axes[i, 0].set_ylabel("mean ± 1 sd over seeds", fontsize=8)
-        axes[i, 1].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
-        for ax in axes[i]:
+        axes[i, cols - 1].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
+        for ax, _, _ in panels:
             ax.set_xlabel("fine-tuning steps")
             ax.legend(fontsize=7)
     fig.tight_layout()

@@ -63,7 +63,7 @@ def run_fosp(task: str, tdir: Path, method: str, seed: int, cfg: Any, progress: 
     curve = []
     for e in eps:
         steps += e["steps"]
-        curve.append([steps, e["return"], int(e["failure"])])
+        curve.append([steps, e["return"], int(e["failure"]), e["cost"]])
     return {
         "method": method,
         "seed": seed,
@@ -96,4 +96,4 @@ def cost_regret_of(result: dict[str, Any]) -> float:
         return float(result["cost_regret"])
     if "curve" not in result or not result.get("steps"):
         return float("nan")
-    return float(sum(f for _, _, f in result["curve"]) / result["steps"])
+    return float(sum(row[2] for row in result["curve"]) / result["steps"])
