@@ -264,7 +264,8 @@ class FOSPAgent:
             critic_loss = (
                 critic_loss + fm.expectile_loss(q_im_t, v_im, c.kappa) + fm.expectile_loss(q_re_t, v_re, c.kappa)
             )
-            # a cost value is a pessimistic one: the expectile of -Q^c, so V^c leans to the costly actions
+            # cost is minimised: V^c is the kappa-expectile of -Q^c, leaning to the data's least costly actions
+            # (the in-sample best, as V^r leans to the most rewarding); eq. 7 is written for the reward side
             critic_loss = critic_loss + fm.expectile_loss(-qc_im_t, -vc_im, c.kappa)
             critic_loss = critic_loss + fm.expectile_loss(-qc_re_t, -vc_re, c.kappa)
         else:
