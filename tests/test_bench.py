@@ -278,3 +278,19 @@ def test_fosp_runs_beside_farl_on_safe_reach_with_its_cost_figures(tmp_path):
     page = (tmp_path / "report.md").read_text()
     assert "| safe_reach | fosp |" in page and "| safe_reach | farl |" in page
     assert "FOSP pre-trains on the same demonstrations for 30 gradient steps" in page
+
+
+def test_the_results_page_counts_seeds_per_task_in_its_protocol_and_command(tmp_path):
+    """Two tasks with one seed each are one seed per method (`farl:1`), not two."""
+    from farl_bringup.bench import results_page
+
+    def run(method: str) -> dict:
+        return {
+            "method": method,
+            "seed": 0,
+            "config": {"pretrain_scale": 0.5, "steps": 5000, "pretrain_per_seed": True},
+        }
+
+    results = {t: {"methods": {"farl/0": run("farl"), "uni_o4/0": run("uni_o4")}} for t in ("a", "b")}
+    page = results_page(results, ["farl", "uni_o4"], tmp_path, "")
+    assert "Seeds: farl 1, uni_o4 1." in page and "--methods farl:1,uni_o4:1 " in page

@@ -487,7 +487,7 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
     runs = [r for t in tasks for r in results[t]["methods"].values()]
     # the bench's own settings, from a run that recorded them (results from before FOSP's runs did not)
     cfg = next((r["config"] for r in runs if "pretrain_scale" in r.get("config", {})), {})
-    seeds = {m: sum(r["method"] == m for r in runs) for m in methods}
+    seeds = {m: len({r["seed"] for r in runs if r["method"] == m}) for m in methods}  # per task, not in all
     scales = sorted({r["config"].get("pretrain_scale") for r in runs if r.get("config")} - {None})
     steps = sorted({r["config"].get("steps") for r in runs if r.get("config")} - {None})
     calib = cfg.get("calibration") or {}
