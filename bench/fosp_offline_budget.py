@@ -38,6 +38,7 @@ def main() -> None:
     make, horizon = task_env_factory(task)
     agent.set_bounds(buf, horizon)
     rows, t0 = [], time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
     for k in range(1, steps + 1):
         agent.train_step(buf)
         if k % check == 0:
@@ -49,11 +50,21 @@ def main() -> None:
                 f"success {r['success_rate']:.2f}",
                 flush=True,
             )
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"task": task, "demos": buf.episodes, "transitions": len(ds), "eval_episodes": EVAL_EPISODES, "rows": rows}
+            _write(out, task, buf, len(ds), rows)  # after every check: a long run can be read, or stopped
+    print((out / "offline_budget.md").read_text())
+
+
+def _write(out: Path, task: str, buf: SequenceBuffer, transitions: int, rows: list[dict]) -> None:
+    doc = {
+        "task": task,
+        "demos": buf.episodes,
+        "transitions": transitions,
+        "eval_episodes": EVAL_EPISODES,
+        "rows": rows,
+    }
     (out / "offline_budget.json").write_text(json.dumps(doc, indent=1))
     lines = [
-        f"FOSP's offline policy on {task} ({buf.episodes} demonstrations, {len(ds)} transitions), evaluated "
+        f"FOSP's offline policy on {task} ({buf.episodes} demonstrations, {transitions} transitions), evaluated "
         f"alone on {EVAL_EPISODES} fixed seeds:",
         "",
         "| offline gradient steps | eval return | eval cost J_c | success rate | training time (s) |",
@@ -65,7 +76,6 @@ def main() -> None:
         "",
     ]
     (out / "offline_budget.md").write_text("\n".join(lines))
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
