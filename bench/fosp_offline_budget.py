@@ -16,13 +16,9 @@ from pathlib import Path
 
 import torch
 
-from farl_bringup.fosp_pipeline import task_env_factory
-from farl_common.bags import load_dataset
-from farl_learning.fosp import FOSPAgent, FOSPConfig, evaluate
+from farl_bringup.fosp_pipeline import EVAL_EPISODES, EVAL_SEED, offline_agent, task_env_factory
+from farl_learning.fosp import FOSPConfig, evaluate
 from farl_learning.fosp_data import SequenceBuffer
-
-EVAL_EPISODES = 20
-EVAL_SEED = 10_000
 
 
 def main() -> None:
@@ -30,13 +26,8 @@ def main() -> None:
     steps = int(sys.argv[4]) if len(sys.argv) > 4 else 6000
     check = int(sys.argv[5]) if len(sys.argv) > 5 else 1500
     torch.set_num_threads(1)
-    ds = load_dataset(demos)
-    buf = SequenceBuffer.from_dataset(ds)
-    cfg = FOSPConfig(offline_steps=steps)
-    cfg.world_model.binary_reward = bool(((ds.reward == 0) | (ds.reward == 1)).all())
-    agent = FOSPAgent(buf.obs_dim, buf.act_dim, cfg, seed=0)
+    agent, buf, ds = offline_agent(task, demos, FOSPConfig(offline_steps=steps), seed=0)
     make, horizon = task_env_factory(task)
-    agent.set_bounds(buf, horizon)
     rows, t0 = [], time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     for k in range(1, steps + 1):

@@ -56,17 +56,27 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def offline_agent(
+    task: str, demos: str | Path, cfg: FOSPConfig, seed: int = 0
+) -> tuple[FOSPAgent, SequenceBuffer, Any]:
+    """A new FOSP agent for `task`'s demonstrations, before its first gradient step: every readable bag
+    in `demos` as its replay, the reward head Bernoulli where every reward is 0 or 1, eq. 22's bounds
+    from the demonstrations. Returns the agent, its replay and the dataset."""
+    ds = load_dataset(demos)
+    buf = SequenceBuffer.from_dataset(ds)
+    cfg.world_model.binary_reward = bool(((ds.reward == 0) | (ds.reward == 1)).all())
+    agent = FOSPAgent(buf.obs_dim, buf.act_dim, cfg, seed=seed)
+    agent.set_bounds(buf, task_env_factory(task)[1])
+    return agent, buf, ds
+
+
 def pretrain_fosp(
     task: str, demos: str | Path, out: str | Path, cfg: FOSPConfig, seed: int = 0, progress: bool = True
 ) -> dict[str, Any]:
     """Algorithm 1, lines 2-11, on every readable bag in `demos`; evaluates the offline policy."""
     out = Path(out)
-    ds = load_dataset(demos)
-    buf = SequenceBuffer.from_dataset(ds)
-    cfg.world_model.binary_reward = bool(((ds.reward == 0) | (ds.reward == 1)).all())
-    agent = FOSPAgent(buf.obs_dim, buf.act_dim, cfg, seed=seed)
+    agent, buf, ds = offline_agent(task, demos, cfg, seed)
     make, horizon = task_env_factory(task)
-    agent.set_bounds(buf, horizon)
     bar = tqdm(total=cfg.offline_steps, desc=f"FOSP offline ({task})", unit="step", disable=not progress)
 
     def tick(k: int, log: dict[str, float]) -> None:
