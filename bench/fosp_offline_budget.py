@@ -4,7 +4,7 @@ steps, up to STEPS. It answers whether a task FOSP does not learn at the benchma
 matter of budget. Prints a table and writes OUT/offline_budget.json and OUT/offline_budget.md.
 
     python bench/fosp_offline_budget.py TASK DEMOS OUT [STEPS] [CHECK]
-    python bench/fosp_offline_budget.py fragile_push_wall runs/fpw/demos bench/results/failurebench_fosp 6000 1500
+    python bench/fosp_offline_budget.py fragile_push_wall runs/fpw/demos bench/results/failurebench_fosp 12000 3000
 """
 
 from __future__ import annotations
