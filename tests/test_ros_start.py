@@ -4,6 +4,7 @@ the launch's checks before any node starts, and pytest in a shell with ROS 2 Jaz
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -50,9 +51,77 @@ def test_an_executable_stopped_while_it_imports_its_node_exits_quietly(tmp_path,
     importing torch: they exit 0 without a traceback, leaving the failing node's line as the only one."""
     (tmp_path / "slow_node_module.py").write_text("raise KeyboardInterrupt\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert node_main("slow_node_module", "SlowNode")([]) == 0
+    pytests_handler = signal.getsignal(signal.SIGINT)
+    try:
+        assert node_main("slow_node_module", "SlowNode")([]) == 0
+    finally:
+        signal.signal(signal.SIGINT, pytests_handler)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_sigint_while_a_node_imports_ends_the_process_at_once_with_exit_0(tmp_path) -> None:
+    """Raised from the handler, the KeyboardInterrupt could land inside torch's C++ import and abort the
+    process (`terminate called after throwing pybind11::error_already_set`), or come out of a binding as
+    another error. Stand-in: an import that does not let it through."""
+    (tmp_path / "importing_node.py").write_text(
+        "import os, signal, time\n"
+        "try:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\n"
+        "except BaseException:\n    pass\n"
+        "raise SystemExit(3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    code = "import sys; from farl_common.executable import node_main; sys.exit(node_main('importing_node', 'N')())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=20)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+_SELF_STOPPER = """
+import os, signal, time
+from dataclasses import dataclass
+from farl_common.runtime.node import Node, Timer
+
+@dataclass
+class StopperParams:
+    rate_hz: float = 20.0
+
+class SelfStopper(Node):
+    name = "self_stopper"
+    Params = StopperParams
+    timers = (Timer("tick", "rate_hz"),)
+
+    def _mark(self, what):
+        with open(os.environ["MARKS"], "a") as f:
+            f.write(what + "\\n")
+
+    def tick(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        end, n = time.monotonic() + 0.3, 0
+        while time.monotonic() < end:  # plain bytecode, where a raising handler's exception would land
+            n += 1
+        self._mark("callback ended")
+
+    def on_shutdown(self):
+        self._mark("shut down")
+"""
+
+
+@pytest.mark.ros
+def test_sigint_to_a_running_node_lets_the_callback_end_then_shuts_down_cleanly(tmp_path) -> None:
+    """A signal handler that raises lands wherever the interpreter is: inside rclpy's C++ message
+    conversion it surfaced as `RuntimeError: Unable to convert call argument` with a traceback, or
+    aborted the process. Once the node runs, SIGINT ends it between callbacks instead."""
+    pytest.importorskip("rclpy")
+    (tmp_path / "self_stopper.py").write_text(_SELF_STOPPER)
+    marks = tmp_path / "marks"
+    env = {**os.environ, "MARKS": str(marks), "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    code = (
+        "import sys; from farl_common.executable import node_main; sys.exit(node_main('self_stopper', 'SelfStopper')())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert marks.read_text().splitlines() == ["callback ended", "shut down"]
 
 
 def test_the_launch_refuses_a_learned_graph_without_its_pre_training_in_one_line(tmp_path, monkeypatch) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import signal
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -266,18 +265,18 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException
     from rclpy.signals import SignalHandlerOptions
 
-    from farl_common.executable import hear_sigint
+    from farl_common.executable import defer_sigint, hear_sigint, sigint_heard
     from farl_common.torch_threads import use_threads
 
-    # Ctrl-C (the launch's SIGINT) is Python's KeyboardInterrupt here, not rclpy's handler: rclpy's
-    # would invalidate the context first, and the node's last log lines on shutdown would fail to
-    # reach /rosout ("publisher's context is invalid").
+    # Ctrl-C (the launch's SIGINT) is farl's handler here, not rclpy's: rclpy's would invalidate the
+    # context first, and the node's last log lines on shutdown would fail to reach /rosout
+    # ("publisher's context is invalid"). From here on it is a flag the loop reads between callbacks
+    # (executable.py says why), and a second Ctrl-C (a terminal's, then ros2 launch's) changes nothing.
     hear_sigint()  # (node_main did already; run_node may be called on its own)
+    if defer_sigint():
+        return 0
     try:
         rclpy.init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
-    except KeyboardInterrupt:
-        rclpy.try_shutdown()
-        return 0
     except RuntimeError as err:  # rcl's RCLError: a params file or --ros-args it cannot parse
         print(f"[{node_cls.name}] {str(err).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -288,13 +287,12 @@ def run_node(node_cls: type[Node], args: Sequence[str] | None = None) -> int:
             use_threads()
         except ValueError as err:
             raise NodeError(str(err)) from None
-        host = RclpyHost(node_cls)
-        while rclpy.ok() and not host.done:
-            rclpy.spin_once(host.ros_node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        # Ctrl-C in a terminal reaches every node twice, from the terminal and from ros2 launch: the
-        # second must not interrupt the shutdown (a half-closed bag, a traceback).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if not sigint_heard():
+            host = RclpyHost(node_cls)
+            while rclpy.ok() and not host.done and not sigint_heard():
+                rclpy.spin_once(host.ros_node, timeout_sec=0.1)
+    except ExternalShutdownException:
+        pass
     except NodeError as err:  # explained in one line: no robot at that address, a missing model file
         print(f"[{node_cls.name}] {err}", file=sys.stderr)
         code = 1
