@@ -52,8 +52,10 @@ def launchable():
 
 
 @pytest.fixture
-def domain(monkeypatch):
-    """A DDS domain of the test's own: nothing of an earlier test's graph reaches this one."""
+def domain(monkeypatch, tmp_path):
+    """A DDS domain of the test's own: nothing of an earlier test's graph reaches this one; and its own
+    ROS log folder."""
+    monkeypatch.setenv("ROS_LOG_DIR", str(tmp_path / "ros_log"))
     base = int(os.environ.get("ROS_DOMAIN_ID", "10"))
     monkeypatch.setenv("ROS_DOMAIN_ID", str((base + 1 + next(_domains)) % 100 + 1))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -200,6 +202,8 @@ def test_a_live_graph_answers_ros2_cli_and_ends_cleanly_on_ctrl_c(launchable, do
     process cleanly, keeps the finished bags and drops the partial one."""
     launch = Launch(tmp_path, f"config:={task_config(tmp_path, run, horizon=25, min_new_steps=10**6)}", "episodes:=50")
     launch.wait_for(r"episode 1/50:", 180)
+    params = Path(re.search(r"params (\S+)", launch.text)[1])  # beside the launch's logs, not one more /tmp folder
+    assert params.is_relative_to(tmp_path / "ros_log") and (params / "robot.yaml").is_file(), params
     discovered(["topic", "list"], "/farl/policy_version")
     for _ in range(5):  # on a loaded machine echo's own discovery can still miss the type: ask again
         echo = ros2("topic", "echo", "--once", "/farl/policy_version", timeout_s=60)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from farl_common.config import ConfigError, FarlConfig, load_config
@@ -232,6 +231,7 @@ def launch_description(task: str):
     from farl_bringup.graph_spec import for_role, graph_spec
     from farl_bringup.params_file import write_params_file
     from launch import LaunchDescription
+    from launch import logging as launch_logging
 
     config_dir = os.path.join(get_package_share_directory("farl_bringup"), "config")
 
@@ -242,7 +242,10 @@ def launch_description(task: str):
         preflight(cfg)
         namespace = args.get("namespace", "")
         specs = for_role(cfg, graph_spec(cfg), args.get("role") or "all")
-        params_dir = Path(tempfile.mkdtemp(prefix=f"farl_{cfg.task}_params_"))
+        # beside this launch's own logs (~/.ros/log/<launch>/, or $ROS_LOG_DIR), where they are looked
+        # for and cleaned with them, not one more folder in /tmp per launch
+        params_dir = Path(launch_logging.launch_config.log_dir) / "farl_params"
+        params_dir.mkdir(parents=True, exist_ok=True)
         paths.append(("params", str(params_dir)))
         actions = [LogInfo(msg=f"farl {cfg.task}: " + "; ".join(f"{what} {path}" for what, path in paths))]
         errors: dict[str, str] = {}
