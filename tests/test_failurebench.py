@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import mujoco
@@ -170,3 +171,21 @@ def test_offscreen_render_headless():
     env = {**os.environ, "MUJOCO_GL": os.environ.get("FARL_TEST_MUJOCO_GL", "egl")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and "rendered" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_generated_scene_is_written_once_whatever_the_number_of_processes() -> None:
+    """Each process wrote its scene into a new temporary folder and left it behind (a hundred a day on a
+    benchmark machine): the same scene now lands in the one folder named by its content."""
+    from farl_sim.scene_assets import metaworld_scene, write_scene
+
+    text = metaworld_scene("sawyer_push_v3.xml").replace("</worldbody>", "<!-- a test -->\n</worldbody>", 1)
+    first = Path(write_scene("sawyer_push_v3.xml", "farl_scene_test.xml", text))
+    scenes = first.parents[2]
+    before = sorted(scenes.iterdir())
+    assert write_scene("sawyer_push_v3.xml", "farl_scene_test.xml", text) == str(first)
+    assert sorted(scenes.iterdir()) == before and not any(p.name.startswith(".") for p in before)
+    assert first.read_text() == text and (first.parents[1] / "scene").is_symlink()
+    other = write_scene("sawyer_push_v3.xml", "farl_scene_test.xml", text + "<!-- -->")
+    assert Path(other).parents[1] != first.parents[1]
+    mujoco = pytest.importorskip("mujoco")
+    assert mujoco.MjModel.from_xml_path(str(first)).nbody > 0  # the links resolve its includes

@@ -8,7 +8,9 @@ to MetaWorld's own assets: nothing in site-packages is written.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,15 +30,32 @@ _VASE_XML = """
 
 def write_scene(base: str, name: str, text: str) -> str:
     """Write `text`, a scene made from MetaWorld's `base` (`sawyer_push_v3.xml`), as `name` in a private
-    folder beside links to MetaWorld's assets, so its relative includes resolve; returns its path."""
+    folder beside links to MetaWorld's assets, so its relative includes resolve; returns its path.
+
+    The folder is named by what it holds (the scene and the assets it links to), so every process that
+    builds the same scene uses one folder instead of leaving a new one in the temporary directory."""
     assets = Path(full_V3_path_for(f"sawyer_xyz/{base}")).parent.parent
-    root = Path(tempfile.mkdtemp(prefix="farl_scene_"))
+    key = hashlib.sha256(f"{assets}\0{name}\0{text}".encode()).hexdigest()[:16]
+    scenes = Path(tempfile.gettempdir()) / f"farl-scenes-{os.getuid()}"
+    root = scenes / key
+    out = root / "sawyer_xyz" / name
+    if out.is_file():
+        return str(out)
+    scenes.mkdir(mode=0o700, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=scenes))
     for sub in ("scene", "objects", "textures"):
         if (assets / sub).exists():
-            os.symlink(assets / sub, root / sub)
-    (root / "sawyer_xyz").mkdir()
-    out = root / "sawyer_xyz" / name
-    out.write_text(text)
+            os.symlink(assets / sub, staging / sub)
+    (staging / "sawyer_xyz").mkdir()
+    (staging / "sawyer_xyz" / name).write_text(text)
+    try:  # whole or absent: a process building the same scene at the same moment uses the first one's
+        os.rename(staging, root)
+    except OSError:
+        if out.is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:  # a folder left incomplete (a temporary-files cleaner took the scene): replace it
+            shutil.rmtree(root, ignore_errors=True)
+            os.rename(staging, root)
     return str(out)
 
 
