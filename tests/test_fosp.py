@@ -227,7 +227,7 @@ def test_the_world_model_reads_64x64_images_beside_the_state_and_refuses_to_run_
     wm = RSSM(5, 2, RSSMConfig(deter=16, latents=2, classes=3, hidden=16, image_size=64))
     batch = {
         "obs": torch.zeros(2, 4, 5),
-        "image": torch.randint(0, 255, (2, 4, 3, 64, 64), dtype=torch.uint8),
+        "image": torch.randint(0, 255, (2, 4, 3, 1, 1), dtype=torch.uint8).expand(2, 4, 3, 64, 64),  # flat colours
         "prev_action": torch.zeros(2, 4, 2),
         "first": torch.tensor([[True, False, False, False]] * 2),
         "reward": torch.zeros(2, 4),
@@ -238,5 +238,61 @@ def test_the_world_model_reads_64x64_images_beside_the_state_and_refuses_to_run_
     loss.backward()
     assert post["h"].shape == (2, 4, 16) and torch.isfinite(loss)
     assert wm.image_encoder is not None and wm.image_encoder.out.weight.grad is not None
+    assert wm.image_decoder is not None and wm.image_decoder.inp.weight.grad.abs().sum() > 0
+    # the decoder learns the image: eq. 1's reconstruction term falls on a fixed batch
+    opt = torch.optim.Adam(wm.parameters(), lr=3e-3)
+    first = wm.loss(batch)[1]["recon"]
+    for _ in range(30):
+        opt.zero_grad()
+        wm.loss(batch)[0].backward()
+        opt.step()
+    assert wm.loss(batch)[1]["recon"] < 0.7 * first
     with pytest.raises(ValueError, match="reads images"):
         wm.loss({k: v for k, v in batch.items() if k != "image"})
+
+
+def test_a_replay_with_images_holds_one_per_state_and_refuses_a_mismatch():
+    from farl_learning.fosp_data import SequenceBuffer
+
+    buf = SequenceBuffer(3, 2, image_size=16)
+    obs, act = np.zeros((5, 3)), np.zeros((4, 2))
+    images = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((5, 16, 16, 3), np.uint8)
+    buf.add_episode(obs, act, np.zeros(4), np.zeros(4), True, images)
+    batch = buf.sample(2, 3, torch.Generator().manual_seed(0))
+    assert batch["image"].shape == (2, 3, 3, 16, 16) and batch["image"].dtype == torch.uint8
+    # each window's images are its states' own, channels first for the CNN
+    assert all(batch["image"][b, t, 0, 0, 0] == batch["image"][b, 0, 0, 0, 0] + t for b in range(2) for t in range(3))
+    with pytest.raises(ValueError, match="T\\+1 camera images of 16x16x3"):
+        buf.add_episode(obs, act, np.zeros(4), np.zeros(4), True, images[:4])
+    with pytest.raises(ValueError, match="T\\+1 camera images"):
+        buf.add_episode(obs, act, np.zeros(4), np.zeros(4), True)
+    with pytest.raises(ValueError, match="states only"):
+        SequenceBuffer(3, 2).add_episode(obs, act, np.zeros(4), np.zeros(4), True, images)
+
+
+def test_fosp_from_images_demos_pretrain_and_finetune_on_safe_reach(tmp_path, monkeypatch):
+    """FOSP's real-robot input in sim: the demonstrations carry the work-area camera's image with each state,
+    the world model reads and reconstructs them, and the policy acts on the image the env renders."""
+    from farl_bringup import fosp_pipeline
+    from farl_learning.fosp import FOSPPolicy, refuse_image_agent
+    from farl_sim.safe_reach_demos import generate_safe_reach_demos
+
+    generate_safe_reach_demos(
+        tmp_path / "demos", {"reached_safe": 1, "touched_missed": 1}, progress=False, image_size=16
+    )
+    monkeypatch.setattr(fosp_pipeline, "EVAL_EPISODES", 1)
+    wm = RSSMConfig(deter=16, latents=2, classes=3, hidden=16, image_size=16)
+    cfg = FOSPConfig(world_model=wm, hidden=16, batch_size=2, batch_length=4, horizon=2, imagine_starts=4)
+    cfg.offline_steps, cfg.train_per_episode = 2, 1
+    doc = fosp_pipeline.pretrain_fosp("safe_reach", tmp_path / "demos", tmp_path / "run", cfg, progress=False)
+    assert doc["config"]["world_model"]["image_size"] == 16 and "recon" in doc["log"][-1]
+    online = fosp_pipeline.finetune_fosp(tmp_path / "run", 20, seed=0, progress=False, eval_episodes=1)
+    assert online["steps"] >= 20
+    agent, _ = FOSPAgent.load(tmp_path / "run" / "fosp.pt")
+    policy = FOSPPolicy(agent, 80)
+    with pytest.raises(ValueError, match="reads 16x16x3 uint8 camera images; got none"):
+        policy(np.zeros(39))
+    from farl_common.runtime.node import NodeError
+
+    with pytest.raises(NodeError, match="reads 16x16 camera images, and the ROS 2 graph"):
+        refuse_image_agent(agent, tmp_path / "run" / "fosp.pt")

@@ -305,3 +305,69 @@ def test_the_printable_board_is_found_by_the_detector(tmp_path, capsys):
     assert find_board(img, k, BoardSpec()) is not None
     assert main(["perception", "board", "--marker-m", "0.05", "--out", str(tmp_path / "b.png")]) == 2
     assert "must be > 0 and < square_m" in capsys.readouterr().err
+
+
+def test_square_resize_crops_the_centre_and_averages_each_block_by_hand():
+    from farl_perception.episode_images import square_resize
+
+    img = np.zeros((4, 6, 3), np.uint8)
+    img[:, 1:5, 0] = [[0, 2, 4, 6], [2, 4, 6, 8], [10, 10, 20, 20], [30, 30, 40, 40]]  # the centre 4 x 4
+    img[:, [0, 5]] = 255  # cut away
+    out = square_resize(img, 2)
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8
+    assert out[..., 0].tolist() == [[2, 6], [20, 30]] and out[..., 1:].max() == 0
+    with pytest.raises(ImageError, match="smaller than the 8x8"):
+        square_resize(img, 8)
+
+
+def _image_bag(path: Path, frame_times_ms: list[int], steps: int = 3) -> None:
+    """An episode of `steps` steps, a state every 200 ms, and a colour frame (value = its time / 10) at each
+    of `frame_times_ms`."""
+    from farl_common.bags import EpisodeBagWriter
+    from farl_common.episode_messages import EpisodeMessages
+    from farl_common.topics import DEFAULT_TOPICS
+    from farl_perception.image_messages import color_msg
+
+    msgs = TypestoreFactory()
+    rec = EpisodeMessages(msgs, task="safe_reach", kind="task", episode=0, seed=0, layout=[("hand", 3)])
+    put = [(ms * 1_000_000, "camera_color", None) for ms in frame_times_ms]
+    put += [(k * 200_000_000, "state", k) for k in range(steps + 1)]
+    with EpisodeBagWriter(path) as w:
+        w.write(DEFAULT_TOPICS["episode_event"], TOPIC_TYPES["episode_event"], rec.start(0), 0)
+        for t, what, k in sorted(put, key=lambda p: (p[0], p[1] != "camera_color")):
+            if what == "camera_color":
+                pixels = np.full((8, 8, 3), t // 10_000_000, np.uint8)
+                w.write(DEFAULT_TOPICS["camera_color"], IMAGE, color_msg(msgs, pixels, t), t)
+                continue
+            w.write(DEFAULT_TOPICS["state"], TOPIC_TYPES["state"], rec.state(t, k, np.full(3, k, float)), t)
+            if k < steps:
+                w.write(
+                    DEFAULT_TOPICS["action_executed"], TOPIC_TYPES["action_executed"], rec.action(t, k, np.zeros(2)), t
+                )
+                fb = rec.feedback(t + 1, k, 0.0, {}, False, k == steps - 1)
+                w.write(DEFAULT_TOPICS["step_feedback"], TOPIC_TYPES["step_feedback"], fb, t + 1)
+        w.write(
+            DEFAULT_TOPICS["episode_event"],
+            TOPIC_TYPES["episode_event"],
+            rec.end(steps * 200_000_000),
+            steps * 200_000_000,
+        )
+
+
+def test_each_state_gets_the_newest_camera_frame_at_or_before_it_and_a_gap_is_an_error(tmp_path):
+    from farl_common.bags import BagError, read_episode
+    from farl_perception.episode_images import episode_frames
+
+    _image_bag(tmp_path / "ok", [0, 150, 200, 390, 590])  # states at 0, 200, 400, 600 ms
+    ep = read_episode(tmp_path / "ok")
+    frames = episode_frames(ep, 4)
+    assert frames.shape == (4, 4, 4, 3) and [int(f[0, 0, 0]) for f in frames] == [0, 20, 39, 59]
+    _image_bag(tmp_path / "late", [100, 200, 400, 600])  # nothing at or before the first state
+    with pytest.raises(BagError, match=r"late: no camera image within 0.5 s of step 0 \(none before it\)"):
+        episode_frames(read_episode(tmp_path / "late"), 4)
+    _image_bag(tmp_path / "stale", [0])  # the camera stopped: step 3's newest frame is 0.6 s old
+    with pytest.raises(BagError, match=r"stale: no camera image within 0.5 s of step 3 \(the newest is 0.60 s old\)"):
+        episode_frames(read_episode(tmp_path / "stale"), 4)
+    _image_bag(tmp_path / "none", [])
+    with pytest.raises(BagError, match="none: no camera images on /camera/camera/color/image_raw"):
+        episode_frames(read_episode(tmp_path / "none"), 4)

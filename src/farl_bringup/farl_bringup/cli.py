@@ -23,7 +23,9 @@ def _cmd_demos(args: argparse.Namespace) -> int:
     for kind in kinds:
         n = args.episodes or DEFAULT_EPISODES[kind]
         t0 = time.perf_counter()
-        summary = generate_demos(args.task, kind, n, args.out, seed=args.seed, storage=args.storage, resume=True)
+        summary = generate_demos(
+            args.task, kind, n, args.out, seed=args.seed, storage=args.storage, resume=True, image_size=args.images
+        )
         dt = time.perf_counter() - t0
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))
         print(
@@ -41,7 +43,9 @@ def _safe_reach_demos(args: argparse.Namespace) -> int:
     counts = {k: max(1, round(v * scale)) for k, v in PAPER_MIX.items()}
     counts["recovery"] = max(1, round(SAFE_REACH_RECOVERY_SHARE * total))
     t0 = time.perf_counter()
-    summary = generate_safe_reach_demos(args.out, counts, args.task, seed=args.seed, storage=args.storage)
+    summary = generate_safe_reach_demos(
+        args.out, counts, args.task, seed=args.seed, storage=args.storage, image_size=args.images
+    )
     mix = ", ".join(f"{k} {len(v)}" for k, v in summary.written.items())
     print(f"{sum(counts.values())} episode bags in {args.out} ({mix}; {time.perf_counter() - t0:.1f} s)")
     return 0
@@ -382,6 +386,7 @@ def _pretrain_fosp(args: argparse.Namespace) -> int:
     from farl_learning.fosp import FOSPConfig
 
     cfg = FOSPConfig().scaled(args.scale)
+    cfg.world_model.image_size = args.image_size
     doc = pretrain_fosp(args.task, args.demos, args.out, cfg, seed=args.seed)
     ev = doc["offline_eval"]
     print(
@@ -556,6 +561,14 @@ def probability(text: str) -> float:
     return v
 
 
+def image_side(text: str) -> int:
+    """The side of the world model's square camera images: its CNN halves it four times."""
+    v = at_least(16)(text)
+    if v % 16:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 16 (FOSP's is 64), got {text}")
+    return v
+
+
 def risk_threshold(text: str) -> float:
     """eps_safe: C_H (eq. 10) sums H + 1 discounted probabilities, so it may exceed 1 (the config's range)."""
     v = at_least(0.0, float)(text)
@@ -649,6 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True, help="folder for the bags (an interrupted set there is resumed)")
     d.add_argument("--seed", type=at_least(0), default=0, help="seed of the set")
     d.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage")
+    d.add_argument(
+        "--images",
+        type=image_side,
+        default=None,
+        metavar="SIZE",
+        help="SafeReach: record the scene camera's colour image, SIZE x SIZE, with every state (FOSP from "
+        "images: farl pretrain --method fosp --image-size SIZE); a multiple of 16, FOSP's is 64",
+    )
     d.set_defaults(fn=_cmd_demos)
 
     s = sub.add_parser("sim", help="run the mocked sim graph of a task in process")
@@ -690,6 +711,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=positive(float), default=1.0, help="multiply every gradient-step budget (quick runs)"
     )
     pt.add_argument("--seed", type=at_least(0), default=0, help="training seed")
+    pt.add_argument(
+        "--image-size",
+        type=image_side,
+        default=None,
+        metavar="SIZE",
+        help="fosp: the world model reads the camera image beside the state, SIZE x SIZE (FOSP's real-robot "
+        "input, 64), from demos with images (farl demos --images, or bags recorded with recorder.record_images)",
+    )
     policy_failures_option(pt)
     constraint_reach_option(pt)
     _switch(

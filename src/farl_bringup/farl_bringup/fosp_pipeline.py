@@ -35,19 +35,36 @@ EVAL_EPISODES = 20
 EVAL_SEED = 10_000
 
 
-def task_env_factory(task: str):
+def task_env_factory(task: str, image_size: int | None = None):
     """A no-argument factory of the task's environment and its episode length: a SafeReach variant or
-    a FailureBench task, by name."""
+    a FailureBench task, by name. With `image_size` the environment renders its camera at that size
+    (`render()`), for a world model that reads images."""
     from farl_sim.safe_reach_tasks import SAFE_REACH
 
+    camera: dict[str, Any] = {}
+    if image_size is not None:
+        camera = {"render_mode": "rgb_array", "image_width": image_size, "image_height": image_size}
     if task in SAFE_REACH:
-        from farl_sim.safe_reach import SafeReachEnv
+        from farl_sim.safe_reach import IMAGE_CAMERA, SafeReachEnv
 
-        return (lambda: SafeReachEnv(task)), SAFE_REACH[task].horizon_steps
+        if camera:
+            camera["camera_name"] = IMAGE_CAMERA  # the view the demonstrations' images have
+        return (lambda: SafeReachEnv(task, **camera)), SAFE_REACH[task].horizon_steps
     from farl_sim import get_task, make_env
 
     spec = get_task(task)
-    return (lambda: make_env(spec.name).unwrapped), spec.horizon_steps
+    return (lambda: make_env(spec.name, **camera).unwrapped), spec.horizon_steps
+
+
+def replay(demos: str | Path, image_size: int | None = None) -> tuple[SequenceBuffer, Any]:
+    """Every readable bag in `demos` as FOSP's replay, with each state's camera image when `image_size`
+    is set (`farl_perception.episode_images`); returns the replay and the dataset."""
+    ds = load_dataset(demos)
+    if image_size is None:
+        return SequenceBuffer.from_dataset(ds), ds
+    from farl_perception.episode_images import dataset_frames
+
+    return SequenceBuffer.from_dataset(ds, dataset_frames(ds, image_size)), ds
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -62,8 +79,7 @@ def offline_agent(
     """A new FOSP agent for `task`'s demonstrations, before its first gradient step: every readable bag
     in `demos` as its replay, the reward head Bernoulli where every reward is 0 or 1, eq. 22's bounds
     from the demonstrations. Returns the agent, its replay and the dataset."""
-    ds = load_dataset(demos)
-    buf = SequenceBuffer.from_dataset(ds)
+    buf, ds = replay(demos, cfg.world_model.image_size)
     cfg.world_model.binary_reward = bool(((ds.reward == 0) | (ds.reward == 1)).all())
     agent = FOSPAgent(buf.obs_dim, buf.act_dim, cfg, seed=seed)
     agent.set_bounds(buf, task_env_factory(task)[1])
@@ -76,7 +92,7 @@ def pretrain_fosp(
     """Algorithm 1, lines 2-11, on every readable bag in `demos`; evaluates the offline policy."""
     out = Path(out)
     agent, buf, ds = offline_agent(task, demos, cfg, seed)
-    make, horizon = task_env_factory(task)
+    make, horizon = task_env_factory(task, cfg.world_model.image_size)
     bar = tqdm(total=cfg.offline_steps, desc=f"FOSP offline ({task})", unit="step", disable=not progress)
 
     def tick(k: int, log: dict[str, float]) -> None:
@@ -127,8 +143,9 @@ def finetune_fosp(
     agent.cfg.expansion = expansion
     if train_per_episode is not None:
         agent.cfg.train_per_episode = train_per_episode
-    buf = SequenceBuffer.from_dataset(load_dataset(meta["demos"]))
-    make, horizon = task_env_factory(task)
+    image_size = agent.cfg.world_model.image_size
+    buf, _ = replay(meta["demos"], image_size)
+    make, horizon = task_env_factory(task, image_size)
     before = evaluate(agent, make, eval_episodes, EVAL_SEED, horizon)
     bar = tqdm(total=steps, desc=f"FOSP online ({task})", unit="step", disable=not progress)
 

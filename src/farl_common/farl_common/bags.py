@@ -188,6 +188,8 @@ class Episode(StepArrays):
     policy: str = ""
     """What played the episode (EpisodeEvent.policy): ``learned:<weights fingerprint>``, ``scripted:...``,
     ``teleop:<device>``, ``mixed``; empty for bags written before farl labelled them."""
+    step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    """Per row, the step number its state carries in the bag (rows skip steps a bag lacks a message of)."""
 
     @property
     def episode_return(self) -> float:
@@ -243,9 +245,9 @@ def is_bag_dir(path: Path) -> bool:
     return path.is_dir() and (path / "metadata.yaml").is_file() and path.parent.name != PARTIAL_DIR
 
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Bumped whenever `_parse_episode` would turn the same bag into different arrays."""
-_CACHED_ARRAYS = (*TRANSITION_ARRAYS, "proposed_action", "risk", "swapped", "source")
+_CACHED_ARRAYS = (*TRANSITION_ARRAYS, "proposed_action", "risk", "swapped", "source", "step")
 _CACHED_FIELDS = ("kind", "task", "outcome", "policy_version", "seed", "layout", "policy")
 
 
@@ -419,6 +421,7 @@ def _parse_episode(path: Path, topics: dict[str, str]) -> Episode:
         layout=layout,
         source=np.array([sources.get(k, 0) for k in steps], dtype=np.uint8),
         policy=str(getattr(end, "policy", "")),
+        step=np.array(steps, dtype=np.int32),
     )
 
 

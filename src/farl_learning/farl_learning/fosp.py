@@ -443,6 +443,19 @@ class FOSPAgent:
         return agent
 
 
+def refuse_image_agent(agent: FOSPAgent, path: str | Path) -> None:
+    """The ROS 2 graph's FOSP nodes act and learn on the state: an agent whose world model reads camera
+    images is refused in one line (a NodeError), never run without its images."""
+    from farl_common.runtime.node import NodeError
+
+    if agent.cfg.world_model.image_size is not None:
+        size = agent.cfg.world_model.image_size
+        raise NodeError(
+            f"{path}: this FOSP agent reads {size}x{size} camera images, and the ROS 2 graph's FOSP policy and "
+            "learner act on the state; pre-train the graph's run without --image-size"
+        )
+
+
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d))
 
@@ -477,16 +490,25 @@ class FOSPPolicy:
             self._before = None
 
     @torch.no_grad()
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+        """The action for state `obs`; a world model that reads images also needs the camera `image` seen
+        with it (S x S x 3 uint8)."""
         ag = self.agent
         x = torch.as_tensor(np.asarray(obs, np.float32)).reshape(1, -1)
         if not torch.isfinite(x).all():
             raise ValueError("a state with NaN or infinite values: FOSP does not act on it")
+        pixels = None
+        size = ag.cfg.world_model.image_size
+        if size is not None:
+            if image is None or np.shape(image) != (size, size, 3) or np.asarray(image).dtype != np.uint8:
+                got = "none" if image is None else f"{np.shape(image)} {np.asarray(image).dtype}"
+                raise ValueError(f"this FOSP policy reads {size}x{size}x3 uint8 camera images; got {got}")
+            pixels = torch.as_tensor(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)))[None]
         self._before = (self.h, self.z, self.prev, self.first, self.steps, self.gen.get_state(), self.picked_offline)
         first = torch.tensor([self.first])
         # the latent is drawn as in training even when acting deterministically: the actor and critics
         # never saw the posterior's most likely classes alone, only draws
-        self.h, self.z, _, _ = ag.wm.obs_step(self.h, self.z, self.prev, ag.wm.embed(x), first, self.gen)
+        self.h, self.z, _, _ = ag.wm.obs_step(self.h, self.z, self.prev, ag.wm.embed(x, pixels), first, self.gen)
         self.first = False
         feat = ag.wm.feat(self.h, self.z)
         a = ag.actor.sample(feat, self.deterministic, self.gen)
@@ -513,13 +535,17 @@ def run_episode(env, policy: FOSPPolicy, seed: int) -> dict[str, Any]:
     """One episode; returns its states, actions, rewards, costs and summary (J_r, J_c, success)."""
     obs, _ = env.reset(seed=seed)
     policy.reset()
+    sees = policy.agent.cfg.world_model.image_size is not None  # from images: the env renders each state
+    images = [env.render()] if sees else []
     states, actions, rewards, costs = [obs], [], [], []
     terminated = False
     success = failure = False
     while True:
-        a = policy(obs)
+        a = policy(obs, images[-1] if sees else None)
         obs, r, terminated, truncated, info = env.step(a)
         states.append(obs)
+        if sees:
+            images.append(env.render())
         actions.append(a)
         rewards.append(float(r))
         costs.append(float(info.get("cost", 0.0)))
@@ -532,6 +558,7 @@ def run_episode(env, policy: FOSPPolicy, seed: int) -> dict[str, Any]:
         "actions": np.array(actions),
         "rewards": np.array(rewards),
         "costs": np.array(costs),
+        "images": np.array(images) if sees else None,
         "terminated": bool(terminated),
         "return": float(sum(rewards)),
         "cost": float(sum(costs)),
@@ -598,7 +625,7 @@ def finetune_online(
         while done_steps < total_steps:
             ep = run_episode(env, pol, seed + k)
             k += 1
-            buf.add_episode(ep["states"], ep["actions"], ep["rewards"], ep["costs"], ep["terminated"])
+            buf.add_episode(ep["states"], ep["actions"], ep["rewards"], ep["costs"], ep["terminated"], ep["images"])
             done_steps += ep["steps"]
             agent.steps["online"] += ep["steps"]
             total_cost += ep["cost"]

@@ -21,7 +21,7 @@ import numpy as np
 from farl_common.bags import BagError, load_dataset
 from farl_common.runtime.node import Node, NodeError, entry_point
 from farl_common.shared_inputs import EPISODE_RECORDED_INPUT
-from farl_learning.fosp import CHECKPOINT, FOSPAgent, check_fosp_run
+from farl_learning.fosp import CHECKPOINT, FOSPAgent, check_fosp_run, refuse_image_agent
 from farl_learning.fosp_data import SequenceBuffer
 from farl_learning.fosp_weights import fosp_weights_message
 from farl_learning.learner_node import LEARNER_OUTPUTS, read_new_episodes
@@ -61,6 +61,7 @@ class FOSPLearnerNode(Node):
                 self.version = 0
         except (FileNotFoundError, ValueError) as err:
             raise NodeError(str(err)) from None
+        refuse_image_agent(self.agent, self.path if self.path.exists() else run / CHECKPOINT)
         self.agent.start_online()
         if p.train_per_episode:
             self.agent.cfg.train_per_episode = p.train_per_episode

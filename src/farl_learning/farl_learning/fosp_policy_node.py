@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from farl_common.runtime.node import NodeError, entry_point
-from farl_learning.fosp import FOSPAgent
+from farl_learning.fosp import FOSPAgent, refuse_image_agent
 from farl_learning.fosp_weights import fosp_from_weights
 from farl_learning.policy_node import LearnerFollower
 
@@ -47,6 +47,7 @@ class FOSPPolicyNode(LearnerFollower):
             agent, extra = FOSPAgent.load(path)
         except (FileNotFoundError, ValueError) as err:
             raise NodeError(str(err)) from None  # no agent at start: the graph must not run blind
+        refuse_image_agent(agent, path)
         self.version = int(extra.get("version", 0))
         self._use(agent)
         self._last: tuple[int, int] | None = None

@@ -8,7 +8,8 @@ eq. 1), with reward, cost and continue heads and an observation decoder::
 
 z is a set of categorical latents with straight-through gradients and a 1% uniform mix (DreamerV3).
 Its input is the task state (FailureBench's 39 numbers, symlog-squashed) or, with `image_size`, a
-camera image plus the hand pose, FOSP's real-robot input, through a small CNN.
+camera image (channels first, uint8) beside the state, FOSP's real-robot input, through a small CNN, and
+an image decoder that reconstructs it.
 
 Costs, and SafeReach's rewards, are 0/1 events, so their heads are Bernoulli (the exact likelihood
 of eq. 1); a dense reward (FailureBench's MetaWorld shaping) is regressed in symlog space instead.
@@ -71,8 +72,32 @@ class _ImageEncoder(nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         lead = img.shape[:-3]
-        y = self.out(self.net(img.reshape(-1, *img.shape[-3:]).float() / 255.0 - 0.5))
+        y = self.out(self.net(image_target(img.reshape(-1, *img.shape[-3:]))))
         return y.reshape(*lead, -1)
+
+
+class _ImageDecoder(nn.Module):
+    """The encoder mirrored: s_t -> the image's pixels in [-0.5, 0.5] (DreamerV3's unit-variance Gaussian)."""
+
+    def __init__(self, feat: int, size: int) -> None:
+        super().__init__()
+        self.side = size // 16
+        self.inp = nn.Linear(feat, 64 * self.side**2)
+        self.net = nn.Sequential(
+            nn.SiLU(), nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.SiLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1),
+            nn.SiLU(), nn.ConvTranspose2d(32, 16, 4, 2, 1), nn.SiLU(), nn.ConvTranspose2d(16, 3, 4, 2, 1),
+        )  # fmt: skip
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        lead = feat.shape[:-1]
+        x = self.inp(feat.reshape(-1, feat.shape[-1])).reshape(-1, 64, self.side, self.side)
+        y = self.net(x)
+        return y.reshape(*lead, *y.shape[-3:])
+
+
+def image_target(img: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (..., 3, S, S) as the decoder's target in [-0.5, 0.5]."""
+    return img.float() / 255.0 - 0.5
 
 
 class RSSM(nn.Module):
@@ -87,6 +112,7 @@ class RSSM(nn.Module):
         self.prior_net = mlp(cfg.deter, cfg.stoch, h, 1, act=nn.SiLU)
         self.post_net = mlp(cfg.deter + h * (2 if cfg.image_size else 1), cfg.stoch, h, 1, act=nn.SiLU)
         self.decoder = mlp(cfg.feat, obs_dim, h, cfg.layers, act=nn.SiLU)
+        self.image_decoder = _ImageDecoder(cfg.feat, cfg.image_size) if cfg.image_size else None
         self.reward_head = mlp(cfg.feat, 1, h, cfg.layers, act=nn.SiLU)
         self.cost_head = mlp(cfg.feat, 1, h, cfg.layers, act=nn.SiLU)
         self.cont_head = mlp(cfg.feat, 1, h, cfg.layers, act=nn.SiLU)
@@ -198,6 +224,9 @@ class RSSM(nn.Module):
         out = self.observe(batch["obs"], batch["prev_action"], batch["first"], batch.get("image"), gen=gen)
         feat = self.feat(out["h"], out["z"])
         recon = (self.decoder(feat) - symlog(batch["obs"])).pow(2).sum(-1).mean()
+        if self.image_decoder is not None:  # eq. 1's reconstruction term for the camera image (FOSP's real input)
+            pixels = (self.image_decoder(feat) - image_target(batch["image"])).pow(2).sum((-3, -2, -1)).mean()
+            recon = recon + pixels
         bce = F.binary_cross_entropy_with_logits
         raw = self.reward_head(feat).squeeze(-1)
         if self.cfg.binary_reward:

@@ -92,11 +92,23 @@ def record_episode(
     writer: EpisodeBagWriter,
     source: str,
     recovery: bool = False,
+    camera: Callable[[], np.ndarray] | None = None,
 ) -> str:
     """Roll `policy` out, writing the episode; returns its outcome. A recovery succeeds when
-    nothing broke and the object is no longer heading for the hazard (at rest, or moving away)."""
+    nothing broke and the object is no longer heading for the hazard (at rest, or moving away).
+    With `camera` (the env's render) each state comes with its colour image, on the camera topic a
+    real recording uses."""
+
+    def see(t: int) -> None:
+        if camera is not None:
+            from farl_perception.image_messages import color_msg
+
+            image = color_msg(rec.msgs, camera(), t)
+            writer.write(DEFAULT_TOPICS["camera_color"], TOPIC_TYPES["camera_color"], image, t)
+
     t = T0_NS
     writer.write(DEFAULT_TOPICS["episode_event"], TOPIC_TYPES["episode_event"], rec.start(t), t)
+    see(t)
     writer.write(DEFAULT_TOPICS["state"], TOPIC_TYPES["state"], rec.state(t, 0, obs), t)
     for k in range(steps):
         a = policy(obs)
@@ -109,6 +121,7 @@ def record_episode(
             rec.feedback(t, k, reward, info, terminated, truncated),
             t,
         )
+        see(t)
         writer.write(DEFAULT_TOPICS["state"], TOPIC_TYPES["state"], rec.state(t, k + 1, obs), t)
         if terminated or truncated:
             break
@@ -135,6 +148,7 @@ def generate_demos(
     policy_label: str = "",
     allow_fewer: bool = False,
     resume: bool = False,
+    image_size: int | None = None,
 ) -> DemoSummary:
     """Write `episodes` bags of `kind` demonstrations of `task` into `out_dir`.
 
@@ -146,15 +160,30 @@ def generate_demos(
     attempt budget yielded instead of raising. `resume` continues a set that was interrupted (or
     extends a smaller one) in `out_dir`: the bags already there are kept and the next attempt is the
     one after the last written, so the result is the set an uninterrupted run would have written.
+    `image_size` (SafeReach) adds the scene camera's colour image to every state.
     """
     from farl_sim.safe_reach_tasks import SAFE_REACH
+
+    if image_size is not None and task not in SAFE_REACH:
+        raise ValueError(f"camera images in demonstrations come with the SafeReach tasks; {task} records states")
 
     if task in SAFE_REACH:  # FOSP's task: its own drivers and the paper's mix (`safe_reach_demos`)
         from farl_sim.safe_reach_demos import generate_safe_reach_kind
 
         factor = (config or DemoConfig()).max_attempts_factor
         return generate_safe_reach_kind(
-            task, kind, episodes, out_dir, seed, storage, progress, policy, policy_label, allow_fewer, factor
+            task,
+            kind,
+            episodes,
+            out_dir,
+            seed,
+            storage,
+            progress,
+            policy,
+            policy_label,
+            allow_fewer,
+            factor,
+            image_size=image_size,
         )
     spec = get_task(task)
     if kind not in KINDS:

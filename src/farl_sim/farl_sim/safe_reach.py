@@ -45,6 +45,12 @@ REACH_XY_M = 0.035
 """The hand touches the target when its fingertips' centre is this close (xy) to the target's centre."""
 HAND_HALF_WIDTH_M = 0.03
 """Half the closed gripper's width, for the hand's clearance to an obstacle."""
+IMAGE_CAMERA = "farl_work_area"
+"""The camera of FOSP's image input: straight down on the work area from 45 cm, which it fills (the
+scene's own cameras show the target and obstacles a few pixels wide at 64 x 64)."""
+_CAMERA_XML = """
+      <camera name="{name}" pos="0 0.675 0.45" xyaxes="1 0 0 0 1 0" fovy="45"/>
+"""
 OBSTACLE_BODY = "farl_obstacle_{}"
 TARGET_BODY = "farl_target"
 
@@ -76,12 +82,13 @@ def safe_reach_xml(spec: SafeReachSpec) -> str:
     if n != 1 or "</worldbody>" not in text:
         raise RuntimeError("MetaWorld's reach-v3 scene changed shape: no puck body or </worldbody>")
     parts = [
+        _CAMERA_XML.format(name=IMAGE_CAMERA),
         _TARGET_XML.format(
             body=TARGET_BODY,
             type=spec.target_shape,
             size=_size(spec.target_shape, spec.target_half_m),
             hz=spec.target_half_m[2],
-        )
+        ),
     ]
     for i in range(spec.obstacles):
         x, y = OBSTACLE_POINTS_XY_M[i]

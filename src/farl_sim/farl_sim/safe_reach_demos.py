@@ -32,7 +32,7 @@ from farl_common.episode_messages import EpisodeMessages
 from farl_common.messages import TypestoreFactory
 from farl_common.obs_layout import OBS_LAYOUT
 from farl_sim.demos import DemoSummary, record_episode
-from farl_sim.safe_reach import SafeReachEnv, get_safe_reach
+from farl_sim.safe_reach import IMAGE_CAMERA, SafeReachEnv, get_safe_reach
 from farl_sim.safe_reach_experts import DRIVERS, back_off, into_obstacle, near_an_obstacle
 from farl_sim.seeding import episode_seed
 
@@ -131,10 +131,13 @@ def generate_safe_reach_demos(
     policy_label: str = "",
     keep: Callable[[str], bool] | None = None,
     allow_fewer: bool = False,
+    image_size: int | None = None,
 ) -> SafeReachDemoSummary:
     """Write `counts` episodes of each label (default `PAPER_MIX`; `recovery` too) into `out_dir`. Bags
     of an earlier, interrupted call with the same seed are kept and the set completed: the same attempts
     find the same episodes. With `policy` the label is `policy` and `keep` says which outcomes to keep.
+    With `image_size` each state comes with the scene camera's colour image, `image_size` square (FOSP's
+    real-robot input is 64 x 64).
     """
     spec = get_safe_reach(variant)
     counts = dict(PAPER_MIX if counts is None else counts)
@@ -143,7 +146,12 @@ def generate_safe_reach_demos(
         raise ValueError(f"unknown SafeReach demo kinds {sorted(unknown)}; choose from {', '.join(LABELS)}")
     out = Path(out_dir)
     msgs = TypestoreFactory()
-    env = SafeReachEnv(spec.name)
+    if image_size is None:
+        env = SafeReachEnv(spec.name)
+    else:
+        env = SafeReachEnv(
+            spec.name, "rgb_array", camera_name=IMAGE_CAMERA, image_width=image_size, image_height=image_size
+        )
     written: dict[str, list[Path]] = {}
     attempts: dict[str, int] = {}
     bar = tqdm(total=sum(counts.values()), desc=f"SafeReach demos ({spec.name})", unit="ep", disable=not progress)
@@ -190,7 +198,8 @@ def generate_safe_reach_demos(
                 meta = {"task": spec.name, "kind": kind, "seed": ep_seed, "label": got}
                 with EpisodeBagWriter(path, storage=storage, metadata=meta) as writer:
                     source = "policy" if policy is not None else ("recovery" if kind == "recovery" else "scripted")
-                    record_episode(env, obs, episode.act, steps, rec, writer, source)
+                    camera = env.render if image_size is not None else None
+                    record_episode(env, obs, episode.act, steps, rec, writer, source, camera=camera)
                     writer.set_metadata("outcome", rec.outcome)
                 if label != "recovery" and label_of(rec.failed, rec.succeeded) != got:
                     shutil.rmtree(path, ignore_errors=True)
@@ -216,6 +225,7 @@ def generate_safe_reach_kind(
     policy_label: str = "",
     allow_fewer: bool = False,
     max_attempts_factor: int = 20,
+    image_size: int | None = None,
 ) -> DemoSummary:
     """`farl_sim.demos.generate_demos` for SafeReach: FARL's kind task or failure as the paper's labels in
     its proportions, recovery, or (with `policy`) the policy's rollouts (kind task: all; failure: those
@@ -233,6 +243,7 @@ def generate_safe_reach_kind(
     s = generate_safe_reach_demos(
         out_dir, counts, task, seed=seed, storage=storage, progress=progress, policy=policy,
         policy_label=policy_label, keep=keep, allow_fewer=allow_fewer, max_attempts_factor=max_attempts_factor,
+        image_size=image_size,
     )  # fmt: skip
     written = [p for paths in s.written.values() for p in paths]
     return DemoSummary(kind, written, sum(s.attempts.values()), {k: len(v) for k, v in s.written.items()})
