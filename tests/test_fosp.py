@@ -180,6 +180,11 @@ def test_cli_demos_pretrain_and_finetune_fosp_on_safe_reach(tmp_path, capsys):
     demos, run = tmp_path / "demos", tmp_path / "run"
     assert main(["demos", "--task", "safe_reach", "--kind", "all", "--episodes", "10", "--out", str(demos)]) == 0
     assert "reached_safe 6, neither 2, touched_reached 2, touched_missed 1, recovery 2" in capsys.readouterr().out
+    assert main(["inspect", str(demos)]) == 0  # the four kinds come back from each bag's cost and reward
+    assert (
+        "SafeReach demonstrations as FOSP's four kinds: reached_safe 6, neither 2, touched_reached 2, "
+        "touched_missed 1 (the paper's mix: 120/30/40/10)" in capsys.readouterr().out
+    )
     assert main(["pretrain", "--method", "fosp", "--task", "safe_reach", "--demos", str(demos), "--out", str(run),
                  "--scale", "0.005"]) == 0  # fmt: skip
     assert "offline policy: J_r" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from farl_common.bags import PARTIAL_DIR, BagError, Episode, read_episodes
+from farl_sim.safe_reach_tasks import PAPER_MIX, label_of
 
 
 def partial_bags(root: Path) -> list[Path]:
@@ -63,6 +64,13 @@ def inspect_bags(root: Path, plot: Path | None = None, clean: bool = False) -> i
             f"{kind:9s} {n:4d} episodes  {steps:6d} transitions  mean return {mean_ret:8.1f}  "
             f"successes {succ}  failure episodes {fails}{f' ({took} takeovers)' if took else ''}"
         )
+    if mix := safe_reach_labels(episodes):
+        paper = "/".join(str(v) for v in PAPER_MIX.values())
+        print(
+            "SafeReach demonstrations as FOSP's four kinds: "
+            + ", ".join(f"{k} {v}" for k, v in mix.items())
+            + f" (the paper's mix: {paper})"
+        )
     for err in errors:
         print(f"unreadable: {err}")
     partial = partial_bags(root)
@@ -75,6 +83,16 @@ def inspect_bags(root: Path, plot: Path | None = None, clean: bool = False) -> i
         _plot(episodes, plot, title=", ".join(tasks) or root.name)
         print(f"plot: {plot}")
     return 2 if errors else 0
+
+
+def safe_reach_labels(episodes: list[Episode]) -> dict[str, int]:
+    """FOSP's four kinds (Appendix D.1) of the SafeReach task and failure demonstrations: touched is any
+    cost (or an episode marked failure), reached is a reward; empty where there are none."""
+    counts = dict.fromkeys(PAPER_MIX, 0)
+    for ep in episodes:
+        if "safe_reach" in ep.task and ep.kind in ("task", "failure"):
+            counts[label_of(ep.failed, bool((ep.reward > 0).any()))] += 1
+    return counts if any(counts.values()) else {}
 
 
 def _remove(partial: list[Path]) -> None:

@@ -34,23 +34,15 @@ from farl_common.obs_layout import OBS_LAYOUT
 from farl_sim.demos import DemoSummary, record_episode
 from farl_sim.safe_reach import IMAGE_CAMERA, SafeReachEnv, get_safe_reach
 from farl_sim.safe_reach_experts import DRIVERS, back_off, into_obstacle, near_an_obstacle
+from farl_sim.safe_reach_tasks import PAPER_MIX, label_of
 from farl_sim.seeding import episode_seed
 
 LABELS = (*DRIVERS, "recovery", "policy")
-PAPER_MIX: dict[str, int] = {"reached_safe": 120, "neither": 30, "touched_reached": 40, "touched_missed": 10}
-"""FOSP Appendix D.1: 200 teleoperated trajectories of the real SafeReach task."""
 FARL_KIND_LABELS = {"task": ("reached_safe", "neither"), "failure": ("touched_reached", "touched_missed")}
 RECOVERY_STEPS = 20
 """Length of a recovery demo (the hand is clear of the obstacle well within it)."""
 
 PolicyFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-
-
-def label_of(touched: bool, reached: bool) -> str:
-    """The paper's four kinds, from what an episode did."""
-    if touched:
-        return "touched_reached" if reached else "touched_missed"
-    return "reached_safe" if reached else "neither"
 
 
 @dataclass

@@ -48,3 +48,14 @@ def get_safe_reach(name: str) -> SafeReachSpec:
         if name in (spec.name, spec.env_id):
             return spec
     raise KeyError(f"unknown SafeReach variant {name!r}; choose one of {', '.join(SAFE_REACH)}")
+
+
+PAPER_MIX: dict[str, int] = {"reached_safe": 120, "neither": 30, "touched_reached": 40, "touched_missed": 10}
+"""FOSP Appendix D.1: 200 teleoperated trajectories of the real SafeReach task."""
+
+
+def label_of(touched: bool, reached: bool) -> str:
+    """The paper's four kinds, from what an episode did."""
+    if touched:
+        return "touched_reached" if reached else "touched_missed"
+    return "reached_safe" if reached else "neither"
