@@ -48,7 +48,7 @@ def task_env_factory(task: str, image_size: int | None = None):
         from farl_sim.safe_reach import IMAGE_CAMERA, SafeReachEnv
 
         if camera:
-            camera["camera_name"] = IMAGE_CAMERA  # the view the demonstrations' images have
+            camera |= {"camera_name": IMAGE_CAMERA, "plain_render": True}  # the demonstrations' images' view
         return (lambda: SafeReachEnv(task, **camera)), SAFE_REACH[task].horizon_steps
     from farl_sim import get_task, make_env
 

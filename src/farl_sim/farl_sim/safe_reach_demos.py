@@ -142,7 +142,12 @@ def generate_safe_reach_demos(
         env = SafeReachEnv(spec.name)
     else:
         env = SafeReachEnv(
-            spec.name, "rgb_array", camera_name=IMAGE_CAMERA, image_width=image_size, image_height=image_size
+            spec.name,
+            "rgb_array",
+            camera_name=IMAGE_CAMERA,
+            image_width=image_size,
+            image_height=image_size,
+            plain_render=True,
         )
     written: dict[str, list[Path]] = {}
     attempts: dict[str, int] = {}
