@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from farl_common.bags import BagError, iter_bag_paths
+from farl_common.bags import BagError, iter_bag_paths, unreadable_bag
 from farl_common.topics import short_name, topic_qos
 
 
@@ -56,7 +56,7 @@ def publish_bags(root: str | Path, speed: float = 1.0, on_bag: Callable[[Path, i
             except BagError:
                 raise
             except Exception as err:  # noqa: BLE001 - rosbags/mcap errors: this bag is bad, say which
-                raise BagError(f"{path}: unreadable bag ({type(err).__name__}: {' '.join(str(err).split())})") from None
+                raise unreadable_bag(path, err) from None
             sent += n
             if on_bag is not None:
                 on_bag(path, n)

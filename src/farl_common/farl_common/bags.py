@@ -241,6 +241,11 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"[:300]
 
 
+def unreadable_bag(path: str | Path, err: BaseException) -> BagError:
+    """The one-line BagError for a bag that rosbags, mcap or the CDR decoder could not read."""
+    return BagError(f"{path}: unreadable bag ({_one_line(err)})")
+
+
 def is_bag_dir(path: Path) -> bool:
     return path.is_dir() and (path / "metadata.yaml").is_file() and path.parent.name != PARTIAL_DIR
 
@@ -384,7 +389,7 @@ def _parse_episode(path: Path, topics: dict[str, str]) -> Episode:
     except BagError:
         raise
     except Exception as err:  # noqa: BLE001 - rosbags, mcap, zstd and CDR errors all mean: this bag is bad
-        raise BagError(f"{path}: unreadable bag ({_one_line(err)})") from None
+        raise unreadable_bag(path, err) from None
     if not executed:
         executed = proposed  # a graph without a shield executes what the policy proposed
     steps = sorted(k for k in feedback if k in states and k in executed and k + 1 in states)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from farl_common import typestore as T
-from farl_common.bags import BagError, Dataset, Episode
+from farl_common.bags import BagError, Dataset, Episode, unreadable_bag
 from farl_common.topics import DEFAULT_TOPICS
 from farl_perception.image_messages import ImageError, decode_color
 
@@ -57,7 +57,7 @@ def episode_frames(ep: Episode, size: int, topics: dict[str, str] | None = None,
     except BagError:
         raise
     except Exception as err:  # noqa: BLE001 - rosbags, mcap and CDR errors all mean: this bag is bad
-        raise BagError(f"{path}: unreadable bag ({type(err).__name__}: {err})") from None
+        raise unreadable_bag(path, err) from None
 
 
 def _frames_at_states(reader, path: Path, wanted: list[int], size: int, topics: dict[str, str], max_age_s: float):

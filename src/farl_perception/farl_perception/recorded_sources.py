@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from farl_common.bags import BagError, iter_bag_paths
+from farl_common.bags import BagError, iter_bag_paths, unreadable_bag
 from farl_common.runtime.sync import ApproximateTimeSync
 from farl_common.topics import DEFAULT_TOPICS, IMAGE_TOPICS
 from farl_common.typestore import farl_typestore
@@ -93,7 +93,7 @@ def read_bag_frames(path: str | Path, every: int = 1) -> Iterator[BagFrame]:
         except (BagError, GeneratorExit):
             raise
         except Exception as err:  # noqa: BLE001 - rosbags/mcap errors: this bag is bad, say which
-            raise BagError(f"{bag}: unreadable bag ({type(err).__name__}: {' '.join(str(err).split())})") from None
+            raise unreadable_bag(bag, err) from None
 
 
 class BagFrames:
