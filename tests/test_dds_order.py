@@ -181,3 +181,27 @@ def test_without_a_learner_the_robot_goes_from_episode_to_episode() -> None:
     rt.run(until_s=10.0)
     assert len(robot.finished) == 2 and rt.shutdown_requested
     rt.close()
+
+
+def test_no_episode_starts_before_the_recorder_takes_the_robots_topics(tmp_path) -> None:
+    """A recorder in another process is matched some time after the rest of the graph: the robot waits
+    for it, so the bag holds the episode from step 0; a recorder that never comes is waited for once,
+    `learner_timeout_s`, and the robot goes on saying its episodes go unrecorded."""
+    rt, robot = _robot_graph(wait_for_learner=False, episodes=1, wait_for_recorder="episode_recorder")
+    rt.run(until_s=2.0)
+    assert robot.rec is None and robot.episode == -1
+    assert sum("waiting for the recorder episode_recorder" in r.text for r in rt.logs) == 1
+    recorder = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="r")), {})
+    rt.run(until_s=10.0)
+    assert len(robot.finished) == 1 and rt.shutdown_requested and recorder.skipped == []
+    (bag,) = tmp_path.iterdir()
+    assert read_episode(bag).step.tolist() == [0, 1, 2, 3]
+    rt.close()
+
+    rt, robot = _robot_graph(wait_for_learner=False, episodes=1, wait_for_recorder="recorder", learner_timeout_s=3.0)
+    rt.run(until_s=2.5)
+    assert robot.rec is None
+    rt.run(until_s=10.0)
+    assert len(robot.finished) == 1
+    assert sum("has not taken this node's topics for 3 s" in r.text and r.level == "warning" for r in rt.logs) == 1
+    rt.close()

@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STALLED = ("no valid action for", "never met its state", "refused action")
 """What the robot and shield log when a step waits on an action that does not come in time."""
+LOST = ("no executed action or feedback", "not recorded")
+"""What the recorder and robot log when a step or an episode misses its bag."""
 NOISE = ("Traceback", "KeyboardInterrupt", "Failed to publish log message", "publisher's context is invalid")
 _domains = itertools.count()
 
@@ -149,8 +151,8 @@ def bags(folder: Path) -> list[Path]:
 
 
 def assert_clean(text: str) -> None:
-    """No stalled step, no traceback, no shutdown noise."""
-    for what in (*STALLED, *NOISE):
+    """No stalled step, no step or episode left out of the bags, no traceback, no shutdown noise."""
+    for what in (*STALLED, *LOST, *NOISE):
         assert what not in text, f"{what!r} in the launch's output:\n{text[-4000:]}"
 
 
@@ -290,7 +292,7 @@ def test_robot_and_learner_roles_train_across_two_process_groups_with_no_shared_
     assert "policy version 2 loaded" in text  # over DDS: the robot side has no file to load it from
     assert re.search(r"episode 3/3: \w+, return [-\d.]+ in \d+ steps, \d+ shield swaps, policy version 2", text)
     assert not (sides["robot_pc"] / "bags").exists() and not (sides["robot_pc"] / "run" / "online_policy.pt").exists()
-    assert "episode_recorder" not in text and "learner_node" not in text
+    assert "episode_recorder_node" not in text and "learner_node" not in text
     assert "robot_node" not in learner.text and "policy_node" not in learner.text
 
 

@@ -259,6 +259,39 @@ def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp
     assert robot.done and robot.node.finished and robot.node.finished[0]["steps"] == 8
 
 
+def test_the_learned_graph_waits_for_its_recorder_to_take_the_robots_topics(ros, tiny_run, tmp_path) -> None:
+    """The learner answers before the recorder is up (another process, another machine): the robot starts
+    no episode until DDS has matched the recorder to its topics, so the bag holds the episode from step 0
+    and the learner trains on it."""
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    cfg = task_config("fragile_push_wall")
+    cfg.learner.run_dir = str(tiny_run)
+    cfg.learner.min_new_steps = 1
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    cfg.robot.horizon_steps, cfg.rate_hz = 8, 20.0
+    specs = {s.name: s for s in graph_spec(cfg, episodes=1)}
+    hosts = [
+        RclpyHost(specs[n].node_class, params=specs[n].params) for n in ("robot", "learner", "policy", "safety_shield")
+    ]
+    robot, learner = hosts[0], hosts[1]
+    try:
+        spin(hosts, lambda: False, timeout_s=3.0)
+        assert robot.node.learner_version == 0  # the learner has answered ...
+        assert robot.node.rec is None and robot.node.recorder_waited_ns is not None  # ... and the robot waits
+        assert not robot.node.ctx.delivers_to("state", "episode_recorder")
+        assert robot.node.ctx.delivers_to("state", "policy")
+        hosts.append(RclpyHost(specs["episode_recorder"].node_class, params=specs["episode_recorder"].params))
+        spin(hosts, lambda: robot.done and learner.node.version >= 1, timeout_s=90)
+    finally:
+        for h in hosts:
+            h.close()
+    assert robot.done and robot.node.finished[0]["steps"] == 8
+    assert hosts[-1].node.skipped == []
+    (episode,) = load_dataset(tmp_path / "bags").episodes
+    assert episode.step.tolist() == list(range(8))
+
+
 def test_a_node_logs_at_every_severity_through_one_method(ros, tmp_path) -> None:
     """rclpy refuses two severities from one call site; a camera coming back after a stall (a warning,
     then an info line) raised inside the perception node's timer before `log` had one site each."""

@@ -214,3 +214,28 @@ def test_a_graph_restarted_within_the_second_keeps_both_graphs_bags(tmp_path, mo
         "20261206-120000_online_fragile_push_wall_ep00000-2",
     ]
     assert [read_episode(tmp_path / "bags" / n).seed for n in names] == [0, 1, 2]
+
+
+def test_the_recorder_warns_of_steps_whose_action_never_reached_it(tmp_path):
+    """A shield DDS had not yet matched to the recorder: the bag holds those steps' states but not their
+    actions, and reading it leaves them out; the recorder says which, once, as it closes the bag."""
+    from farl_common.episode_messages import EpisodeMessages
+    from farl_common.recorder_node import step_ranges
+
+    rt = InProcessRuntime()
+    recorder = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="r")), {})
+    rec = EpisodeMessages(rt.msgs, task="bounded_push", kind="online", episode=0, seed=0, layout=[("s", 2)])
+    recorder.on_episode_event(rec.start(5))
+    for step in range(6):
+        recorder.on_state(rec.state(10 + step, step, np.full(2, step)))
+        if step == 5:
+            break
+        if step not in (0, 1, 3):
+            recorder.on_action_executed(rec.action(10 + step, step, np.zeros(4)))
+        recorder.on_step_feedback(rec.feedback(10 + step, step, 1.0, {}, False, step == 4))
+    recorder.on_episode_event(rec.end(20))
+    rt.close()
+    (warning,) = [r for r in rt.logs if "no executed action" in r.text]
+    assert warning.level == "warning" and "step(s) 0-1, 3 of 5" in warning.text
+    assert read_episode(tmp_path / "r_online_bounded_push_ep00000").step.tolist() == [2, 4]
+    assert step_ranges([0, 1, 2, 7, 9, 10]) == "0-2, 7, 9-10"

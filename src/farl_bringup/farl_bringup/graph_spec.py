@@ -231,6 +231,7 @@ def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
         episodes=episodes,
         seed=seed,
         kind=cfg.episodes.kind,
+        wait_for_recorder=EpisodeRecorderNode.name,  # every graph records: no episode starts unrecorded
     )
     if r.backend == "sim" and cfg.perception.enabled:
         params.scene_perceived = True

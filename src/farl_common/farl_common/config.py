@@ -49,8 +49,8 @@ class RobotConfig:
     learner_timeout_s: float = param(
         120.0,
         lo=0.1,
-        doc="learned graph: how long to wait for the learner's answer to an episode before going on with the "
-        "policy there is, and without waiting again until the learner is heard from",
+        doc="how long to wait for the learner's answer to an episode (learned graph), or for the recorder to "
+        "take the robot's topics, before going on without it, and without waiting again until it is back",
     )
     max_step_m: float = param(0.01, lo=0.0, hi=0.05, doc="largest hand displacement per control step")
     workspace_min_m: list[float] = param([-0.5, 0.40, 0.05], doc="hard envelope lower corner (x, y, z)")

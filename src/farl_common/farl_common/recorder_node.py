@@ -15,6 +15,8 @@ unrecorded approach) are not part of it.
 Episode events are transient local, so a recorder that starts late (or restarts) is handed up to
 100 old STARTs and ENDs. An episode whose END comes before any of its states, or whose first state
 is not step 0 (the recorder joined mid-episode), is not written: a bag holds whole episodes only.
+A step whose state arrived but whose executed action or feedback did not is left out when the bag is
+read; the recorder names such steps in a warning as it closes the bag.
 
 With `record_images` the camera topics (colour, aligned depth, camera_info) go into the open
 episode's bag too; they carry no episode number, so what counts is their stamp (from the episode's
@@ -97,6 +99,8 @@ class EpisodeRecorderNode(Node):
                     self._skip(f"joined episode {ep} at step {int(msg.step)} (it began before this recorder)")
                     return
                 self.states += 1
+            if topic in self.steps_seen:
+                self.steps_seen[topic].add(int(msg.step))
             self._put(topic, msg)
         elif self.episode is None or ep > self.episode:
             self.early.append((topic, msg))
@@ -129,6 +133,7 @@ class EpisodeRecorderNode(Node):
             self._skip(f"episode {self.episode} ended before this recorder saw any of it")
             return
         self._put("episode_event", msg)
+        self._say_gaps()
         self.writer.set_metadata("outcome", str(msg.outcome))
         self.closed.append(self.writer.close())
         self.writer = None
@@ -136,6 +141,20 @@ class EpisodeRecorderNode(Node):
             self._discard_last()
             return
         self.publish("episode_recorded", self.msgs.new(TOPIC_TYPES["episode_recorded"], data=str(self.closed[-1])))
+
+    def _say_gaps(self) -> None:
+        """Warn of steps the bag holds a state for but no executed action or feedback: reading the bag
+        leaves them out, so nothing learns from them, and a person should know (a publisher DDS had not
+        yet matched to this recorder, or a link that lost messages)."""
+        states = self.steps_seen["state"]
+        acted = self.steps_seen["action_executed"] & self.steps_seen["step_feedback"]
+        gaps = sorted(s for s in states if s < max(states) and s not in acted)
+        if gaps:
+            self.log(
+                "warning",
+                f"episode {self.episode}: no executed action or feedback for step(s) {step_ranges(gaps)} of "
+                f"{max(states)}: the bag leaves them out of learning",
+            )
 
     def _skip(self, why: str) -> None:
         assert self.writer is not None and self.episode is not None
@@ -168,6 +187,7 @@ class EpisodeRecorderNode(Node):
             self.writer.abort()
         self.episode = int(start.episode)
         self.states = 0
+        self.steps_seen: dict[str, set[int]] = {t: set() for t in ("state", "action_executed", "step_feedback")}
         path = Path(self.params.out_dir) / f"{self.run_id}_{start.kind}_{start.task}_ep{self.episode:05d}"
         if _taken(path):  # an explicit run_id used twice: keep both episodes, never refuse the new one
             path = next(p for i in itertools.count(2) if not _taken(p := path.with_name(f"{path.name}-{i}")))
@@ -189,6 +209,17 @@ class EpisodeRecorderNode(Node):
             self.log("warning", f"shutting down inside episode {self.episode}: its partial bag is dropped")
             self.writer.abort()
             self.writer = None
+
+
+def step_ranges(steps: list[int]) -> str:
+    """Sorted step numbers as ranges: [0, 1, 2, 7] -> "0-2, 7"."""
+    runs: list[list[int]] = []
+    for s in steps:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _taken(path: Path) -> bool:

@@ -24,6 +24,10 @@ version than the learner announced is refused. A learner that does not answer wi
 `learner_timeout_s` (gone, or its link down) is not waited for again until it speaks: the policy
 acts on with the weights it last had.
 
+With `wait_for_recorder` an episode starts only once the recorder takes this node's topics (DDS has
+matched them), so its bag begins at step 0; a recorder missing for `learner_timeout_s` is not waited
+for until it is back, and the episodes in between go unrecorded, with a warning.
+
 Robot errors: the driver recovers (clears the error, retreats home) and the episode ends as
 `aborted` with the reason; when recovery fails the arm stays stopped, the node says why in one
 line and exits non-zero. Episodes follow one another with seeds `seed`, `seed + 1`, ...; after
@@ -77,6 +81,13 @@ class RobotParams(RobotConfig, _SceneParams):  # type: ignore[misc, valid-type]
     wait_for_learner: bool = field(
         default=False,
         metadata={"doc": "learned graph: start each episode once the learner has answered the one before"},
+    )
+    wait_for_recorder: str = field(
+        default="",
+        metadata={
+            "doc": "the recorder node's name (in this node's namespace): start each episode once it takes this "
+            "node's state, feedback and events, so its bag holds the episode from step 0; empty: no recorder"
+        },
     )
 
 
@@ -220,6 +231,10 @@ class RobotNode(Node):
         """Since when the node waits for the learner's answer to the last episode; None: not waiting."""
         self.learner_gone = False
         """Whether the learner missed `learner_timeout_s` and has not been heard from since."""
+        self.recorder_waited_ns: int | None = None
+        """Since when the node waits for the recorder to take its topics; None: not waiting."""
+        self.recorder_gone = False
+        """Whether the recorder missed `learner_timeout_s` and has not taken this node's topics since."""
         self.sources: dict[str, int] = {}
         """The episode's executed actions by source (policy, recovery: a shield swap, teleop)."""
         self.driver.connect()
@@ -295,6 +310,38 @@ class RobotNode(Node):
         self.learner_version = self.learner_version or 0
         return False
 
+    def _waiting_for_recorder(self) -> bool:
+        """Between episodes: whether the recorder (`wait_for_recorder`) does not yet take this node's topics.
+        A recorder in another process, or on another machine, is matched by DDS some time after the
+        learner's first answer, and an episode started before would reach it from a later step: a bag
+        that holds no whole episode, which the recorder then refuses to write. After `learner_timeout_s`
+        the node goes on unrecorded, saying so, until the recorder is back."""
+        name = self.params.wait_for_recorder
+        if not name:
+            return False
+        if all(self.ctx.delivers_to(o.topic, name) for o in self.outputs):
+            if self.recorder_gone:
+                self.log("info", f"the recorder {name} takes this node's episodes again")
+            self.recorder_waited_ns = None
+            self.recorder_gone = False
+            return False
+        if self.recorder_gone:
+            return False
+        now = self.now_ns()
+        if self.recorder_waited_ns is None:
+            self.recorder_waited_ns = now
+            self.log("info", f"waiting for the recorder {name} to take this node's topics before the next episode")
+        if (now - self.recorder_waited_ns) / 1e9 < self.params.learner_timeout_s:
+            return True
+        self.log(
+            "warning",
+            f"the recorder {name} has not taken this node's topics for {self.params.learner_timeout_s:g} s: "
+            "going on, and its episodes are not recorded until it is back",
+        )
+        self.recorder_gone = True
+        self.recorder_waited_ns = None
+        return False
+
     def on_objects(self, msg: Any) -> None:
         update = getattr(self.scene, "update", None)
         if update is None:
@@ -352,7 +399,7 @@ class RobotNode(Node):
 
     def _tick(self) -> None:
         if self.rec is None:
-            if self._waiting_for_learner():
+            if self._waiting_for_learner() or self._waiting_for_recorder():
                 return
             if self.params.episodes and self.episode + 1 >= self.params.episodes:
                 self.ctx.request_shutdown()

@@ -75,6 +75,11 @@ class _Context:
     def request_shutdown(self) -> None:
         self.runtime.shutdown_requested = True
 
+    def delivers_to(self, topic: str, node: str) -> bool:
+        # One namespace, and a subscription is matched the moment it is made.
+        subs = self.runtime._subs.get(self.topics.get(topic, topic), ())
+        return any(s.node.name == node.lstrip("/") for s in subs)
+
 
 class InProcessRuntime(CloseOrAbort):
     """Hosts nodes on a simulated clock. `run()` processes events until shutdown or a limit."""

@@ -188,6 +188,29 @@ class _RosContext:
     def request_shutdown(self) -> None:
         self._host.done = True
 
+    def delivers_to(self, topic: str, node: str) -> bool:
+        ros, pub = self._host.ros_node, self._host.publishers[topic]
+        want = node if node.startswith("/") else f"{ros.get_namespace().rstrip('/')}/{node}"
+        # The graph names the subscribers; only the publisher's matched count says DDS delivers to them.
+        # A subscription whose QoS cannot match this writer (a transient-local echo) never will: not counted.
+        subs = [
+            s for s in ros.get_subscriptions_info_by_topic(pub.topic_name) if _can_match(pub.qos_profile, s.qos_profile)
+        ]
+        names = {f"{s.node_namespace.rstrip('/')}/{s.node_name}" for s in subs}
+        return want in names and pub.get_subscription_count() >= len(subs)
+
+
+def _can_match(writer: Any, reader: Any) -> bool:
+    """DDS's request-offered rule for the two policies farl's profiles set (`qos_profile`); rclpy's
+    qos_check_compatible also compares deadline and liveliness, which the graph reports in another form."""
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    durable = (
+        reader.durability != DurabilityPolicy.TRANSIENT_LOCAL or writer.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    reliable = reader.reliability != ReliabilityPolicy.RELIABLE or writer.reliability == ReliabilityPolicy.RELIABLE
+    return durable and reliable
+
 
 class RclpyHost:
     """Creates the rclpy node, its parameters, publishers, subscriptions and timers for `node_cls`."""
