@@ -198,9 +198,12 @@ def test_no_episode_starts_before_the_recorder_takes_the_robots_topics(tmp_path)
     assert read_episode(bag).step.tolist() == [0, 1, 2, 3]
     rt.close()
 
-    rt, robot = _robot_graph(wait_for_learner=False, episodes=1, wait_for_recorder="recorder", learner_timeout_s=3.0)
+    # Neither learner nor recorder: one timeout, the two waits side by side, then the episode.
+    rt, robot = _robot_graph(wait_for_learner=True, episodes=1, wait_for_recorder="recorder", learner_timeout_s=3.0)
     rt.run(until_s=2.5)
     assert robot.rec is None
+    rt.run(until_s=3.5)
+    assert robot.rec is not None
     rt.run(until_s=10.0)
     assert len(robot.finished) == 1
     assert sum("has not taken this node's topics for 3 s" in r.text and r.level == "warning" for r in rt.logs) == 1

@@ -399,7 +399,9 @@ class RobotNode(Node):
 
     def _tick(self) -> None:
         if self.rec is None:
-            if self._waiting_for_learner() or self._waiting_for_recorder():
+            # Both asked every tick: their timeouts run side by side, not one after the other.
+            learner, recorder = self._waiting_for_learner(), self._waiting_for_recorder()
+            if learner or recorder:
                 return
             if self.params.episodes and self.episode + 1 >= self.params.episodes:
                 self.ctx.request_shutdown()
