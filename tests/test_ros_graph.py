@@ -292,6 +292,38 @@ def test_the_learned_graph_waits_for_its_recorder_to_take_the_robots_topics(ros,
     assert episode.step.tolist() == list(range(8))
 
 
+def test_a_subscriber_that_can_never_match_does_not_hold_the_robot(ros, tmp_path) -> None:
+    """`ros2 topic echo --qos-durability transient_local /farl/state` asks for what a volatile writer
+    does not offer, so DDS never matches it: the robot's wait for its recorder leaves it out."""
+    from rclpy.node import Node as RosNode
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from farl_common.runtime.rclpy_host import RclpyHost
+    from farl_interfaces.msg import TaskState
+
+    robot = RclpyHost(RobotNode, params=RobotParams(episodes=1, wait_for_recorder="episode_recorder"))
+    echo = RosNode("echo")
+    echo.create_subscription(
+        TaskState, "state", lambda m: None, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    )
+    recorder = RclpyHost(EpisodeRecorderNode, params=RecorderParams(out_dir=str(tmp_path)))
+    hosts = [robot, recorder]
+    try:
+        end = time.monotonic() + 20
+        while not robot.node.ctx.delivers_to("state", "episode_recorder") and time.monotonic() < end:
+            rclpy.spin_once(echo, timeout_sec=0.05)
+            spin(hosts, lambda: False, timeout_s=0.05)
+        graph = robot.ros_node.get_subscriptions_info_by_topic("/state")
+        assert {i.node_name for i in graph} == {"echo", "episode_recorder"}
+        assert robot.publishers["state"].get_subscription_count() == 1  # the recorder only
+        assert robot.node.ctx.delivers_to("state", "episode_recorder")
+        assert not robot.node.ctx.delivers_to("state", "echo")
+    finally:
+        echo.destroy_node()
+        for h in hosts:
+            h.close()
+
+
 def test_a_node_logs_at_every_severity_through_one_method(ros, tmp_path) -> None:
     """rclpy refuses two severities from one call site; a camera coming back after a stall (a warning,
     then an info line) raised inside the perception node's timer before `log` had one site each."""
