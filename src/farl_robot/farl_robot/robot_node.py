@@ -295,20 +295,26 @@ class RobotNode(Node):
             return False
         if self.learner_waited_ns is None and self.learner_version is not None:
             return False
-        now = self.now_ns()
-        if self.learner_waited_ns is None:
-            self.learner_waited_ns = now
-        if (now - self.learner_waited_ns) / 1e9 < self.params.learner_timeout_s:
-            return True
-        self.log(
-            "warning",
+        self.learner_waited_ns = self._wait_on(
+            self.learner_waited_ns,
             f"no answer from the learner for {self.params.learner_timeout_s:g} s: going on with the policy there "
             "is, and not waiting for the learner again until it answers",
         )
+        if self.learner_waited_ns is not None:
+            return True
         self.learner_gone = True
-        self.learner_waited_ns = None
         self.learner_version = self.learner_version or 0
         return False
+
+    def _wait_on(self, since_ns: int | None, gave_up: str) -> int | None:
+        """One tick of a wait for another node that began at `since_ns` (None: begins now): when it
+        began, while that is less than `learner_timeout_s` ago; else None, saying `gave_up` as a warning."""
+        now = self.now_ns()
+        since = now if since_ns is None else since_ns
+        if (now - since) / 1e9 < self.params.learner_timeout_s:
+            return since
+        self.log("warning", gave_up)
+        return None
 
     def _waiting_for_recorder(self) -> bool:
         """Between episodes: whether the recorder (`wait_for_recorder`) does not yet take this node's topics.
@@ -327,19 +333,16 @@ class RobotNode(Node):
             return False
         if self.recorder_gone:
             return False
-        now = self.now_ns()
         if self.recorder_waited_ns is None:
-            self.recorder_waited_ns = now
             self.log("info", f"waiting for the recorder {name} to take this node's topics before the next episode")
-        if (now - self.recorder_waited_ns) / 1e9 < self.params.learner_timeout_s:
-            return True
-        self.log(
-            "warning",
+        self.recorder_waited_ns = self._wait_on(
+            self.recorder_waited_ns,
             f"the recorder {name} has not taken this node's topics for {self.params.learner_timeout_s:g} s: "
             "going on, and its episodes are not recorded until it is back",
         )
+        if self.recorder_waited_ns is not None:
+            return True
         self.recorder_gone = True
-        self.recorder_waited_ns = None
         return False
 
     def on_objects(self, msg: Any) -> None:
