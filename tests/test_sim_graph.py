@@ -165,6 +165,17 @@ def test_recorder_keeps_messages_that_overtake_their_start_and_drops_unfinished(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r_task_bounded_push_ep00003"]
 
 
+class Announcements(Node):
+    name = "announcements"
+    inputs = (Input("episode_recorded", "std_msgs/msg/String", "on_recorded", qos="events"),)
+
+    def on_start(self) -> None:
+        self.got: list[Any] = []
+
+    def on_recorded(self, msg: Any) -> None:
+        self.got.append(msg)
+
+
 def test_a_recorder_that_starts_late_writes_no_bag_of_old_or_joined_episodes(tmp_path):
     """What a restarted recorder is handed by the transient-local events: STARTs and ENDs of episodes
     whose states are gone, and the START of the episode under way, whose first steps it missed."""
@@ -172,6 +183,7 @@ def test_a_recorder_that_starts_late_writes_no_bag_of_old_or_joined_episodes(tmp
 
     rt = InProcessRuntime()
     recorder = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="late")), {})
+    announced = rt.add(Announcements(), {})
     old = [
         EpisodeMessages(rt.msgs, task="bounded_push", kind="online", episode=e, seed=e, layout=[("s", 2)])
         for e in (0, 1)
@@ -191,8 +203,11 @@ def test_a_recorder_that_starts_late_writes_no_bag_of_old_or_joined_episodes(tmp
     recorder.on_step_feedback(nxt.feedback(700, 0, 1.0, {}, False, True))
     recorder.on_state(nxt.state(700, 1, np.ones(2)))
     recorder.on_episode_event(nxt.end(700))
+    rt.run()
     rt.close()
     assert recorder.skipped == [0, 1, 2]
+    # the episode it joined is announced without a bag (the learner answers it); the old ones are not
+    assert [m.data for m in announced.got] == ["", str(tmp_path / "late_online_bounded_push_ep00003")]
     assert [p.name for p in tmp_path.iterdir()] == ["late_online_bounded_push_ep00003"]
     assert len(read_episode(tmp_path / "late_online_bounded_push_ep00003")) == 1
     assert any("joined episode 2 at step 7" in r.text for r in rt.logs)

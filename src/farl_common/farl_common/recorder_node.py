@@ -6,7 +6,9 @@ respect to each other under ROS) waits in a small buffer instead of being lost. 
 the canonical topic names of `farl_common.topics`, whatever the graph remapped them to.
 
 Once a bag is closed and renamed into place, its path goes out on `episode_recorded`: the learner
-reads finished bags when told, never in a race with the rename.
+reads finished bags when told, never in a race with the rename. The END of an episode the recorder
+joined mid-way (it started, or restarted, during it) goes out there as an empty path: no bag, but
+the learner still answers it, so the robot does not wait for an answer that cannot come.
 
 An operator's "discard" or "rerecord" mark (the teleop node, after a demonstration) deletes the
 bag of the episode that just ended. Messages stamped before an episode's START (a recovery demo's
@@ -83,6 +85,8 @@ class EpisodeRecorderNode(Node):
         self.states = 0
         """States written into the open episode's bag."""
         self.skipped: list[int] = []
+        self.joined: int | None = None
+        """The episode under way when this recorder joined it mid-way: its END is announced without a bag."""
         """Episodes not recorded: ended before this recorder saw a state, or joined mid-episode."""
 
     def _put(self, topic: str, msg: Any) -> None:
@@ -97,6 +101,7 @@ class EpisodeRecorderNode(Node):
             if topic == "state":
                 if self.states == 0 and int(msg.step) > 0:
                     self._skip(f"joined episode {ep} at step {int(msg.step)} (it began before this recorder)")
+                    self.joined = ep
                     return
                 self.states += 1
             if topic in self.steps_seen:
@@ -125,6 +130,12 @@ class EpisodeRecorderNode(Node):
     def on_episode_event(self, msg: Any) -> None:
         if M.is_start(msg, self.msgs):
             self._open(msg)
+            return
+        if self.writer is None and int(msg.episode) == self.joined:
+            # The learner answers each announcement, bag or not: without one the robot would wait
+            # learner_timeout_s for an answer to an episode no bag will ever hold.
+            self.joined = None
+            self.publish("episode_recorded", self.msgs.new(TOPIC_TYPES["episode_recorded"], data=""))
             return
         if self.writer is None or int(msg.episode) != self.episode:
             self.dropped += 1

@@ -14,4 +14,5 @@ POLICY_WEIGHTS_INPUT = Input("policy_weights", T.WEIGHTS, "on_weights", qos="lat
 EPISODE_EVENT_INPUT = Input("episode_event", T.EVENT, "on_episode_event", qos="events")
 """Episode starts and ends: the learner trains on finished episodes, teleop resets its takeover."""
 EPISODE_RECORDED_INPUT = Input("episode_recorded", "std_msgs/msg/String", "on_episode_recorded", qos="events")
-"""The path of each episode bag the recorder has closed and renamed into place: the learner reads it."""
+"""The path of each episode bag the recorder has closed and renamed into place: the learner reads it.
+Empty for the END of an episode the recorder joined mid-way: no bag, and the learner answers all the same."""
