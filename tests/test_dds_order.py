@@ -208,3 +208,26 @@ def test_no_episode_starts_before_the_recorder_takes_the_robots_topics(tmp_path)
     assert len(robot.finished) == 1
     assert sum("has not taken this node's topics for 3 s" in r.text and r.level == "warning" for r in rt.logs) == 1
     rt.close()
+
+
+def test_policy_and_shield_hold_their_first_answers_until_the_recorder_takes_them(tmp_path, tiny_run) -> None:
+    """Each a process of its own, the policy and the shield are matched to the recorder when DDS gets to
+    it: until then a state gets no answer (the robot sends it again), so the bag has every step's action."""
+    rt = InProcessRuntime()
+    named = {"wait_for_recorder": "episode_recorder"}
+    policy = rt.add(ScriptedPolicyNode(ScriptedPolicyParams(**named)), {})
+    shield = rt.add(ShieldNode(ShieldParams(run_dir=str(tiny_run), **named)), {})
+    sink = rt.add(Sink(), {})
+    ep = _episode(rt)
+    for node in (policy, shield):
+        node.on_state(ep.state(0, 0, _obs()))
+    shield.on_proposal(ep.action(0, 0, np.zeros(4)))
+    rt.run(until_s=1.0)
+    assert sink.actions == [] and shield.decisions == 0
+    assert sum("holding the first answer until the recorder episode_recorder" in r.text for r in rt.logs) == 2
+    rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path))), {})
+    for node in (policy, shield):
+        node.on_state(ep.state(1, 0, _obs()))  # the robot sends the state again
+    rt.run(until_s=2.0)
+    assert shield.decisions == 1 and sink.actions == [(0, 0, "policy")]  # the policy's answer, decided
+    rt.close()

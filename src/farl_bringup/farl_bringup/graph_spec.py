@@ -155,6 +155,10 @@ def _with_takeover(cfg: FarlConfig, specs: list[NodeSpec]) -> list[NodeSpec]:
     return [*specs, teleop]
 
 
+_RECORDED = {"wait_for_recorder": EpisodeRecorderNode.name}
+"""Every graph records: no episode starts, and no action goes out, before the recorder takes it."""
+
+
 def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec]:
     robot = robot_params(cfg, n, s)
     shielded = cfg.policy.kind == "learned" and cfg.shield.enabled
@@ -167,7 +171,7 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     specs += _perception(cfg)
     if cfg.policy.kind == "scripted":
         policy = ScriptedPolicyParams(
-            task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s
+            task=cfg.task, script="expert", action_noise_std=cfg.policy.action_noise_std, seed=s, **_RECORDED
         )
         return [*specs, NodeSpec("farl_sim", "scripted_policy_node", ScriptedPolicyNode, policy, policy_topics)]
     if cfg.policy.kind == "fosp":
@@ -184,7 +188,7 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
     )
     specs.append(NodeSpec("farl_learning", "learner_node", LearnerNode, learner, dict(cfg.topics)))
     specs[1].params.wait_for_learner = True  # each episode is played by the version the learner meant for it
-    policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s)
+    policy = PolicyParams(checkpoint=online, initial_checkpoint=f"{run}/task_policy.pt", seed=s, **_RECORDED)
     specs.append(NodeSpec("farl_learning", "policy_node", PolicyNode, policy, policy_topics))
     if shielded:
         # The run's calibration (RUN/shield.json) wins over the section's eps_safe, H and gamma_risk.
@@ -193,6 +197,7 @@ def _policy_graph(cfg: FarlConfig, n: int, s: int, run_id: str) -> list[NodeSpec
             **{f.name: getattr(sh, f.name) for f in dataclasses.fields(ShieldSection)},
             run_dir=run,
             policy_checkpoint=online,
+            **_RECORDED,
         )
         specs.append(NodeSpec("farl_safety_shield", "shield_node", ShieldNode, shield, dict(cfg.topics)))
     return specs
@@ -207,7 +212,11 @@ def _fosp_graph(cfg: FarlConfig, specs: list[NodeSpec], s: int, policy_topics: d
     specs.append(NodeSpec("farl_learning", "fosp_learner_node", FOSPLearnerNode, learner, dict(cfg.topics)))
     specs[1].params.wait_for_learner = True
     policy = FOSPPolicyParams(
-        checkpoint=online, initial_checkpoint=f"{run}/fosp.pt", horizon_steps=cfg.robot.horizon_steps, seed=s
+        checkpoint=online,
+        initial_checkpoint=f"{run}/fosp.pt",
+        horizon_steps=cfg.robot.horizon_steps,
+        seed=s,
+        **_RECORDED,
     )
     specs.append(NodeSpec("farl_learning", "fosp_policy_node", FOSPPolicyNode, policy, policy_topics))
     return specs
@@ -231,7 +240,7 @@ def robot_params(cfg: FarlConfig, episodes: int, seed: int) -> RobotParams:
         episodes=episodes,
         seed=seed,
         kind=cfg.episodes.kind,
-        wait_for_recorder=EpisodeRecorderNode.name,  # every graph records: no episode starts unrecorded
+        **_RECORDED,
     )
     if r.backend == "sim" and cfg.perception.enabled:
         params.scene_perceived = True

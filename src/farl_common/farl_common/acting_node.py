@@ -13,6 +13,7 @@ import numpy as np
 
 from farl_common import messages as M
 from farl_common import typestore as T
+from farl_common.recorder_wait import RecorderWait
 from farl_common.runtime.node import Node, Output
 from farl_common.shared_inputs import STATE_INPUT
 
@@ -37,7 +38,16 @@ class ActingNode(Node):
     def policy_label(self) -> str:
         raise NotImplementedError
 
+    def recorder_ready(self) -> bool:
+        """Whether the recorder takes this node's actions (`RecorderWait`): until then a state gets no answer
+        and the robot sends it again."""
+        if "_recorder_wait" not in self.__dict__:
+            self._recorder_wait = RecorderWait(self, tuple(o.topic for o in self.outputs))
+        return self._recorder_wait.ready()
+
     def on_state(self, msg: Any) -> None:
+        if not self.recorder_ready():
+            return
         try:
             obs = M.finite_vector(M.state_values(msg), self.obs_dim, f"state of episode {msg.episode} step {msg.step}")
         except ValueError as err:

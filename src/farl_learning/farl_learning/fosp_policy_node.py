@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from farl_common.recorder_wait import RecorderWaitParams
 from farl_common.runtime.node import NodeError, entry_point
 from farl_learning.fosp import FOSPAgent, refuse_image_agent
 from farl_learning.fosp_weights import fosp_from_weights
@@ -23,7 +24,7 @@ from farl_learning.policy_node import LearnerFollower
 
 
 @dataclass
-class FOSPPolicyParams:
+class FOSPPolicyParams(RecorderWaitParams):
     checkpoint: str = field(
         default="runs/safe_reach/fosp/online_fosp.pt",
         metadata={"doc": "agent to start with, where it exists (the FOSP learner's, on one machine)"},
@@ -64,6 +65,8 @@ class FOSPPolicyNode(LearnerFollower):
         self._last = None
 
     def on_state(self, msg: Any) -> None:
+        if not self.recorder_ready():  # before the latent state moves: the state comes again
+            return
         key = (int(msg.episode), int(msg.step))
         if self._last is not None and key == self._last:
             self.policy.undo()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from farl_common.acting_node import ActingNode
+from farl_common.recorder_wait import RecorderWaitParams
 from farl_common.runtime.node import entry_point
 from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT
 from farl_learning.checkpoint import CheckpointError, load, policy_label
@@ -23,7 +24,7 @@ from farl_learning.uni_o4 import policy_from_checkpoint
 
 
 @dataclass
-class PolicyParams:
+class PolicyParams(RecorderWaitParams):
     checkpoint: str = field(
         default="runs/fragile_push_wall/run/online_policy.pt",
         metadata={"doc": "policy to start with, where it exists (the learner's, on one machine)"},

@@ -25,6 +25,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import ShieldSection
 from farl_common.obs_layout import HAND
+from farl_common.recorder_wait import RecorderWait, RecorderWaitParams
 from farl_common.runtime.node import Input, Node, Output, entry_point
 from farl_common.shared_inputs import POLICY_WEIGHTS_INPUT, STATE_INPUT
 from farl_learning.checkpoint import CheckpointError, load
@@ -36,7 +37,7 @@ from farl_safety_shield.shield import Shield, UntrustedState
 
 
 @dataclass
-class ShieldParams(ShieldSection):
+class ShieldParams(ShieldSection, RecorderWaitParams):
     """The `shield:` config section's settings (critic, recovery, eps_safe, H, gamma_risk), and the run
     and policy they apply to."""
 
@@ -98,6 +99,7 @@ class ShieldNode(Node):
         self.swaps_by_episode: dict[int, int] = {}
         self.decisions = 0
         self.held = 0
+        self.recorder = RecorderWait(self, ("action_executed", "shield_decision"))
         self.warned_frozen = False
         try:
             self.shield: Shield | None = load_shield(
@@ -195,6 +197,8 @@ class ShieldNode(Node):
                 self.log("warning", f"proposal for episode {key[0]} step {key[1]} never met its state: dropped")
 
     def _decide(self, msg: Any, obs: np.ndarray) -> None:
+        if not self.recorder.ready():  # the robot sends the state again, and the policy answers it again
+            return
         key = (int(msg.episode), int(msg.step))
         self._forget(self.states, _WAITING, key)
         self._forget(self.proposals, _WAITING, key)

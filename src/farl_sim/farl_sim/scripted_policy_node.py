@@ -11,6 +11,7 @@ import numpy as np
 
 from farl_common.acting_node import ActingNode
 from farl_common.obs_layout import OBS_DIM
+from farl_common.recorder_wait import RecorderWaitParams
 from farl_common.runtime.node import entry_point
 from farl_sim.experts import failure_driver, recovery_mover, task_expert
 
@@ -18,7 +19,7 @@ SCRIPTS = {"expert": task_expert, "failure": failure_driver, "recovery": recover
 
 
 @dataclass
-class ScriptedPolicyParams:
+class ScriptedPolicyParams(RecorderWaitParams):
     task: str = field(default="fragile_push_wall", metadata={"doc": "FailureBench task"})
     script: str = field(default="expert", metadata={"doc": "expert | failure | recovery"})
     action_noise_std: float = field(default=0.0, metadata={"doc": "Gaussian noise added to each action"})
