@@ -7,6 +7,7 @@ the label that names the policy in the episode bags (EpisodeEvent.policy).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -38,11 +39,13 @@ class ActingNode(Node):
     def policy_label(self) -> str:
         raise NotImplementedError
 
+    @cached_property
+    def _recorder_wait(self) -> RecorderWait:
+        return RecorderWait(self, tuple(o.topic for o in self.outputs))
+
     def recorder_ready(self) -> bool:
         """Whether the recorder takes this node's actions (`RecorderWait`): until then a state gets no answer
         and the robot sends it again."""
-        if "_recorder_wait" not in self.__dict__:
-            self._recorder_wait = RecorderWait(self, tuple(o.topic for o in self.outputs))
         return self._recorder_wait.ready()
 
     def on_state(self, msg: Any) -> None:

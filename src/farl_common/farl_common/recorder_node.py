@@ -82,12 +82,12 @@ class EpisodeRecorderNode(Node):
         self.dropped = 0
         self.discarded: list[Path] = []
         self._discard_when_closed = False
-        self.states = 0
-        """States written into the open episode's bag."""
+        self.steps_seen: dict[str, set[int]] = _no_steps()
+        """The open episode's steps written into its bag, by topic (state, executed action, feedback)."""
         self.skipped: list[int] = []
+        """Episodes not recorded: ended before this recorder saw a state, or joined mid-episode."""
         self.joined: int | None = None
         """The episode under way when this recorder joined it mid-way: its END is announced without a bag."""
-        """Episodes not recorded: ended before this recorder saw a state, or joined mid-episode."""
 
     def _put(self, topic: str, msg: Any) -> None:
         assert self.writer is not None
@@ -99,11 +99,10 @@ class EpisodeRecorderNode(Node):
         ep = int(msg.episode)
         if self.writer is not None and ep == self.episode:
             if topic == "state":
-                if self.states == 0 and int(msg.step) > 0:
+                if not self.steps_seen["state"] and int(msg.step) > 0:
                     self._skip(f"joined episode {ep} at step {int(msg.step)} (it began before this recorder)")
                     self.joined = ep
                     return
-                self.states += 1
             if topic in self.steps_seen:
                 self.steps_seen[topic].add(int(msg.step))
             self._put(topic, msg)
@@ -140,7 +139,7 @@ class EpisodeRecorderNode(Node):
         if self.writer is None or int(msg.episode) != self.episode:
             self.dropped += 1
             return
-        if self.states == 0:  # an old episode from the events' history: its states are gone
+        if not self.steps_seen["state"]:  # an old episode from the events' history: its states are gone
             self._skip(f"episode {self.episode} ended before this recorder saw any of it")
             return
         self._put("episode_event", msg)
@@ -197,8 +196,7 @@ class EpisodeRecorderNode(Node):
             self.log("warning", f"episode {self.episode} never ended; its partial bag is dropped")
             self.writer.abort()
         self.episode = int(start.episode)
-        self.states = 0
-        self.steps_seen: dict[str, set[int]] = {t: set() for t in ("state", "action_executed", "step_feedback")}
+        self.steps_seen = _no_steps()
         path = Path(self.params.out_dir) / f"{self.run_id}_{start.kind}_{start.task}_ep{self.episode:05d}"
         if _taken(path):  # an explicit run_id used twice: keep both episodes, never refuse the new one
             path = next(p for i in itertools.count(2) if not _taken(p := path.with_name(f"{path.name}-{i}")))
@@ -220,6 +218,10 @@ class EpisodeRecorderNode(Node):
             self.log("warning", f"shutting down inside episode {self.episode}: its partial bag is dropped")
             self.writer.abort()
             self.writer = None
+
+
+def _no_steps() -> dict[str, set[int]]:
+    return {t: set() for t in ("state", "action_executed", "step_feedback")}
 
 
 def step_ranges(steps: list[int]) -> str:
