@@ -190,7 +190,7 @@ def test_no_episode_starts_before_the_recorder_takes_the_robots_topics(tmp_path)
     rt, robot = _robot_graph(wait_for_learner=False, episodes=1, wait_for_recorder="episode_recorder")
     rt.run(until_s=2.0)
     assert robot.rec is None and robot.episode == -1
-    assert sum("waiting for the recorder episode_recorder" in r.text for r in rt.logs) == 1
+    assert sum("holding episode 0 until the recorder episode_recorder takes state" in r.text for r in rt.logs) == 1
     recorder = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path), run_id="r")), {})
     rt.run(until_s=10.0)
     assert len(robot.finished) == 1 and rt.shutdown_requested and recorder.skipped == []
@@ -206,7 +206,12 @@ def test_no_episode_starts_before_the_recorder_takes_the_robots_topics(tmp_path)
     assert robot.rec is not None
     rt.run(until_s=10.0)
     assert len(robot.finished) == 1
-    assert sum("has not taken this node's topics for 3 s" in r.text and r.level == "warning" for r in rt.logs) == 1
+    assert (
+        sum(
+            "recorder has not taken state, " in r.text and "for 3 s" in r.text and r.level == "warning" for r in rt.logs
+        )
+        == 1
+    )
     rt.close()
 
 
@@ -224,10 +229,68 @@ def test_policy_and_shield_hold_their_first_answers_until_the_recorder_takes_the
     shield.on_proposal(ep.action(0, 0, np.zeros(4)))
     rt.run(until_s=1.0)
     assert sink.actions == [] and shield.decisions == 0
-    assert sum("holding the first answer until the recorder episode_recorder" in r.text for r in rt.logs) == 2
+    assert sum("holding episode 0 until the recorder episode_recorder" in r.text for r in rt.logs) == 2
     rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path))), {})
     for node in (policy, shield):
         node.on_state(ep.state(1, 0, _obs()))  # the robot sends the state again
     rt.run(until_s=2.0)
     assert shield.decisions == 1 and sink.actions == [(0, 0, "policy")]  # the policy's answer, decided
+    rt.close()
+
+
+def test_a_restarted_recorder_is_waited_for_before_the_next_episode(tmp_path) -> None:
+    """Nodes die and come back: after the recorder's process ends, the robot holds the next episode
+    until a new recorder takes its topics, and the policy holds its answers until the recorder takes
+    its actions, so the new recorder's first bag holds that episode from step 0."""
+    rt = InProcessRuntime()
+    named = {"wait_for_recorder": "episode_recorder"}
+    robot = rt.add(RobotNode(RobotParams(horizon_steps=4, episodes=3, learner_timeout_s=60.0, **named)), {})
+    policy = rt.add(ScriptedPolicyNode(ScriptedPolicyParams(**named)), {"action_proposed": "action_executed"})
+    first = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path / "a"), run_id="a")), {})
+    while not robot.finished:
+        rt.run(until_s=rt.now_ns / 1e9 + 0.05)
+    rt.run(until_s=rt.now_ns / 1e9 + 0.05)  # the recorder takes the END in
+    assert robot.rec is None and len(list((tmp_path / "a").iterdir())) == 1
+    rt.remove(first)
+    rt.run(until_s=10.0)
+    assert len(robot.finished) == 1 and robot.rec is None  # episode 1 waits for a recorder
+    assert sum("holding episode 1 until the recorder episode_recorder" in r.text for r in rt.logs) == 1
+
+    # The policy, asked on its own: episode 1's state gets no answer while no recorder takes its actions.
+    answered = len(rt.logs)
+    ep = _episode(rt, episode=1)
+    policy.on_state(ep.state(0, 0, _obs()))
+    assert any(
+        "holding episode 1 until the recorder episode_recorder takes action_proposed" in r.text
+        for r in rt.logs[answered:]
+    )
+
+    second = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path / "b"), run_id="b")), {})
+    rt.run(until_s=30.0)
+    assert len(robot.finished) == 3 and rt.shutdown_requested and second.skipped == []
+    bags = sorted((tmp_path / "b").iterdir())
+    assert [read_episode(b).step.tolist() for b in bags] == [[0, 1, 2, 3], [0, 1, 2, 3]]
+    rt.close()
+
+
+def test_a_recorder_given_up_on_is_not_waited_for_again_until_it_is_back(tmp_path) -> None:
+    """The policy and the shield hold an episode `GRACE_S` at most; then they answer, saying so once, and
+    hold no later episode until the recorder is back, when they say that too."""
+    from farl_common.recorder_wait import GRACE_S
+
+    rt = InProcessRuntime()
+    policy = rt.add(ScriptedPolicyNode(ScriptedPolicyParams(wait_for_recorder="episode_recorder")), {})
+    sink = rt.add(Sink(), {"action_executed": "action_proposed"})
+    for episode in range(3):
+        ep = _episode(rt, episode=episode)
+        policy.on_state(ep.state(0, 0, _obs()))
+        rt.now_ns += int((GRACE_S + 1.0) * 1e9)  # nothing else in the graph: the clock moves by hand
+        policy.on_state(ep.state(0, 0, _obs()))  # the robot sends the state again
+        rt.run()
+    assert [a[:2] for a in sink.actions] == [(0, 0), (1, 0), (1, 0), (2, 0), (2, 0)]  # episode 0: held first
+    warned = [r for r in rt.logs if "has not taken action_proposed for 30 s" in r.text]
+    assert len(warned) == 1 and warned[0].level == "warning"
+    rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path))), {})
+    policy.on_state(_episode(rt, episode=3).state(0, 0, _obs()))
+    assert any("the recorder episode_recorder takes action_proposed again" in r.text for r in rt.logs)
     rt.close()

@@ -278,7 +278,7 @@ def test_the_learned_graph_waits_for_its_recorder_to_take_the_robots_topics(ros,
     try:
         spin(hosts, lambda: False, timeout_s=3.0)
         assert robot.node.learner_version == 0  # the learner has answered ...
-        assert robot.node.rec is None and robot.node.recorder_waited_ns is not None  # ... and the robot waits
+        assert robot.node.rec is None and robot.node.recorder.since_ns is not None  # ... and the robot waits
         assert not robot.node.ctx.delivers_to("state", "episode_recorder")
         assert robot.node.ctx.delivers_to("state", "policy")
         hosts.append(RclpyHost(specs["episode_recorder"].node_class, params=specs["episode_recorder"].params))

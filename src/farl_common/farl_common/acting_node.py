@@ -43,13 +43,13 @@ class ActingNode(Node):
     def _recorder_wait(self) -> RecorderWait:
         return RecorderWait(self, tuple(o.topic for o in self.outputs))
 
-    def recorder_ready(self) -> bool:
-        """Whether the recorder takes this node's actions (`RecorderWait`): until then a state gets no answer
-        and the robot sends it again."""
-        return self._recorder_wait.ready()
+    def recorder_ready(self, msg: Any) -> bool:
+        """Whether the recorder takes this node's actions in the state's episode (`RecorderWait`): until
+        then a state gets no answer and the robot sends it again."""
+        return self._recorder_wait.ready(int(msg.episode))
 
     def on_state(self, msg: Any) -> None:
-        if not self.recorder_ready():
+        if not self.recorder_ready(msg):
             return
         try:
             obs = M.finite_vector(M.state_values(msg), self.obs_dim, f"state of episode {msg.episode} step {msg.step}")

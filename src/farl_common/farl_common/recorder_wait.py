@@ -1,10 +1,10 @@
-"""Holding a node's first answers until the episode recorder takes them.
+"""Holding each episode until the episode recorder takes a node's topics.
 
 A recorder in another process, or on another machine, is matched by DDS some time after the rest of
-the graph is up. The robot starts no episode before the recorder takes its own topics
-(`RobotParams.wait_for_recorder`); the policy and the shield, each a process of its own, hold their
-first answers the same way, so the recorder has every step's action from step 0 on. Each step held is
-a state the robot sends again: the episode waits, nothing is lost.
+the graph is up, and again after it restarts. The robot starts no episode before the recorder takes its
+own topics; the policy and the shield, each a process of its own, hold their answers to an episode's
+states the same way, so the recorder has every step from step 0 on. Each state held is a state the robot
+sends again: the episode waits, nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from farl_common.runtime.node import Node
 
 GRACE_S = 30.0
-"""How long a node holds its first answer for the recorder before it answers anyway, saying so."""
+"""How long the policy and the shield hold an episode for the recorder before they answer anyway."""
 
 
 @dataclass
@@ -22,41 +22,52 @@ class RecorderWaitParams:
     wait_for_recorder: str = field(
         default="",
         metadata={
-            "doc": "the recorder node's name (in this node's namespace): hold the first answers until it takes "
-            "this node's actions, so its bags have every step from step 0; empty: no recorder to wait for"
+            "doc": "the recorder node's name (in this node's namespace): hold each episode's answers until it "
+            "takes this node's actions, so its bags have every step from step 0; empty: no recorder to wait for"
         },
     )
 
 
 class RecorderWait:
-    """`ready()`: whether the node may publish on `topics`. True once the recorder takes them all (then
-    for good), where no recorder is named, or after `GRACE_S` of holding."""
+    """`ready(episode)`: whether the node may go on with `episode`. Asked once an episode: true when the
+    recorder named by the node's `wait_for_recorder` takes all of `topics`, or where none is named.
+    Otherwise false, and asked again, for up to `timeout_s`; then true, with a warning, and the node is
+    not held again until the recorder is back (it goes on unrecorded meanwhile)."""
 
-    def __init__(self, node: Node, topics: tuple[str, ...]) -> None:
+    def __init__(self, node: Node, topics: tuple[str, ...], timeout_s: float = GRACE_S) -> None:
         self.node = node
         self.topics = topics
+        self.timeout_s = timeout_s
         self.name = str(getattr(node.params, "wait_for_recorder", ""))
-        self.done = not self.name
+        self.listed = ", ".join(topics)
+        self.checked: int | None = None
+        """The episode the recorder was last found for, or given up on."""
         self.since_ns: int | None = None
+        """Since when the node holds an episode for the recorder; None: not holding."""
+        self.gone = False
+        """Whether the recorder missed `timeout_s` and has not taken the topics since."""
 
-    def ready(self) -> bool:
-        if self.done:
+    def ready(self, episode: int) -> bool:
+        if not self.name or episode == self.checked:
             return True
         if all(self.node.ctx.delivers_to(t, self.name) for t in self.topics):
-            self.done = True
+            if self.gone:
+                self.node.log("info", f"the recorder {self.name} takes {self.listed} again")
+            self.checked, self.since_ns, self.gone = episode, None, False
+            return True
+        if self.gone:
+            self.checked = episode
             return True
         now = self.node.now_ns()
         if self.since_ns is None:
             self.since_ns = now
-            self.node.log(
-                "info", f"holding the first answer until the recorder {self.name} takes {', '.join(self.topics)}"
-            )
-        if (now - self.since_ns) / 1e9 < GRACE_S:
+            self.node.log("info", f"holding episode {episode} until the recorder {self.name} takes {self.listed}")
+        if (now - self.since_ns) / 1e9 < self.timeout_s:
             return False
         self.node.log(
             "warning",
-            f"the recorder {self.name} has not taken {', '.join(self.topics)} for {GRACE_S:g} s: answering "
-            "anyway; its bags leave out the steps it misses",
+            f"the recorder {self.name} has not taken {self.listed} for {self.timeout_s:g} s: going on; "
+            "its bags leave out what it misses until it is back",
         )
-        self.done = True
+        self.checked, self.since_ns, self.gone = episode, None, True
         return True

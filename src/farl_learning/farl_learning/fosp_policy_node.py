@@ -65,7 +65,7 @@ class FOSPPolicyNode(LearnerFollower):
         self._last = None
 
     def on_state(self, msg: Any) -> None:
-        if not self.recorder_ready():  # before the latent state moves: the state comes again
+        if not self.recorder_ready(msg):  # before the latent state moves: the state comes again
             return
         key = (int(msg.episode), int(msg.step))
         if self._last is not None and key == self._last:

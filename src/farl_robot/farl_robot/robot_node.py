@@ -24,9 +24,10 @@ version than the learner announced is refused. A learner that does not answer wi
 `learner_timeout_s` (gone, or its link down) is not waited for again until it speaks: the policy
 acts on with the weights it last had.
 
-With `wait_for_recorder` an episode starts only once the recorder takes this node's topics (DDS has
-matched them), so its bag begins at step 0; a recorder missing for `learner_timeout_s` is not waited
-for until it is back, and the episodes in between go unrecorded, with a warning.
+With `wait_for_recorder` each episode starts only once the recorder takes this node's topics (DDS has
+matched them, at start-up or after the recorder restarts), so its bag begins at step 0; a recorder
+missing for `learner_timeout_s` is not waited for until it is back, and the episodes in between go
+unrecorded, with a warning.
 
 Robot errors: the driver recovers (clears the error, retreats home) and the episode ends as
 `aborted` with the reason; when recovery fails the arm stays stopped, the node says why in one
@@ -47,6 +48,7 @@ from farl_common import messages as M
 from farl_common import typestore as T
 from farl_common.config import FarlConfig, RobotConfig, SceneConfig, prefixed, same_as
 from farl_common.episode_messages import EpisodeMessages
+from farl_common.recorder_wait import RecorderWait
 from farl_common.runtime.node import Input, Node, NodeError, Output, Timer, entry_point
 from farl_common.shared_inputs import POLICY_VERSION_INPUT
 from farl_robot.driver import RobotDriver, RobotError, RobotFault
@@ -231,10 +233,11 @@ class RobotNode(Node):
         """Since when the node waits for the learner's answer to the last episode; None: not waiting."""
         self.learner_gone = False
         """Whether the learner missed `learner_timeout_s` and has not been heard from since."""
-        self.recorder_waited_ns: int | None = None
-        """Since when the node waits for the recorder to take its topics; None: not waiting."""
-        self.recorder_gone = False
-        """Whether the recorder missed `learner_timeout_s` and has not taken this node's topics since."""
+        self.recorder = RecorderWait(self, tuple(o.topic for o in self.outputs), self.params.learner_timeout_s)
+        """Whether the recorder (`wait_for_recorder`) takes this node's topics before an episode: a recorder
+        in another process, or on another machine, is matched by DDS some time after the learner's first
+        answer, or after a restart, and an episode started before reaches it from a later step: a bag that
+        holds no whole episode, which the recorder refuses to write."""
         self.sources: dict[str, int] = {}
         """The episode's executed actions by source (policy, recovery: a shield swap, teleop)."""
         self.driver.connect()
@@ -295,54 +298,19 @@ class RobotNode(Node):
             return False
         if self.learner_waited_ns is None and self.learner_version is not None:
             return False
-        self.learner_waited_ns = self._wait_on(
-            self.learner_waited_ns,
+        now = self.now_ns()
+        if self.learner_waited_ns is None:
+            self.learner_waited_ns = now
+        if (now - self.learner_waited_ns) / 1e9 < self.params.learner_timeout_s:
+            return True
+        self.log(
+            "warning",
             f"no answer from the learner for {self.params.learner_timeout_s:g} s: going on with the policy there "
             "is, and not waiting for the learner again until it answers",
         )
-        if self.learner_waited_ns is not None:
-            return True
+        self.learner_waited_ns = None
         self.learner_gone = True
         self.learner_version = self.learner_version or 0
-        return False
-
-    def _wait_on(self, since_ns: int | None, gave_up: str) -> int | None:
-        """One tick of a wait for another node that began at `since_ns` (None: begins now): when it
-        began, while that is less than `learner_timeout_s` ago; else None, saying `gave_up` as a warning."""
-        now = self.now_ns()
-        since = now if since_ns is None else since_ns
-        if (now - since) / 1e9 < self.params.learner_timeout_s:
-            return since
-        self.log("warning", gave_up)
-        return None
-
-    def _waiting_for_recorder(self) -> bool:
-        """Between episodes: whether the recorder (`wait_for_recorder`) does not yet take this node's topics.
-        A recorder in another process, or on another machine, is matched by DDS some time after the
-        learner's first answer, and an episode started before would reach it from a later step: a bag
-        that holds no whole episode, which the recorder then refuses to write. After `learner_timeout_s`
-        the node goes on unrecorded, saying so, until the recorder is back."""
-        name = self.params.wait_for_recorder
-        if not name:
-            return False
-        if all(self.ctx.delivers_to(o.topic, name) for o in self.outputs):
-            if self.recorder_gone:
-                self.log("info", f"the recorder {name} takes this node's episodes again")
-            self.recorder_waited_ns = None
-            self.recorder_gone = False
-            return False
-        if self.recorder_gone:
-            return False
-        if self.recorder_waited_ns is None:
-            self.log("info", f"waiting for the recorder {name} to take this node's topics before the next episode")
-        self.recorder_waited_ns = self._wait_on(
-            self.recorder_waited_ns,
-            f"the recorder {name} has not taken this node's topics for {self.params.learner_timeout_s:g} s: "
-            "going on, and its episodes are not recorded until it is back",
-        )
-        if self.recorder_waited_ns is not None:
-            return True
-        self.recorder_gone = True
         return False
 
     def on_objects(self, msg: Any) -> None:
@@ -403,7 +371,7 @@ class RobotNode(Node):
     def _tick(self) -> None:
         if self.rec is None:
             # Both asked every tick: their timeouts run side by side, not one after the other.
-            learner, recorder = self._waiting_for_learner(), self._waiting_for_recorder()
+            learner, recorder = self._waiting_for_learner(), not self.recorder.ready(self.episode + 1)
             if learner or recorder:
                 return
             if self.params.episodes and self.episode + 1 >= self.params.episodes:

@@ -197,8 +197,8 @@ class ShieldNode(Node):
                 self.log("warning", f"proposal for episode {key[0]} step {key[1]} never met its state: dropped")
 
     def _decide(self, msg: Any, obs: np.ndarray) -> None:
-        if not self.recorder.ready():  # the robot sends the state again, and the policy answers it again
-            return
+        if not self.recorder.ready(int(msg.episode)):
+            return  # the robot sends the state again, and the policy answers it again
         key = (int(msg.episode), int(msg.step))
         self._forget(self.states, _WAITING, key)
         self._forget(self.proposals, _WAITING, key)

@@ -124,10 +124,18 @@ class InProcessRuntime(CloseOrAbort):
             rate_hz = float(getattr(node.params, timer.rate_param))
             if not rate_hz > 0:
                 raise ValueError(f"{node.name}: timer rate {timer.rate_param}={rate_hz} must be > 0")
-            self._start_timer(round(1e9 / rate_hz), getattr(node, timer.callback))
+            self._start_timer(round(1e9 / rate_hz), getattr(node, timer.callback), node)
         self.nodes.append(node)
         node.bind(_Context(self, node, topics))
         return node
+
+    def remove(self, node: Node) -> None:
+        """Take `node` out of the graph, as when its process ends: it is shut down, and neither messages
+        nor timers reach it again."""
+        self.nodes.remove(node)
+        for topic, subs in self._subs.items():
+            self._subs[topic] = [s for s in subs if s.node is not node]
+        node.shutdown()
 
     def _declare_type(self, topic: str, typename: str, node: Node) -> None:
         known = self._types.setdefault(topic, typename)
@@ -138,8 +146,10 @@ class InProcessRuntime(CloseOrAbort):
         self._declare_type(topic, typename, node)
         self._subs.setdefault(topic, []).append(_Sub(node, fn, typename))
 
-    def _start_timer(self, period_ns: int, fn: Callable[[], None]) -> None:
+    def _start_timer(self, period_ns: int, fn: Callable[[], None], node: Node) -> None:
         def tick() -> None:
+            if node not in self.nodes:
+                return
             self._schedule(self.now_ns + period_ns, tick)
             fn()
 
@@ -154,7 +164,7 @@ class InProcessRuntime(CloseOrAbort):
         if self._recorder is not None:
             self._recorder.write(topic, typename, msg, self.now_ns)
         for sub in self._subs.get(topic, ()):
-            self._schedule(self.now_ns + self.latency_ns, lambda s=sub: s.deliver(msg))
+            self._schedule(self.now_ns + self.latency_ns, lambda s=sub: s.node in self.nodes and s.deliver(msg))
 
     def run(self, until_s: float | None = None, max_events: int | None = None) -> int:
         """Process events in order until shutdown is requested, the queue empties, simulated time
