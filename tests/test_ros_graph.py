@@ -292,6 +292,40 @@ def test_the_learned_graph_waits_for_its_recorder_to_take_the_robots_topics(ros,
     assert episode.step.tolist() == list(range(8))
 
 
+def test_a_recorder_that_restarts_between_episodes_records_the_next_one_whole(ros, tiny_run, tmp_path) -> None:
+    """The recorder's process ends after episode 0 and a new one starts: DDS unmatches the old reader and
+    matches the new one in its own time. The robot holds episode 1, and the policy and shield hold their
+    answers, until the new recorder takes their topics, so its bag holds every step with its action."""
+    from farl_common.runtime.rclpy_host import RclpyHost
+
+    cfg = task_config("fragile_push_wall")
+    cfg.learner.run_dir = str(tiny_run)
+    cfg.learner.min_new_steps = 1
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    cfg.robot.horizon_steps, cfg.rate_hz = 8, 20.0
+    specs = {s.name: s for s in graph_spec(cfg, episodes=2)}
+    names = ("robot", "learner", "policy", "safety_shield", "episode_recorder")
+    hosts = [RclpyHost(specs[n].node_class, params=specs[n].params) for n in names]
+    robot, learner, first = hosts[0], hosts[1], hosts[4]
+    try:
+        spin(hosts, lambda: learner.node.version >= 1, timeout_s=90)  # episode 0 recorded and trained on
+        assert len(robot.node.finished) == 1 and first.node.skipped == []
+        hosts.remove(first)
+        first.close()
+        spin(hosts, lambda: False, timeout_s=2.0)
+        assert robot.node.rec is None and robot.node.recorder.since_ns is not None  # episode 1 waits
+        assert not robot.node.ctx.delivers_to("state", "episode_recorder")
+        second = RclpyHost(specs["episode_recorder"].node_class, params=specs["episode_recorder"].params)
+        hosts.append(second)
+        spin(hosts, lambda: robot.done and learner.node.version >= 2, timeout_s=90)
+    finally:
+        for h in hosts:
+            h.close()
+    assert robot.done and [e["steps"] for e in robot.node.finished] == [8, 8]
+    assert 1 not in second.node.skipped and len(second.node.closed) == 1  # episode 0 is the first one's
+    assert [e.step.tolist() for e in load_dataset(tmp_path / "bags").episodes] == [list(range(8))] * 2
+
+
 def test_a_subscriber_that_can_never_match_does_not_hold_the_robot(ros, tmp_path) -> None:
     """`ros2 topic echo --qos-durability transient_local /farl/state` asks for what a volatile writer
     does not offer, so DDS never matches it: the robot's wait for its recorder leaves it out."""
