@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,18 +260,23 @@ def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp
     assert robot.done and robot.node.finished and robot.node.finished[0]["steps"] == 8
 
 
+def _learning_every_episode(tiny_run: Path, tmp_path: Path, episodes: int) -> dict:
+    """The learned graph's node specs, by name: 8-step episodes at 20 Hz, a PPO update after each."""
+    cfg = task_config("fragile_push_wall")
+    cfg.learner.run_dir = str(tiny_run)
+    cfg.learner.min_new_steps = 1
+    cfg.recorder.out_dir = str(tmp_path / "bags")
+    cfg.robot.horizon_steps, cfg.rate_hz = 8, 20.0
+    return {s.name: s for s in graph_spec(cfg, episodes=episodes)}
+
+
 def test_the_learned_graph_waits_for_its_recorder_to_take_the_robots_topics(ros, tiny_run, tmp_path) -> None:
     """The learner answers before the recorder is up (another process, another machine): the robot starts
     no episode until DDS has matched the recorder to its topics, so the bag holds the episode from step 0
     and the learner trains on it."""
     from farl_common.runtime.rclpy_host import RclpyHost
 
-    cfg = task_config("fragile_push_wall")
-    cfg.learner.run_dir = str(tiny_run)
-    cfg.learner.min_new_steps = 1
-    cfg.recorder.out_dir = str(tmp_path / "bags")
-    cfg.robot.horizon_steps, cfg.rate_hz = 8, 20.0
-    specs = {s.name: s for s in graph_spec(cfg, episodes=1)}
+    specs = _learning_every_episode(tiny_run, tmp_path, episodes=1)
     hosts = [
         RclpyHost(specs[n].node_class, params=specs[n].params) for n in ("robot", "learner", "policy", "safety_shield")
     ]
@@ -298,12 +304,7 @@ def test_a_recorder_that_restarts_between_episodes_records_the_next_one_whole(ro
     answers, until the new recorder takes their topics, so its bag holds every step with its action."""
     from farl_common.runtime.rclpy_host import RclpyHost
 
-    cfg = task_config("fragile_push_wall")
-    cfg.learner.run_dir = str(tiny_run)
-    cfg.learner.min_new_steps = 1
-    cfg.recorder.out_dir = str(tmp_path / "bags")
-    cfg.robot.horizon_steps, cfg.rate_hz = 8, 20.0
-    specs = {s.name: s for s in graph_spec(cfg, episodes=2)}
+    specs = _learning_every_episode(tiny_run, tmp_path, episodes=2)
     names = ("robot", "learner", "policy", "safety_shield", "episode_recorder")
     hosts = [RclpyHost(specs[n].node_class, params=specs[n].params) for n in names]
     robot, learner, first = hosts[0], hosts[1], hosts[4]
