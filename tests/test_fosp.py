@@ -225,6 +225,26 @@ def test_the_claims_check_says_plainly_whether_each_claim_held():
     text, _ = module.claims({"safe_reach": {"methods": {"a": worse}}}, "safe_reach")
     assert "(no initial drop): did not hold" in text and "(online cost falls toward zero): did not hold" in text
 
+    # Judged against the offline policy alone on the same layouts, acting as online episodes act: a gap to
+    # the (deterministic, other-layout) evaluation that is there before any learning is no drop.
+    def alone(returns):
+        return {"stochastic_return": returns, "deterministic_return": returns}
+
+    same = {"seeds": {"0": alone([0.0, 1.0] * 5), "1": alone([1.0, 0.0] * 5)}}
+    runs = {
+        "a": {**run("fosp", 0.9, [0.0, 1.0] * 10, [0.0] * 20), "seed": 0},
+        "b": {**run("fosp", 0.9, [1.0, 0.0] * 10, [0.0] * 20), "seed": 1},
+    }
+    text, figures = module.claims({"safe_reach": {"methods": runs}}, "safe_reach", same)
+    assert "(no initial drop): held." in text and figures["paired"]["fosp"][:3] == (0.5, 0.5, 0.0)
+    assert "Of the 0.40 between those episodes and the offline evaluation's 0.90, 0.40 is there before" in text
+    fell = {"seeds": {"0": alone([1.0] * 10), "1": alone([1.0] * 10)}}
+    text, _ = module.claims({"safe_reach": {"methods": runs}}, "safe_reach", fell)
+    assert "(no initial drop): did not hold" in text
+    mixed = {"seeds": {"0": alone([0.0, 1.0] * 5), "1": alone([1.0, 1.0, 1.0, 0.0, 1.0] * 2)}}
+    text, _ = module.claims({"safe_reach": {"methods": runs}}, "safe_reach", mixed)
+    assert "(no initial drop): not settled by these runs" in text
+
 
 def test_the_world_model_reads_64x64_images_beside_the_state_and_refuses_to_run_without_them():
     from farl_learning.rssm import RSSM

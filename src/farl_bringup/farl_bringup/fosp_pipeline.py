@@ -35,6 +35,12 @@ EVAL_EPISODES = 20
 EVAL_SEED = 10_000
 
 
+def online_seed(seed: int) -> int:
+    """The first online episode's seed for fine-tuning seed `seed` (episode k has this + k): apart from
+    the evaluation's seeds and from every other fine-tuning seed's."""
+    return 100_000 * (seed + 1)
+
+
 def task_env_factory(task: str, image_size: int | None = None):
     """A no-argument factory of the task's environment and its episode length: a SafeReach variant or
     a FailureBench task, by name. With `image_size` the environment renders its camera at that size
@@ -155,7 +161,7 @@ def finetune_fosp(
 
     t0 = time.perf_counter()
     try:
-        records = finetune_online(agent, buf, make, steps, 100_000 * (seed + 1), horizon, on_episode)
+        records = finetune_online(agent, buf, make, steps, online_seed(seed), horizon, on_episode)
     finally:
         bar.close()
     wall = time.perf_counter() - t0
