@@ -273,6 +273,29 @@ def test_a_restarted_recorder_is_waited_for_before_the_next_episode(tmp_path) ->
     rt.close()
 
 
+def test_a_recorder_gone_while_the_operator_has_yet_to_start_holds_the_episode(tmp_path) -> None:
+    """Teleop: the robot may wait minutes for the operator's start. A recorder found before that and gone
+    by then holds the episode: the robot asks DDS each tick until the episode starts, not once."""
+    rt = InProcessRuntime()
+    robot = rt.add(
+        RobotNode(RobotParams(horizon_steps=4, episodes=1, wait_for_start=True, wait_for_recorder="episode_recorder")),
+        {},
+    )
+    rt.add(ScriptedPolicyNode(ScriptedPolicyParams()), {"action_proposed": "action_executed"})
+    first = rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path / "a"))), {})
+    rt.run(until_s=2.0)
+    assert robot.rec is None and not any("holding episode" in r.text for r in rt.logs)  # found; no start yet
+    rt.remove(first)
+    robot.on_mark(rt.msgs.new("std_msgs/msg/String", data="start"))
+    rt.run(until_s=4.0)
+    assert robot.rec is None and any("holding episode 0 until the recorder" in r.text for r in rt.logs)
+    rt.add(EpisodeRecorderNode(RecorderParams(out_dir=str(tmp_path / "b"))), {})
+    rt.run(until_s=10.0)
+    (bag,) = (tmp_path / "b").iterdir()
+    assert read_episode(bag).step.tolist() == [0, 1, 2, 3]
+    rt.close()
+
+
 def test_a_recorder_given_up_on_is_not_waited_for_again_until_it_is_back(tmp_path) -> None:
     """The policy and the shield hold an episode `GRACE_S` at most; then they answer, saying so once, and
     hold no later episode until the recorder is back, when they say that too."""

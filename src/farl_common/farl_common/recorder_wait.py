@@ -47,8 +47,10 @@ class RecorderWait:
         self.gone = False
         """Whether the recorder missed `timeout_s` and has not taken the topics since."""
 
-    def ready(self, episode: int) -> bool:
-        if not self.name or episode == self.checked:
+    def ready(self, episode: int, recheck: bool = False) -> bool:
+        """`recheck`: ask DDS again even where `episode` was found already (the robot asks each tick until
+        it starts the episode, which may be long after: an operator's start)."""
+        if not self.name or (episode == self.checked and not recheck):
             return True
         if all(self.node.ctx.delivers_to(t, self.name) for t in self.topics):
             if self.gone:

@@ -371,7 +371,7 @@ class RobotNode(Node):
     def _tick(self) -> None:
         if self.rec is None:
             # Both asked every tick: their timeouts run side by side, not one after the other.
-            learner, recorder = self._waiting_for_learner(), not self.recorder.ready(self.episode + 1)
+            learner, recorder = self._waiting_for_learner(), not self.recorder.ready(self.episode + 1, recheck=True)
             if learner or recorder:
                 return
             if self.params.episodes and self.episode + 1 >= self.params.episodes:
