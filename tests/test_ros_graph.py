@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -261,9 +262,12 @@ def test_the_learned_graph_starts_when_its_nodes_come_up_late(ros, tiny_run, tmp
 
 
 def _learning_every_episode(tiny_run: Path, tmp_path: Path, episodes: int) -> dict:
-    """The learned graph's node specs, by name: 8-step episodes at 20 Hz, a PPO update after each."""
+    """The learned graph's node specs, by name: 8-step episodes at 20 Hz, a PPO update after each, on a
+    copy of the pre-training without what online learning wrote, so the learner starts at policy version 0
+    whatever other tests trained."""
     cfg = task_config("fragile_push_wall")
-    cfg.learner.run_dir = str(tiny_run)
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("online_*"))
+    cfg.learner.run_dir = str(run)
     cfg.learner.min_new_steps = 1
     cfg.recorder.out_dir = str(tmp_path / "bags")
     cfg.robot.horizon_steps, cfg.rate_hz = 8, 20.0
