@@ -10,6 +10,7 @@ import pytest
 from conftest import SMALL
 
 from farl_bringup.bench import BenchConfig, failure_ratio_interval, report, run_bench, summary_table
+from farl_bringup.campaign_criteria import mixed_pretrainings
 from farl_common.shield_settings import CalibrationSettings
 
 
@@ -118,7 +119,8 @@ def test_each_seed_fine_tunes_from_a_pre_training_of_its_own(tmp_path):
     assert sorted(entry["pretrainings"]) == ["pretrain/seed0", "pretrain/seed1"] and "before" not in entry
     for key, r in entry["methods"].items():
         seed = int(key.split("/")[1])
-        assert r["pretraining"] == {"folder": f"pretrain/seed{seed}", "demo_seed": seed}
+        pre = entry["pretrainings"][f"pretrain/seed{seed}"]
+        assert r["pretraining"] == {"folder": f"pretrain/seed{seed}", "demo_seed": seed, "id": pre["id"]}
         assert r["before"] == entry["pretrainings"][f"pretrain/seed{seed}"]["before"]
         if r["method"] == "farl":  # the shield it ran is its own seed's calibration
             want = entry["pretrainings"][f"pretrain/seed{seed}"]["calibration"]["world_model"]["eps_safe"]
@@ -128,6 +130,8 @@ def test_each_seed_fine_tunes_from_a_pre_training_of_its_own(tmp_path):
 
     first = [load_dataset(tdir / "pretrain" / f"seed{s}" / "demos").obs[0] for s in (0, 1)]
     assert not np.array_equal(*first)
+    ids = [entry["pretrainings"][f"pretrain/seed{s}"]["id"] for s in (0, 1)]
+    assert ids[0] != ids[1] and mixed_pretrainings({"fragile_push_wall": entry}) == []
     page = (tmp_path / "report.md").read_text()
     assert "a pre-training of its own" in page and "--shared-pretraining" not in page
     assert "Collapsed (evaluation return below 80% of its own pre-trained policy's):" in page

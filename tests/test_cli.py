@@ -337,9 +337,12 @@ def test_bench_campaign_runs_the_campaign_into_its_folder_with_a_pre_training_pe
 
     rays = []
 
-    def fake_run_bench(tasks, methods, out, cfg, jobs=1, ray=None):
+    judged = []
+
+    def fake_run_bench(tasks, methods, out, cfg, jobs=1, ray=None, campaign=False):
         calls.append((tasks, methods, Path(out), cfg))
         rays.append(ray)
+        judged.append(campaign)
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "table.md").write_text("| table |\n")
 
@@ -357,6 +360,7 @@ def test_bench_campaign_runs_the_campaign_into_its_folder_with_a_pre_training_pe
     tasks, methods, out, cfg = calls[-1]
     assert tasks == ["fragile_push_wall"] and methods == ["farl", "uni_o4"] and not cfg.pretrain_per_seed
     assert "one pre-training per task" in capsys.readouterr().out
+    assert judged == [True, True, False]  # the campaign's report judges its criteria; another folder's does not
     assert main(["bench"]) == 2 and len(calls) == 3  # nothing runs without a folder to write to
     assert "give --out FOLDER (or --campaign" in capsys.readouterr().err
     assert rays == [None, None, None]  # --jobs unless --ray is asked for

@@ -15,6 +15,7 @@ shield), ppo_lag (PPO-Lagrangian, no shield).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -168,7 +169,21 @@ def _prepare_task(
     if not before_path.is_file():
         pre = policy_from_checkpoint(load(run / "task_policy.pt"))
         _write_json(before_path, evaluate(task, pre, cfg.eval_episodes))
-    return {"calibration": json.loads(calib_path.read_text()), "before": json.loads(before_path.read_text())}
+    return {
+        "calibration": json.loads(calib_path.read_text()),
+        "before": json.loads(before_path.read_text()),
+        "id": pretraining_id(run),
+    }
+
+
+def pretraining_id(run: Path) -> str:
+    """What identifies a finished pre-training: a digest of its manifest's checkpoint digests. Each result
+    records it, so runs at one seed that came from different pre-trainings (one made again after its
+    folder was lost, say) show up (`campaign_criteria.mixed_pretrainings`)."""
+    from farl_learning.run_manifest import check_run
+
+    files = check_run(run)["files"]
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _result_path(tdir: Path, method: str, seed: int) -> Path:
@@ -211,7 +226,11 @@ def _run_one(
         "method": method,
         "seed": seed,
         "config": {**_result_config(cfg, shield, task), "ppo": m.get("ppo", {})},
-        "pretraining": {"folder": cfg.pretraining(seed), "demo_seed": cfg.demo_seed(seed)},
+        "pretraining": {
+            "folder": cfg.pretraining(seed),
+            "demo_seed": cfg.demo_seed(seed),
+            "id": pretraining_id(pdir / "run"),
+        },
         "before": json.loads((pdir / "before.json").read_text()),
         **finetune_summary(task, trainer, cfg.eval_episodes),
         "seconds": time.perf_counter() - t0,
@@ -283,10 +302,12 @@ def run_bench(
     progress: bool = True,
     jobs: int = 1,
     ray: Any = None,
+    campaign: bool = False,
 ) -> dict[str, Any]:
     """Every (task, method, seed) of the comparison not yet in OUT; `jobs` > 1 runs that many at once,
     each in its own process with one torch thread (the tasks' pre-trainings first, side by side); `ray`
-    (`farl_bringup.bench_ray.RayOptions`) runs them as tasks on a Ray cluster instead."""
+    (`farl_bringup.bench_ray.RayOptions`) runs them as tasks on a Ray cluster instead. `campaign`: OUT is
+    the campaign's folder, and its report judges the campaign's criteria (`campaign_criteria`)."""
     cfg = cfg or BenchConfig()
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -330,7 +351,7 @@ def run_bench(
     else:
         _run_parallel(tasks, todo, out, cfg, jobs, results, results_path, progress)
     _write_json(results_path, results)
-    report(out)
+    report(out, campaign)
     return results
 
 
@@ -464,8 +485,9 @@ def _write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def report(out: str | Path) -> str:
-    """table.md and the plots from everything in OUT/results.json (every task, method and seed there)."""
+def report(out: str | Path, campaign: bool = False) -> str:
+    """table.md and the plots from everything in OUT/results.json (every task, method and seed there);
+    `campaign`: report.md ends with the campaign's criteria, each judged (`campaign_criteria`)."""
     out = Path(out)
     path = out / "results.json"
     if not path.is_file():
@@ -476,13 +498,18 @@ def report(out: str | Path) -> str:
     table = summary_table(results, methods)
     (out / "table.md").write_text(table)
     plot_results(results, methods, out)
-    (out / "report.md").write_text(results_page(results, methods, out, table))
+    page = results_page(results, methods, out, table, campaign)
+    if campaign:
+        from farl_bringup.campaign_criteria import criteria_section
+
+        page += "\n" + criteria_section(results)
+    (out / "report.md").write_text(page)
     return table
 
 
-def results_page(results: dict[str, Any], methods: list[str], out: Path, table: str) -> str:
+def results_page(results: dict[str, Any], methods: list[str], out: Path, table: str, campaign: bool = False) -> str:
     """The folder's results page (the docs include it): protocol and command from the configs the runs
-    recorded, `table` (summary_table's), the plots."""
+    recorded (`farl bench --campaign` for the campaign's folder), `table` (summary_table's), the plots."""
     tasks = [t for t in results if t != "config"]
     runs = [r for t in tasks for r in results[t]["methods"].values()]
     # the bench's own settings, from a run that recorded them (results from before FOSP's runs did not)
@@ -498,6 +525,9 @@ def results_page(results: dict[str, Any], methods: list[str], out: Path, table: 
         f"farl bench --tasks {','.join(tasks)} --methods {method_list} --steps {steps[-1] if steps else '?'} "
         f"--pretrain-scale {scales[-1] if scales else '?'}{'' if per_seed else ' --shared-pretraining'} --out {out}"
     )
+    if campaign:
+        command = "farl bench --campaign --jobs 2"
+
     who = (
         "Per task and seed, a pre-training of its own (demonstrations seeded by the seed"
         if per_seed
@@ -577,8 +607,8 @@ def _fewer_or_more(reduction: float) -> str:
 def summary_table(results: dict[str, Any], methods: list[str]) -> str:
     lines = [
         "| task | method | seeds | failure episodes | train return (last 20%) | eval return before -> after | "
-        "eval failure rate after | eval cost J_c after | cost regret rho_c | swaps/episode |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "eval failure rate after | eval cost J_c after | cost regret rho_c | swaps/episode | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes, reductions, configs, collapsed, counted = [], [], set(), [], 0
     for task, entry in results.items():
@@ -603,10 +633,12 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
             sw = _agg(entry, m, lambda r: r["swaps_per_episode"])
             jc = _agg(entry, m, lambda r: r["after"].get("cost", float("nan")))
             rho = _agg(entry, m, cost_regret_of)
+            # fine-tuning speed, where the run recorded its time (its machine is in the notes below)
+            sps = _agg(entry, m, lambda r: r["steps"] / r["seconds"] if r.get("seconds") else float("nan"))
             lines.append(
                 f"| {task} | {m} | {len(runs)} | {f[0]:.1f} ± {f[1]:.1f} | {_num(tr[0])} ± {_num(tr[1])} | "
                 f"{_num(before)} -> {_num(er[0])} ± {_num(er[1])} | {ef[0]:.2f} | {_num(jc[0])} | {rho[0]:.4f} | "
-                f"{sw[0]:.2f} |"
+                f"{sw[0]:.2f} | {_num(sps[0])} |"
             )
         farl = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "farl"]
         base = [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == "uni_o4"]

@@ -489,8 +489,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     args.out = args.out or preset.get("out")
     if not args.out:
         raise ConfigError("farl bench: give --out FOLDER (or --campaign, whose folder is bench/results/campaign)")
+    # the campaign's folder is judged against its criteria however it was named
+    campaign = args.campaign or Path(args.out).resolve() == Path(CAMPAIGN["out"]).resolve()
     if args.report:
-        print(report(args.out))
+        print(report(args.out, campaign))
         return 0
     args.tasks = args.tasks or preset["tasks"]
     args.methods = args.methods or methods_with_seeds(sorted(METHODS))(",".join(preset["methods"]))
@@ -515,7 +517,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from farl_bringup.bench_ray import RayOptions
 
         ray = RayOptions(address=args.ray or None, max_retries=args.ray_retries)
-    run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs, ray=ray)
+    run_bench(args.tasks, [m for m, _ in args.methods], args.out, cfg, jobs=args.jobs, ray=ray, campaign=campaign)
     print((Path(args.out) / "table.md").read_text())
     print(f"results: {Path(args.out) / 'results.json'}; plots: failure_episodes.png, curves.png")
     return 0

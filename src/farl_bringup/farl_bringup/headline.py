@@ -1,5 +1,6 @@
-"""The README's headline FailureBench table: FARL against Uni-O4 on each task, from the results
-folders the documentation's results pages show (one pre-training per task in each folder).
+"""The README's headline FailureBench table: FARL against Uni-O4 on each task of the campaign, from the
+campaign's folder alone (`farl bench --campaign`, each seed with a pre-training of its own), with how much
+of the campaign it holds.
 
     python -m farl_bringup.headline
 
@@ -10,59 +11,44 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from farl_bringup.bench import _agg, failure_ratio_interval
+from farl_bringup.bench import CAMPAIGN, _agg, failure_ratio_interval
+from farl_bringup.campaign_criteria import progress_line
 
-RESULTS = Path(__file__).resolve().parents[3] / "bench" / "results"
-HEADLINE = {
-    "fragile_push_wall": "fragile_push_wall",
-    "bounded_push": "failurebench_bounded_push",
-    "bounded_soccer": "failurebench_bounded_soccer",
-    "obstructed_push": "failurebench_obstructed_push",
-    "disturbed_push": "failurebench_disturbed_push",
-}
-"""Task -> the results folder its headline row comes from."""
+CAMPAIGN_RESULTS = Path(__file__).resolve().parents[3] / CAMPAIGN["out"] / "results.json"
 
 
-def _entry(task: str, results_root: Path) -> dict:
-    return json.loads((results_root / HEADLINE[task] / "results.json").read_text())[task]
+def _failure_episodes(entry: dict[str, Any], method: str) -> list[float]:
+    return [r["failure_episodes"] for r in entry.get("methods", {}).values() if r["method"] == method]
 
 
-def _failure_episodes(entry: dict, method: str) -> list[float]:
-    return [r["failure_episodes"] for r in entry["methods"].values() if r["method"] == method]
-
-
-def headline_table(results_root: Path = RESULTS) -> str:
+def headline_table(results_path: Path = CAMPAIGN_RESULTS) -> str:
+    """One row per campaign task (a dash where FARL or Uni-O4 has no run yet), then the progress line."""
+    results = json.loads(results_path.read_text())
     lines = [
         "| task | failure episodes, FARL | Uni-O4 | FARL / Uni-O4 (95% interval) | eval return, FARL | Uni-O4 "
         "| seeds |",
         "|---|---|---|---|---|---|---|",
     ]
-    for task, folder in HEADLINE.items():
-        entry = _entry(task, results_root)
+    for task in CAMPAIGN["tasks"]:
+        entry = results.get(task, {})
         farl, base = _failure_episodes(entry, "farl"), _failure_episodes(entry, "uni_o4")
+        if not farl or not base:
+            lines.append(f"| {task} | — | — | — | — | — | {len(farl)}, {len(base)} |")
+            continue
         ratio, lo, hi = failure_ratio_interval(farl, base)
         ef = _agg(entry, "farl", lambda r: r["after"]["return"])
         eb = _agg(entry, "uni_o4", lambda r: r["after"]["return"])
         lines.append(
-            f"| [{task}](docs/results/{folder}.md) | {np.mean(farl):.1f} ± {np.std(farl):.1f} | "
-            f"{np.mean(base):.1f} ± {np.std(base):.1f} | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | "
-            f"{ef[0]:.0f} ± {ef[1]:.0f} | {eb[0]:.0f} ± {eb[1]:.0f} | {len(farl)}, {len(base)} |"
+            f"| {task} | {np.mean(farl):.1f} ± {np.std(farl):.1f} | {np.mean(base):.1f} ± {np.std(base):.1f} | "
+            f"{ratio:.2f} ({lo:.2f}-{hi:.2f}) | {ef[0]:.0f} ± {ef[1]:.0f} | {eb[0]:.0f} ± {eb[1]:.0f} | "
+            f"{len(farl)}, {len(base)} |"
         )
-    return "\n".join(lines) + "\n"
-
-
-def mean_reduction(results_root: Path = RESULTS, tasks: tuple[str, ...] = tuple(HEADLINE)) -> float:
-    """1 - FARL / Uni-O4 failure episodes, averaged over `tasks`."""
-    entries = [_entry(task, results_root) for task in tasks]
-    return float(
-        np.mean([1 - np.mean(_failure_episodes(e, "farl")) / np.mean(_failure_episodes(e, "uni_o4")) for e in entries])
-    )
+    return "\n".join(lines) + "\n\n" + progress_line(results) + "\n"
 
 
 if __name__ == "__main__":
     print(headline_table(), end="")
-    paper = ("bounded_push", "bounded_soccer", "fragile_push_wall", "obstructed_push")
-    print(f"\nmean over the paper's four tasks: {mean_reduction(tasks=paper):.1%} fewer failure episodes")
