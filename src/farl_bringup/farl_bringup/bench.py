@@ -572,6 +572,11 @@ def _fosp_protocol(runs: list[dict[str, Any]]) -> str:
     )
 
 
+def own_before(entry: dict[str, Any], run: dict[str, Any]) -> float:
+    """A run's own pre-trained evaluation return (results made before runs recorded it: the task's one)."""
+    return float((run.get("before") or entry.get("before") or {}).get("return", float("nan")))
+
+
 def _agg(entry: dict[str, Any], method: str, key) -> tuple[float, float]:
     vals = [key(r) for r in entry["methods"].values() if r["method"] == method]
     return (float(np.mean(vals)), float(np.std(vals))) if vals else (float("nan"), float("nan"))
@@ -620,7 +625,7 @@ def summary_table(results: dict[str, Any], methods: list[str]) -> str:
                 continue
             configs.update(json.dumps(r.get("config", {}).get("steps")) for r in runs)
             # each run against its own pre-training (results made before runs recorded it: the task's one)
-            befores = [(r.get("before") or entry.get("before") or {}).get("return", float("nan")) for r in runs]
+            befores = [own_before(entry, r) for r in runs]
             before = float(np.mean(befores))
             for r, b in zip(runs, befores, strict=True):
                 counted += 1

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from farl_bringup.bench import CAMPAIGN, COLLAPSE_FRACTION, failure_ratio_interval
+from farl_bringup.bench import CAMPAIGN, COLLAPSE_FRACTION, failure_ratio_interval, own_before
 
 PAPER_TASKS = ("bounded_push", "bounded_soccer", "fragile_push_wall", "obstructed_push")
 """The paper's FailureBench tasks (the campaign adds Disturbed Push)."""
@@ -39,14 +39,8 @@ def _runs(results: dict[str, Any], task: str, method: str) -> list[dict[str, Any
     return [r for r in entry.get("methods", {}).values() if r["method"] == method]
 
 
-def _failures(results: dict[str, Any], task: str, method: str) -> list[float]:
+def failure_episodes(results: dict[str, Any], task: str, method: str) -> list[float]:
     return [float(r["failure_episodes"]) for r in _runs(results, task, method)]
-
-
-def _before(results: dict[str, Any], task: str, run: dict[str, Any]) -> float:
-    """A run's own pre-trained evaluation return (results made before runs recorded it: the task's one)."""
-    b = run.get("before") or (results.get(task) or {}).get("before") or {}
-    return float(b.get("return", float("nan")))
 
 
 def missing_runs(results: dict[str, Any], campaign: dict[str, Any] = CAMPAIGN) -> dict[str, list[str]]:
@@ -97,7 +91,7 @@ def criteria(results: dict[str, Any], campaign: dict[str, Any] = CAMPAIGN) -> li
     # Fewer failures than Uni-O4: on each paper task, then on average.
     reductions, each = {}, []
     for t in PAPER_TASKS:
-        f, b = _failures(results, t, "farl"), _failures(results, t, "uni_o4")
+        f, b = failure_episodes(results, t, "farl"), failure_episodes(results, t, "uni_o4")
         if not f or not b or np.mean(b) == 0:
             each.append(f"{t}: not run yet")
             continue
@@ -148,7 +142,7 @@ def criteria(results: dict[str, Any], campaign: dict[str, Any] = CAMPAIGN) -> li
     for t in campaign["tasks"]:
         for r in _runs(results, t, "farl"):
             counted += 1
-            b = _before(results, t, r)
+            b = own_before(results[t], r)
             if r["after"]["return"] < COLLAPSE_FRACTION * b:
                 collapsed.append(f"{t} seed {r['seed']} ({b:.0f} -> {r['after']['return']:.0f})")
     out.append(
@@ -184,10 +178,10 @@ def criteria(results: dict[str, Any], campaign: dict[str, Any] = CAMPAIGN) -> li
     # FARL against its ablations: Q_risk on average; the paper's ordering per task.
     ratios, rows = [], []
     for t in campaign["tasks"]:
-        f = _failures(results, t, "farl")
+        f = failure_episodes(results, t, "farl")
         parts = []
         for m in ("farl_qrisk", "farl_mppi"):
-            a = _failures(results, t, m)
+            a = failure_episodes(results, t, m)
             if not f or not a or np.mean(a) == 0:
                 continue
             ratio, lo, hi = failure_ratio_interval(f, a)

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from farl_bringup.bench import CAMPAIGN, _agg, failure_ratio_interval
-from farl_bringup.campaign_criteria import progress_line
+from farl_bringup.campaign_criteria import failure_episodes, progress_line
 
 CAMPAIGN_RESULTS = Path(__file__).resolve().parents[3] / CAMPAIGN["out"] / "results.json"
-
-
-def _failure_episodes(entry: dict[str, Any], method: str) -> list[float]:
-    return [r["failure_episodes"] for r in entry.get("methods", {}).values() if r["method"] == method]
 
 
 def headline_table(results_path: Path = CAMPAIGN_RESULTS) -> str:
@@ -35,7 +30,7 @@ def headline_table(results_path: Path = CAMPAIGN_RESULTS) -> str:
     ]
     for task in CAMPAIGN["tasks"]:
         entry = results.get(task, {})
-        farl, base = _failure_episodes(entry, "farl"), _failure_episodes(entry, "uni_o4")
+        farl, base = failure_episodes(results, task, "farl"), failure_episodes(results, task, "uni_o4")
         if not farl or not base:
             lines.append(f"| {task} | — | — | — | — | — | {len(farl)}, {len(base)} |")
             continue
